@@ -1,0 +1,84 @@
+"""datamesh: a governed data mesh on EKS and Istio. Reads top to bottom like the architecture."""
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster import Cluster, ClusterArgs
+from components.config import from_pulumi
+from components.istio import Istio, IstioArgs
+from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
+from components.network import Network, NetworkArgs
+
+# All configuration is validated here, before the first resource is registered.
+settings = from_pulumi()
+aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
+aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
+
+# 1. Network: VPC, public subnets for the NLB, private subnets for nodes.
+network = Network("network", NetworkArgs(
+    cluster_name=settings.cluster_name,
+    vpc_cidr=settings.vpc_cidr,
+    subnets=settings.subnets,
+    nat_gateways=settings.nat_gateways,
+    tags=settings.tag_map,
+), aws_opts)
+
+# 2. EKS cluster with private managed nodes, and the Kubernetes provider for it.
+cluster = Cluster("cluster", ClusterArgs(
+    cluster_name=settings.cluster_name,
+    kubernetes_version=settings.kubernetes_version,
+    vpc_id=network.vpc_id,
+    public_subnet_ids=network.public_subnet_ids,
+    private_subnet_ids=network.private_subnet_ids,
+    service_cidr=settings.service_cidr,
+    endpoint_public_access=settings.endpoint_public_access,
+    endpoint_private_access=settings.endpoint_private_access,
+    public_access_cidrs=settings.public_access_cidrs,
+    control_plane_logs=settings.control_plane_logs,
+    admin_principal_arns=settings.admin_principal_arns,
+    node_capacity_type=settings.node_capacity_type,
+    node_instance_types=settings.node_instance_types,
+    node_min_size=settings.node_min_size,
+    node_desired_size=settings.node_desired_size,
+    node_max_size=settings.node_max_size,
+    node_disk_size=settings.node_disk_size,
+    tags=settings.tag_map,
+), aws_opts)
+
+# 3. AWS Load Balancer Controller, so Services can get NLBs.
+lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
+    cluster_name=settings.cluster_name,
+    region=settings.region,
+    vpc_id=network.vpc_id,
+    oidc_provider_arn=cluster.oidc_provider_arn,
+    oidc_issuer=cluster.oidc_issuer,
+    provider=cluster.provider,
+    tags=settings.tag_map,
+), aws_opts)
+
+# 4. Istio: base, istiod, the ingress gateway behind an internet-facing NLB.
+istio = Istio("istio", IstioArgs(
+    release=settings.istio,
+    revision=settings.istio_revision,
+    provider=cluster.provider,
+    load_balancer_controller=lbc.release,
+))
+
+# 5. Namespaces for data products, injected once istiod is up.
+mesh = MeshNamespaces("mesh", MeshNamespacesArgs(
+    names=settings.mesh_namespaces,
+    injection_label=settings.injection_label,
+    istiod=istio.istiod,
+    provider=cluster.provider,
+))
+
+pulumi.export("clusterName", settings.cluster_name)
+pulumi.export("kubeconfig", cluster.kubeconfig)  # secret: `pulumi stack output kubeconfig --show-secrets`
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+pulumi.export("istioVersion", settings.istio.version)
+pulumi.export("meshNamespaces", list(mesh.namespaces))
+pulumi.export("ingressGatewayHostname", istio.gateway_service.status.load_balancer.ingress[0].hostname)

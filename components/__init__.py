@@ -1,0 +1,1 @@
+"""datamesh's Pulumi components; ``config`` parses the stack configuration they take."""

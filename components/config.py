@@ -1,0 +1,316 @@
+"""Stack configuration: one schema, parsed and validated before any resource exists.
+
+Every ``datamesh:*`` key the program reads is declared once, in ``SCHEMA``, with
+its type, default and description (``Pulumi.yaml`` declares the same keys for
+the CLI; a test keeps the two in step). ``load_settings`` turns the raw strings
+Pulumi hands the program into an immutable ``Settings``; any bad value raises
+``ConfigError`` with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import versions
+from components.cidr import CidrError, SubnetPlan, overlaps, plan_subnets
+
+NAMESPACE = "datamesh"
+
+
+class ConfigError(pulumi.RunError):
+    """A user mistake in stack configuration. Pulumi prints RunError without a traceback."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its Pulumi.yaml type, default (None: required) and meaning."""
+
+    type: str  # string | integer | boolean | array | object
+    description: str
+    default: Any = None
+
+
+SCHEMA: dict[str, Key] = {
+    "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
+    "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
+    "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion."),
+    "istioRevision": Key("string", "Istio revision name (e.g. 1-30). Empty: the default revision and istio-injection=enabled.", ""),
+    "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
+    "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
+    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),
+    "natGateways": Key("string", "NAT gateways: 'single' (one, cheap) or 'perAz' (one per zone, highly available).", "single"),
+    "nodeCapacityType": Key("string", "Managed node group capacity: ON_DEMAND or SPOT.", "ON_DEMAND"),
+    "nodeInstanceTypes": Key("array", "EC2 instance types for worker nodes (more than one helps SPOT).", ["m6i.large"]),
+    "nodeMinSize": Key("integer", "Minimum worker nodes (1 to 100).", 2),
+    "nodeDesiredSize": Key("integer", "Desired worker nodes, between nodeMinSize and nodeMaxSize.", 2),
+    "nodeMaxSize": Key("integer", "Maximum worker nodes (1 to 100).", 4),
+    "nodeDiskSize": Key("integer", "Worker root volume in GiB (20 to 1000).", 50),
+    "endpointPublicAccess": Key("boolean", "Expose the Kubernetes API endpoint publicly (restricted by publicAccessCidrs).", True),
+    "endpointPrivateAccess": Key("boolean", "Expose the Kubernetes API endpoint inside the VPC.", True),
+    "publicAccessCidrs": Key("array", "CIDRs allowed to reach the public API endpoint.", ["0.0.0.0/0"]),
+    "controlPlaneLogs": Key("array", "EKS control-plane log types sent to CloudWatch.", []),
+    "adminPrincipalArns": Key("array", "IAM principals given cluster-admin through EKS access entries.", []),
+    "meshNamespaces": Key("array", "Namespaces created with sidecar injection enabled, for data products.", ["data-products"]),
+    "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
+}
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
+NAT_MODES = ("single", "perAz")
+RESERVED_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, typed settings for one stack."""
+
+    stack: str
+    region: str
+    cluster_name: str
+    kubernetes_version: str
+    istio: versions.IstioRelease
+    istio_revision: str
+    vpc_cidr: str
+    service_cidr: str
+    subnets: tuple[SubnetPlan, ...]
+    nat_gateways: str
+    node_capacity_type: str
+    node_instance_types: tuple[str, ...]
+    node_min_size: int
+    node_desired_size: int
+    node_max_size: int
+    node_disk_size: int
+    endpoint_public_access: bool
+    endpoint_private_access: bool
+    public_access_cidrs: tuple[str, ...]
+    control_plane_logs: tuple[str, ...]
+    admin_principal_arns: tuple[str, ...]
+    mesh_namespaces: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+
+    @property
+    def availability_zones(self) -> tuple[str, ...]:
+        return tuple(s.availability_zone for s in self.subnets)
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        """Tags for every AWS resource: the stack's own plus ownership tags."""
+        return {**dict(self.tags), "datamesh:stack": self.stack, "datamesh:cluster": self.cluster_name}
+
+    @property
+    def injection_label(self) -> tuple[str, str]:
+        """The namespace label that turns on sidecar injection for this revision."""
+        if self.istio_revision:
+            return ("istio.io/rev", self.istio_revision)
+        return ("istio-injection", "enabled")
+
+
+# --- raw value parsing -------------------------------------------------------
+
+
+def _fail(key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{NAMESPACE}:{key}: {problem}")
+
+
+def _parse(key: str, spec: Key, raw: str | None) -> Any:
+    """Turn the string Pulumi passes into the declared type, or the default."""
+    if raw is None:
+        if spec.default is None:
+            raise _fail(key, f"is required ({spec.description})")
+        return spec.default
+    if spec.type == "string":
+        return raw
+    if spec.type == "integer":
+        try:
+            return int(raw, 10)
+        except ValueError:
+            raise _fail(key, f"must be a whole number, got {raw!r}") from None
+    if spec.type == "boolean":
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise _fail(key, f"must be true or false, got {raw!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise _fail(key, f"must be a YAML {'list' if spec.type == 'array' else 'map'}, got {raw!r}") from None
+    if spec.type == "array":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(key, f"must be a list of strings, got {raw}")
+        return value
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _fail(key, f"must be a map of string to string, got {raw}")
+    return value
+
+
+def _cidr(key: str, value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as exc:
+        raise _fail(key, f"{value!r} is not a valid IPv4 network CIDR ({exc})") from None
+
+
+def _int_range(key: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise _fail(key, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _unique(key: str, values: list[str]) -> tuple[str, ...]:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise _fail(key, f"lists {v!r} twice")
+        seen.add(v)
+    return tuple(values)
+
+
+def _each(key: str, values: list[str], ok: Callable[[str], bool], what: str) -> list[str]:
+    for v in values:
+        if not ok(v):
+            raise _fail(key, f"{v!r} is not {what}")
+    return values
+
+
+# --- the whole stack ---------------------------------------------------------
+
+
+def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Settings:
+    """Validate the ``datamesh:*`` config map (``raw``, keys without namespace) and ``aws:region``."""
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        known = ", ".join(sorted(SCHEMA))
+        raise _fail(unknown[0], f"is not a known key (known keys: {known})")
+    v = {key: _parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items()}
+
+    if not region:
+        raise ConfigError("aws:region: is required (pulumi config set aws:region <region>)")
+    if not _REGION.match(region):
+        raise ConfigError(f"aws:region: {region!r} is not an AWS region name")
+
+    cluster_name = v["clusterName"] or f"datamesh-{stack}"
+    if not _CLUSTER_NAME.match(cluster_name):
+        raise _fail("clusterName", f"{cluster_name!r} must start with a letter and hold only letters, digits and '-' (100 at most)")
+
+    k8s = v["kubernetesVersion"]
+    if k8s not in versions.KUBERNETES_VERSIONS:
+        raise _fail("kubernetesVersion", f"{k8s!r} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
+    try:
+        istio = versions.istio_release(v["istioVersion"], k8s)
+    except versions.UnsupportedVersionError as exc:
+        raise _fail("istioVersion", str(exc)) from None
+    revision = v["istioRevision"]
+    if revision and not _DNS_LABEL.match(revision):
+        raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
+
+    vpc_cidr = _cidr("vpcCidr", v["vpcCidr"])
+    if ipaddress.IPv4Network(vpc_cidr).prefixlen > 24:
+        raise _fail("vpcCidr", f"{vpc_cidr} is too small; use /16 to /24")
+    service_cidr = _cidr("serviceCidr", v["serviceCidr"])
+    if overlaps(vpc_cidr, service_cidr):
+        raise _fail("serviceCidr", f"{service_cidr} overlaps vpcCidr {vpc_cidr}")
+
+    zones = _unique("availabilityZones", v["availabilityZones"])
+    if not 2 <= len(zones) <= 6:
+        raise _fail("availabilityZones", f"EKS needs 2 to 6 zones, got {len(zones)}")
+    for zone in zones:
+        if not re.fullmatch(re.escape(region) + r"[a-z]", zone):
+            raise _fail("availabilityZones", f"{zone!r} is not a zone of aws:region {region}")
+    try:
+        subnets = tuple(plan_subnets(vpc_cidr, list(zones)))
+    except CidrError as exc:
+        raise _fail("vpcCidr", str(exc)) from None
+
+    if v["natGateways"] not in NAT_MODES:
+        raise _fail("natGateways", f"must be one of {', '.join(NAT_MODES)}, got {v['natGateways']!r}")
+    if v["nodeCapacityType"] not in CAPACITY_TYPES:
+        raise _fail("nodeCapacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {v['nodeCapacityType']!r}")
+    instance_types = _unique("nodeInstanceTypes", _each(
+        "nodeInstanceTypes", v["nodeInstanceTypes"], _INSTANCE_TYPE.match, "an EC2 instance type like m6i.large"))
+    if not instance_types:
+        raise _fail("nodeInstanceTypes", "must list at least one instance type")
+    low = _int_range("nodeMinSize", v["nodeMinSize"], 1, 100)
+    high = _int_range("nodeMaxSize", v["nodeMaxSize"], 1, 100)
+    if low > high:
+        raise _fail("nodeMinSize", f"{low} is above nodeMaxSize {high}")
+    desired = _int_range("nodeDesiredSize", v["nodeDesiredSize"], low, high)
+    disk = _int_range("nodeDiskSize", v["nodeDiskSize"], 20, 1000)
+
+    public_cidrs = _unique("publicAccessCidrs", [_cidr("publicAccessCidrs", c) for c in v["publicAccessCidrs"]])
+    if not v["endpointPublicAccess"] and not v["endpointPrivateAccess"]:
+        raise _fail("endpointPublicAccess", "and endpointPrivateAccess are both false: nothing could reach the API")
+    if v["endpointPublicAccess"] and not public_cidrs:
+        raise _fail("publicAccessCidrs", "is empty while endpointPublicAccess is true")
+    logs = _unique("controlPlaneLogs", _each(
+        "controlPlaneLogs", v["controlPlaneLogs"], LOG_TYPES.__contains__, f"one of {', '.join(LOG_TYPES)}"))
+    admins = _unique("adminPrincipalArns", _each(
+        "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.match, "an IAM role or user ARN"))
+
+    namespaces = _unique("meshNamespaces", _each(
+        "meshNamespaces", v["meshNamespaces"], lambda n: bool(_DNS_LABEL.match(n)) and len(n) <= 63,
+        "a DNS label (lowercase letters, digits, '-', 63 at most)"))
+    for ns in namespaces:
+        if ns in RESERVED_NAMESPACES:
+            raise _fail("meshNamespaces", f"{ns!r} is reserved for the platform")
+
+    for tag_key in v["tags"]:
+        if not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
+            raise _fail("tags", f"{tag_key!r} is not a usable AWS tag key")
+
+    return Settings(
+        stack=stack,
+        region=region,
+        cluster_name=cluster_name,
+        kubernetes_version=k8s,
+        istio=istio,
+        istio_revision=revision,
+        vpc_cidr=vpc_cidr,
+        service_cidr=service_cidr,
+        subnets=subnets,
+        nat_gateways=v["natGateways"],
+        node_capacity_type=v["nodeCapacityType"],
+        node_instance_types=instance_types,
+        node_min_size=low,
+        node_desired_size=desired,
+        node_max_size=high,
+        node_disk_size=disk,
+        endpoint_public_access=v["endpointPublicAccess"],
+        endpoint_private_access=v["endpointPrivateAccess"],
+        public_access_cidrs=public_cidrs if v["endpointPublicAccess"] else (),
+        control_plane_logs=logs,
+        admin_principal_arns=admins,
+        mesh_namespaces=namespaces,
+        tags=tuple(sorted(v["tags"].items())),
+    )
+
+
+def raw_config(namespace: str = NAMESPACE) -> dict[str, str]:
+    """Every ``<namespace>:*`` value the Pulumi runtime was given, keys without the namespace.
+
+    ``pulumi.Config`` cannot list keys, and unknown keys must be refused, so this
+    reads the same two places ``pulumi.Config`` reads from.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{namespace}:"
+    return {k[len(prefix):]: str(v) for k, v in merged.items() if k.startswith(prefix)}
+
+
+def from_pulumi() -> Settings:
+    """Settings for the running stack, from the Pulumi runtime's configuration."""
+    return load_settings(raw_config(), pulumi.get_stack(), pulumi.Config("aws").get("region"))

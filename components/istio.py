@@ -1,0 +1,143 @@
+"""Istio through its Helm charts, and the ingress gateway behind an AWS NLB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.helm import merge_values, pinned_release
+
+SYSTEM_NAMESPACE = "istio-system"
+INGRESS_NAMESPACE = "istio-ingress"
+GATEWAY_NAME = "istio-ingressgateway"
+# The selector Gateway resources use to pick this gateway.
+GATEWAY_SELECTOR = {"istio": "ingressgateway"}
+STATUS_PORT = 15021
+
+NLB_ANNOTATIONS = {
+    # "external" hands the Service to the load balancer controller, not the in-tree
+    # cloud provider; it must be set at creation (changing it later leaks the NLB).
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(STATUS_PORT),
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz/ready",
+}
+
+
+def chart_values(revision: str) -> dict[str, dict[str, Any]]:
+    """Default values of the three charts, keyed by chart."""
+    rev = {"revision": revision} if revision else {}
+    return {
+        "base": {"defaultRevision": revision or "default"},
+        "istiod": {
+            **rev,
+            "pilot": {"autoscaleMin": 2, "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}}},
+            "meshConfig": {"accessLogFile": "/dev/stdout", "enablePrometheusMerge": True},
+            "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
+        },
+        "gateway": {
+            **rev,
+            "labels": dict(GATEWAY_SELECTOR),
+            # No chart Service: the NLB Service is a resource of its own, so Pulumi
+            # waits for its deletion (the controller's finalizer) before the controller goes.
+            "service": {"type": "None"},
+            "autoscaling": {"minReplicas": 2},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class IstioArgs:
+    """Inputs of ``Istio``.
+
+    Attributes:
+        release: the pinned Istio release (chart version == Istio version).
+        revision: Istio revision name, or "" for the default revision.
+        provider: the cluster's Kubernetes provider.
+        load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
+        values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
+    """
+
+    release: versions.IstioRelease
+    revision: str
+    provider: k8s.Provider
+    load_balancer_controller: pulumi.Resource
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Istio(pulumi.ComponentResource):
+    """Creates: the ``istio-system`` and ``istio-ingress`` namespaces; the
+    ``base`` release (CRDs), then ``istiod``, then the ``gateway`` release, each
+    waiting for the one before; and the gateway's LoadBalancer Service, which
+    the load balancer controller turns into an internet-facing NLB with IP
+    targets. That Service depends on the controller's release, so it is created
+    after the controller serves its webhook and deleted, NLB and all, before
+    the controller is removed.
+    """
+
+    istiod: k8s.helm.v3.Release
+    gateway_service: k8s.core.v1.Service
+
+    def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:istio:Istio", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        defaults = chart_values(args.revision)
+        values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
+
+        def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+            return pinned_release(
+                release,
+                chart=chart_name,
+                version=args.release.version,
+                repo=versions.ISTIO_CHART_REPO,
+                namespace=namespace.metadata.name,
+                values=values[chart_name],
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=after)),
+            )
+
+        system_ns = k8s.core.v1.Namespace(
+            SYSTEM_NAMESPACE, metadata={"name": SYSTEM_NAMESPACE}, opts=k8s_opts
+        )
+        ingress_ns = k8s.core.v1.Namespace(
+            INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE}, opts=k8s_opts
+        )
+        base = chart("istio-base", "base", system_ns, [])
+        self.istiod = chart("istiod", "istiod", system_ns, [base])
+        # Gateway pods are injected by istiod, so istiod must be serving first.
+        gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
+
+        self.gateway_service = k8s.core.v1.Service(
+            GATEWAY_NAME,
+            metadata={
+                "name": GATEWAY_NAME,
+                "namespace": ingress_ns.metadata.name,
+                "labels": {"app": GATEWAY_NAME, **GATEWAY_SELECTOR},
+                "annotations": NLB_ANNOTATIONS,
+            },
+            spec={
+                "type": "LoadBalancer",
+                "selector": dict(GATEWAY_SELECTOR),
+                "ports": [
+                    {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
+                    {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"},
+                    {"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"},
+                ],
+            },
+            # The controller first: its webhook must serve before the Service is made,
+            # and on destroy this Service (awaited until its finalizer clears, i.e. the
+            # NLB is gone) is deleted before the controller.
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(depends_on=[args.load_balancer_controller, gateway])
+            ),
+        )
+        self.register_outputs({
+            "istiod": self.istiod.name,
+            "gateway": gateway.name,
+            "gatewayHostname": self.gateway_service.status.load_balancer.ingress[0].hostname,
+        })

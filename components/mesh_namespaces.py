@@ -1,0 +1,53 @@
+"""Namespaces where data products run with Istio sidecars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class MeshNamespacesArgs:
+    """Inputs of ``MeshNamespaces``.
+
+    Attributes:
+        names: the namespaces to create.
+        injection_label: the label that turns on injection, ``("istio-injection", "enabled")``
+            or ``("istio.io/rev", <revision>)``.
+        istiod: istiod's Helm release; the namespaces wait for it.
+        provider: the cluster's Kubernetes provider.
+    """
+
+    names: tuple[str, ...]
+    injection_label: tuple[str, str]
+    istiod: pulumi.Resource
+    provider: k8s.Provider
+
+
+class MeshNamespaces(pulumi.ComponentResource):
+    """Creates one Namespace per name, labelled for sidecar injection.
+
+    Each depends on istiod's release, which waits until istiod is ready: the
+    label only appears once the injector can serve, so no pod in these
+    namespaces ever starts without its sidecar.
+    """
+
+    namespaces: dict[str, k8s.core.v1.Namespace]
+
+    def __init__(self, name: str, args: MeshNamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:mesh:MeshNamespaces", name, None, opts)
+        key, value = args.injection_label
+        self.namespaces = {
+            ns: k8s.core.v1.Namespace(
+                ns,
+                metadata={
+                    "name": ns,
+                    "labels": {key: value, "app.kubernetes.io/part-of": "datamesh"},
+                },
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod]),
+            )
+            for ns in args.names
+        }
+        self.register_outputs({"namespaces": list(self.namespaces)})

@@ -1,0 +1,154 @@
+"""The VPC the cluster and its load balancers live in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cidr import SubnetPlan
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Inputs of ``Network``.
+
+    Attributes:
+        cluster_name: the EKS cluster that will use the subnets; subnets carry
+            ``kubernetes.io/cluster/<name>=shared`` so its load balancer controller finds them.
+        vpc_cidr: the VPC's IPv4 CIDR.
+        subnets: one private/public CIDR pair per availability zone (``cidr.plan_subnets``).
+        nat_gateways: ``single`` (one NAT gateway in the first zone) or ``perAz``.
+        tags: tags for every resource, on top of the provider's default tags.
+    """
+
+    cluster_name: str
+    vpc_cidr: str
+    subnets: tuple[SubnetPlan, ...]
+    nat_gateways: str
+    tags: dict[str, str]
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC with a public and a private subnet in each availability zone.
+
+    Creates: the VPC; an internet gateway; per zone a public subnet (tagged
+    ``kubernetes.io/role/elb=1``, for internet-facing load balancers) and a
+    private subnet (tagged ``kubernetes.io/role/internal-elb=1``, for nodes and
+    internal load balancers); one public route table with a default route to
+    the internet gateway and its associations; NAT gateways with their Elastic
+    IPs (one, or one per zone); per zone a private route table with a default
+    route through its NAT gateway, and its association.
+    """
+
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def tags(resource_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+            return {**args.tags, "Name": f"{args.cluster_name}-{resource_name}", **(extra or {})}
+
+        cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            enable_dns_hostnames=True,  # EKS nodes and private endpoint need DNS hostnames
+            enable_dns_support=True,
+            tags=tags("vpc"),
+            opts=child,
+        )
+        vpc_child = pulumi.ResourceOptions(parent=vpc)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=vpc_child)
+
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=tags("public"), opts=vpc_child)
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=public_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=igw.id,
+            opts=pulumi.ResourceOptions(parent=public_rt),
+        )
+
+        public_subnets: list[aws.ec2.Subnet] = []
+        private_subnets: list[aws.ec2.Subnet] = []
+        nat_ids: list[pulumi.Output[str]] = []
+        for plan in args.subnets:
+            zone = plan.availability_zone
+            public = aws.ec2.Subnet(
+                f"{name}-public-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=plan.public_cidr,
+                availability_zone=zone,
+                # NAT gateways and NLBs have their own public IPs; nothing else should get one.
+                map_public_ip_on_launch=False,
+                tags=tags(f"public-{zone}", {**cluster_tag, "kubernetes.io/role/elb": "1"}),
+                opts=vpc_child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{zone}",
+                subnet_id=public.id,
+                route_table_id=public_rt.id,
+                opts=pulumi.ResourceOptions(parent=public),
+            )
+            public_subnets.append(public)
+
+            private = aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=plan.private_cidr,
+                availability_zone=zone,
+                tags=tags(f"private-{zone}", {**cluster_tag, "kubernetes.io/role/internal-elb": "1"}),
+                opts=vpc_child,
+            )
+            private_subnets.append(private)
+
+            if args.nat_gateways == "perAz" or not nat_ids:
+                eip = aws.ec2.Eip(
+                    f"{name}-nat-{zone}",
+                    domain="vpc",
+                    tags=tags(f"nat-{zone}"),
+                    opts=pulumi.ResourceOptions(parent=public),
+                )
+                nat = aws.ec2.NatGateway(
+                    f"{name}-nat-{zone}",
+                    allocation_id=eip.id,
+                    subnet_id=public.id,
+                    tags=tags(f"nat-{zone}"),
+                    # A NAT gateway without a route to the internet gateway cannot work.
+                    opts=pulumi.ResourceOptions(parent=public, depends_on=[igw]),
+                )
+                nat_ids.append(nat.id)
+
+            private_rt = aws.ec2.RouteTable(
+                f"{name}-private-{zone}", vpc_id=vpc.id, tags=tags(f"private-{zone}"), opts=vpc_child
+            )
+            aws.ec2.Route(
+                f"{name}-private-{zone}-default",
+                route_table_id=private_rt.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=nat_ids[-1],
+                opts=pulumi.ResourceOptions(parent=private_rt),
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}",
+                subnet_id=private.id,
+                route_table_id=private_rt.id,
+                opts=pulumi.ResourceOptions(parent=private),
+            )
+
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "publicSubnetIds": self.public_subnet_ids,
+                "privateSubnetIds": self.private_subnet_ids,
+            }
+        )

@@ -1,0 +1,80 @@
+"""The support matrix: every version this program deploys, pinned in one place.
+
+Sources (checked 2026-11): Istio's "officially supported on Kubernetes versions"
+line in each release announcement (istio.io news/releases/<minor>.x/announcing-<minor>);
+the Amazon EKS Kubernetes versions page (standard and extended support); the
+aws-load-balancer-controller release and its eks-charts chart. The README's
+version matrix is generated from this module's data and a test keeps it in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# EKS Kubernetes versions the program accepts, oldest first, with the end of
+# EKS standard support (extended support runs 12 months more, at extra cost).
+KUBERNETES_STANDARD_SUPPORT_ENDS = {
+    "1.33": "2026-07-29",
+    "1.34": "2026-12-02",
+    "1.35": "2027-03-27",
+}
+KUBERNETES_VERSIONS = tuple(KUBERNETES_STANDARD_SUPPORT_ENDS)
+
+
+@dataclass(frozen=True)
+class IstioRelease:
+    """One pinned Istio patch release and the Kubernetes minors Istio supports it on."""
+
+    version: str
+    kubernetes: tuple[str, ...]
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def _k8s_range(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"1.{m}" for m in range(first, last + 1))
+
+
+# Chart version == Istio version for the base, istiod and gateway charts.
+ISTIO_RELEASES = {
+    r.version: r
+    for r in (
+        IstioRelease("1.28.10", _k8s_range(29, 34)),
+        IstioRelease("1.29.8", _k8s_range(31, 35)),
+        IstioRelease("1.30.5", _k8s_range(32, 36)),
+    )
+}
+ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
+
+# AWS Load Balancer Controller: chart 1.X.Y ships controller v2.X.Y. The IAM
+# policy file is the controller's docs/install/iam_policy.json of exactly this
+# version, verbatim (as AWS CDK also ships it: aws-cdk-lib 2.276.0,
+# aws-eks/lib/addons/alb-iam_policy-v2.17.1.json); its digest is pinned so an
+# edit, say a widened action, fails the tests.
+LBC_CHART_REPO = "https://aws.github.io/eks-charts"
+LBC_CHART = "aws-load-balancer-controller"
+LBC_CHART_VERSION = "1.17.1"
+LBC_APP_VERSION = "v2.17.1"
+LBC_IAM_POLICY_FILE = "aws-load-balancer-controller-v2.17.1.json"
+LBC_IAM_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
+
+
+class UnsupportedVersionError(ValueError):
+    """A version, or a pair of versions, outside the matrix."""
+
+
+def istio_release(version: str, kubernetes_version: str) -> IstioRelease:
+    """The pinned Istio release ``version``, if it supports ``kubernetes_version``."""
+    release = ISTIO_RELEASES.get(version)
+    if release is None:
+        raise UnsupportedVersionError(f"{version!r} is not a pinned Istio release; pinned: {', '.join(ISTIO_RELEASES)}")
+    if kubernetes_version not in release.kubernetes:
+        fits = [r.version for r in ISTIO_RELEASES.values() if kubernetes_version in r.kubernetes]
+        raise UnsupportedVersionError(
+            f"Istio {version} does not support Kubernetes {kubernetes_version} "
+            f"(it supports {release.kubernetes[0]} to {release.kubernetes[-1]}); "
+            f"releases that do: {', '.join(fits) or 'none'}"
+        )
+    return release

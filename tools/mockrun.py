@@ -1,0 +1,219 @@
+"""Run the Pulumi program under the SDK's mock runtime and record what it registers.
+
+This is how the program runs without the Pulumi CLI, a cloud account or a
+network: the offline render and the tests both go through ``run_program``.
+A recording monitor keeps every registration request as the engine would see
+it: parent, provider, dependencies (explicit and through inputs) and the
+inputs with secrets still marked, so the render can mask them.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import get_root_resource, reset_options
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+PLACEHOLDER_ACCOUNT = "000000000000"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Registration:
+    """One RegisterResource request, as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    provider: str | None
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    # Components (remote ones like eks:index:Cluster among them) get a map of providers instead.
+    providers: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "provider": self.provider,
+            "providers": self.providers,
+            "dependencies": self.dependencies,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class RunResult:
+    """Everything one mock run registered, in registration order, and the stack outputs."""
+
+    resources: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Registration:
+        found = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} named {name}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.resources}
+
+
+def plain(value: Any) -> Any:
+    """A wire value as plain JSON: secrets masked, unknowns marked, resource references as URNs."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            return SECRET
+        if sig == rpc._special_resource_sig:
+            return {"$resource": value.get("urn")}
+        if sig == rpc._special_output_value_sig:
+            if value.get("secret"):
+                return SECRET
+            return plain(value["value"]) if "value" in value else UNKNOWN
+        if sig in (rpc._special_asset_sig, rpc._special_archive_sig):
+            return {"$asset": value.get("path") or value.get("uri") or "[inline]"}
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf Structs carry every number as a double
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also keeps each request's parent, provider and dependencies."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        deps = set(request.dependencies)
+        for prop in request.propertyDependencies.values():
+            deps.update(prop.urns)
+        self.registrations.append(Registration(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent or None,
+            provider=request.provider or None,
+            dependencies=sorted(deps),
+            inputs=plain(json_format.MessageToDict(request.object)),
+            providers=dict(request.providers),
+        ))
+        return response
+
+
+class PlaceholderMocks(pulumi_mocks.Mocks):
+    """Answers for what only the cloud would know: visibly placeholders, never real-looking secrets."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        name, state = args.name, dict(args.inputs)
+        if args.typ.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", state
+        if args.typ == "eks:index:Cluster":
+            issuer = f"oidc.eks.{self.region}.amazonaws.com/id/PLACEHOLDER"
+            cluster = args.inputs.get("name", name)
+            state.update({
+                "kubeconfigJson": json.dumps({
+                    "apiVersion": "v1", "kind": "Config",
+                    "clusters": [{"name": cluster, "cluster": {"server": f"https://PLACEHOLDER.{self.region}.eks.amazonaws.com"}}],
+                }),
+                "oidcIssuer": issuer,
+                "oidcProviderUrl": f"https://{issuer}",
+                "oidcProviderArn": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:oidc-provider/{issuer}",
+                "clusterSecurityGroupId": "sg-PLACEHOLDER-cluster",
+                "nodeSecurityGroupId": "sg-PLACEHOLDER-cluster",
+            })
+            return None, state
+        if not args.custom:
+            return None, state
+        if args.typ.startswith("aws:"):
+            service = args.typ.split(":")[1].split("/")[0]
+            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{PLACEHOLDER_ACCOUNT}:{name}")
+            if args.typ in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
+                state.setdefault("name", f"{name}-PLACEHOLDER")
+            if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+                state["latestVersion"] = 1
+            if args.typ == "aws:kms/key:Key":
+                state["keyId"] = f"{name}-PLACEHOLDER-key-id"
+            if args.typ == "aws:eks/nodeGroup:NodeGroup":
+                state.setdefault("nodeGroupName", f"{name}-PLACEHOLDER")
+        if args.typ == "kubernetes:core/v1:Service" and state.get("spec", {}).get("type") == "LoadBalancer":
+            state["status"] = {"loadBalancer": {"ingress": [
+                {"hostname": f"PLACEHOLDER-{name}.elb.{self.region}.amazonaws.com"}
+            ]}}
+        return f"{name}-PLACEHOLDER-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        # The program makes no invokes; one appearing here is a new cloud lookup the render must learn to fake.
+        raise NotImplementedError(f"offline render has no answer for invoke {args.token}")
+
+
+def _resolve_outputs(exports: dict[str, Any]) -> Any:
+    async def resolve() -> dict[str, Any]:
+        result = {}
+        for key, value in exports.items():
+            out = pulumi.Output.from_input(value)
+            if await out.is_secret():
+                result[key] = SECRET
+            else:
+                result[key] = plain(await out.future()) if await out.is_known() else UNKNOWN
+        return result
+    return resolve()
+
+
+def run_program(
+    config: dict[str, str],
+    secret_keys: list[str],
+    stack: str,
+    project: str = "datamesh",
+    program: Path = PROJECT_ROOT / "__main__.py",
+) -> RunResult:
+    """Run ``program`` under mocks with ``config`` (full ``ns:key`` names, string values).
+
+    Not a preview: with ``preview=False`` every apply runs, so nothing the
+    program computes is left unknown. Exceptions the program raises
+    (``ConfigError`` first among them) propagate after pending work settles.
+    """
+    reset_options(project=project, stack=stack, preview=False)
+    set_all_config(dict(config), list(secret_keys))
+    region = config.get("aws:region", "us-east-1")
+    monitor = RecordingMonitor(PlaceholderMocks(region))
+    pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    async def program_then_outputs() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+        root = get_root_resource()
+        outputs.update(await _resolve_outputs(dict(getattr(root, "outputs", {}))))
+
+    _sync_await(run_pulumi_func(program_then_outputs))
+    return RunResult(resources=list(monitor.registrations), outputs=outputs)

@@ -1,0 +1,105 @@
+"""Offline render: run the real program under Pulumi's mock runtime and write what it declares.
+
+    python -m tools.render --stack dev --out DIR [--config FILE]
+
+Writes DIR/resources.json (every registered resource: urn, type, name, parent,
+provider, dependencies, inputs with secrets as "[secret]"), DIR/manifests/
+(every Kubernetes object the program declares itself, as YAML) and
+DIR/outputs.json (stack outputs, secrets masked), then prints a summary.
+Exit 0 on success; 2 on invalid configuration, with one line on stderr and
+nothing written. No Pulumi CLI, cloud credentials or network are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import ConfigError
+from tools.mockrun import PROJECT_ROOT, Registration, RunResult, run_program
+from tools.stackconfig import StackConfigError, load_stack_config
+
+EXIT_OK = 0
+EXIT_INVALID_CONFIG = 2
+
+# Kubernetes types the program does not declare object by object.
+_NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
+
+
+def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT) -> RunResult:
+    """Run the program for ``stack``; raises ``StackConfigError`` or ``ConfigError`` for bad input."""
+    cfg = load_stack_config(project_dir, stack, config_file)
+    return run_program(cfg.values, cfg.secret_keys, stack=stack, project=cfg.project,
+                       program=project_dir / "__main__.py")
+
+
+def is_manifest(reg: Registration) -> bool:
+    return reg.type.startswith("kubernetes:") and reg.custom and not _NOT_MANIFESTS.search(reg.type)
+
+
+def manifest(reg: Registration) -> dict[str, Any]:
+    """The Kubernetes object a resource declares, as kubectl would take it."""
+    obj = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
+    head = {k: obj.pop(k) for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return {**head, **obj}
+
+
+def manifest_filename(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    parts = [obj.get("kind", "object").lower(), meta.get("namespace") or "cluster", meta.get("name", "unnamed")]
+    return "-".join(re.sub(r"[^a-z0-9.-]+", "-", str(p).lower()) for p in parts) + ".yaml"
+
+
+def write_render(result: RunResult, out: Path) -> dict[str, int]:
+    """Write the render into ``out``; return resources per type."""
+    resources = sorted(result.resources, key=lambda r: r.urn)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resources.json").write_text(json.dumps([r.as_json() for r in resources], indent=2) + "\n")
+    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
+
+    manifests = out / "manifests"
+    if manifests.exists():
+        shutil.rmtree(manifests)  # a stale object from an older render would mislead a diff
+    manifests.mkdir()
+    for reg in resources:
+        if is_manifest(reg):
+            obj = manifest(reg)
+            (manifests / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+    return dict(Counter(r.type for r in resources))
+
+
+def summary(counts: dict[str, int]) -> str:
+    width = max(len(t) for t in counts)
+    lines = [f"{t:<{width}}  {n}" for t, n in sorted(counts.items())]
+    lines.append(f"{'total':<{width}}  {sum(counts.values())}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write the render into")
+    parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    args = parser.parse_args(argv)
+
+    try:
+        result = render_stack(args.stack, args.config)
+    except (StackConfigError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    counts = write_render(result, args.out)
+    print(f"rendered stack {args.stack} into {args.out}")
+    print(summary(counts))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
