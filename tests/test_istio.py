@@ -1,0 +1,64 @@
+"""Istio: three pinned charts in order, the NLB gateway Service, injected namespaces."""
+
+from components import versions
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+
+
+def test_three_istio_charts_pinned_to_the_configured_release(dev):
+    charts = {r.inputs["chart"]: r.inputs for r in dev.of_type(RELEASE) if r.inputs["repositoryOpts"]["repo"] == versions.ISTIO_CHART_REPO}
+    assert set(charts) == {"base", "istiod", "gateway"}
+    assert {c["version"] for c in charts.values()} == {"1.30.5"}
+    assert charts["base"]["namespace"] == charts["istiod"]["namespace"] == "istio-system"
+    assert charts["gateway"]["namespace"] == "istio-ingress"
+    assert charts["gateway"]["values"]["labels"] == {"istio": "ingressgateway"}
+    assert charts["gateway"]["values"]["service"] == {"type": "None"}
+
+
+def test_charts_install_in_order(dev):
+    base, istiod, gateway = (dev.one(RELEASE, n) for n in ("istio-base", "istiod", "istio-ingressgateway"))
+    assert base.urn in istiod.dependencies
+    assert istiod.urn in gateway.dependencies
+
+
+def test_gateway_service_is_an_internet_facing_ip_target_nlb(dev):
+    svc = dev.one("kubernetes:core/v1:Service", "istio-ingressgateway").inputs
+    annotations = svc["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["selector"] == {"istio": "ingressgateway"}
+    assert svc["metadata"]["namespace"] == "istio-ingress"
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"status-port": 15021, "http2": 80, "https": 443}
+
+
+def test_gateway_hostname_is_a_stack_output(dev):
+    assert dev.outputs["ingressGatewayHostname"].startswith("PLACEHOLDER-")
+
+
+def test_mesh_namespaces_are_labelled_for_injection_after_istiod(dev):
+    istiod = dev.one(RELEASE, "istiod")
+    ns = dev.one(NAMESPACE, "data-products")
+    assert ns.inputs["metadata"]["labels"]["istio-injection"] == "enabled"
+    assert istiod.urn in ns.dependencies
+    assert dev.outputs["meshNamespaces"] == ["data-products"]
+
+
+def test_platform_namespaces_are_not_injected(dev):
+    for name in ("istio-system", "istio-ingress"):
+        labels = dev.one(NAMESPACE, name).inputs["metadata"].get("labels", {})
+        assert "istio-injection" not in labels and "istio.io/rev" not in labels
+
+
+def test_revision_labels_namespaces_and_charts(tmp_path):
+    from tests.conftest import render_variant
+
+    result = render_variant(tmp_path, {"datamesh:istioRevision": "1-30", "datamesh:meshNamespaces": ["features", "models"]})
+    for name in ("features", "models"):
+        labels = result.one(NAMESPACE, name).inputs["metadata"]["labels"]
+        assert labels["istio.io/rev"] == "1-30" and "istio-injection" not in labels
+    assert result.one(RELEASE, "istiod").inputs["values"]["revision"] == "1-30"
+    assert result.one(RELEASE, "istio-ingressgateway").inputs["values"]["revision"] == "1-30"
+    assert result.one(RELEASE, "istio-base").inputs["values"]["defaultRevision"] == "1-30"
