@@ -1,0 +1,66 @@
+"""The support matrix: pinned versions, valid pairs, and the README in step with the code."""
+
+import re
+
+import pytest
+
+from components import versions
+from components.versions import UnsupportedVersionError, istio_release
+from tests.conftest import ROOT, stack_file
+
+
+def test_every_supported_kubernetes_version_has_an_istio_release():
+    for k8s in versions.KUBERNETES_VERSIONS:
+        assert any(k8s in r.kubernetes for r in versions.ISTIO_RELEASES.values()), k8s
+
+
+def test_istio_releases_are_exact_patch_versions():
+    for version in versions.ISTIO_RELEASES:
+        assert re.fullmatch(r"1\.\d+\.\d+", version)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", versions.LBC_CHART_VERSION)
+    assert versions.LBC_APP_VERSION == "v2." + versions.LBC_CHART_VERSION.split(".", 1)[1]
+
+
+def test_unsupported_pair_names_the_releases_that_fit():
+    with pytest.raises(UnsupportedVersionError, match=r"releases that do: 1\.29\.8, 1\.30\.5"):
+        istio_release("1.28.10", "1.35")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stacks_use_a_supported_pair(stack):
+    config = stack_file(stack)["config"]
+    release = istio_release(config["datamesh:istioVersion"], config["datamesh:kubernetesVersion"])
+    assert config["datamesh:kubernetesVersion"] in release.kubernetes
+
+
+def test_readme_matrix_matches_the_code():
+    readme = (ROOT / "README.md").read_text()
+    for release in versions.ISTIO_RELEASES.values():
+        row = f"| Istio {release.version} | {release.kubernetes[0]} to {release.kubernetes[-1]} |"
+        assert row in readme, row
+    for k8s, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items():
+        assert f"| Kubernetes {k8s} | {ends} |" in readme, k8s
+    assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in readme
+
+
+def test_readme_configuration_reference_matches_the_schema():
+    import json
+
+    from components.config import SCHEMA
+
+    readme = (ROOT / "README.md").read_text()
+    for key, spec in SCHEMA.items():
+        if spec.default is None:
+            default = "required"
+        elif isinstance(spec.default, str):
+            default = f"`{spec.default}`" if spec.default else '`""`'
+        else:
+            default = f"`{json.dumps(spec.default)}`"
+        row = f"| `datamesh:{key}` | {spec.type} | {default} | {spec.description} |"
+        assert row in readme, row
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "requirements-test.txt" in line and line.startswith("python3"))
+    assert command in (ROOT / ".ci" / "run").read_text()
