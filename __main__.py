@@ -1,17 +1,24 @@
 """datamesh: a governed data mesh on EKS and Istio. Reads top to bottom like the architecture."""
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 
+from components import catalog
 from components.cluster import Cluster, ClusterArgs
 from components.config import from_pulumi
+from components.data_product import DataProduct, DataProductArgs
 from components.istio import Istio, IstioArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
 from components.network import Network, NetworkArgs
+from components.products import load_products
 
-# All configuration is validated here, before the first resource is registered.
+# All configuration and every product declaration are validated here,
+# before the first resource is registered.
 settings = from_pulumi()
+products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides)
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
 aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
 
@@ -65,13 +72,31 @@ istio = Istio("istio", IstioArgs(
     load_balancer_controller=lbc.release,
 ))
 
-# 5. Namespaces for data products, injected once istiod is up.
+# 5. Namespaces for data products (one per domain), injected once istiod is up.
 mesh = MeshNamespaces("mesh", MeshNamespacesArgs(
-    names=settings.mesh_namespaces,
+    names=tuple(dict.fromkeys([*settings.mesh_namespaces, *(p.domain for p in products)])),
     injection_label=settings.injection_label,
     istiod=istio.istiod,
     provider=cluster.provider,
 ))
+
+# 6. Data products, each routed from the gateway under its prefix; upstreams first.
+by_name = {p.name: p for p in products}
+for product in products:
+    DataProduct(product.name, DataProductArgs(
+        product=product,
+        upstreams=tuple(by_name[u] for u in product.consumes),
+        namespace=mesh.namespaces[product.domain],
+        gateway=istio.shared_gateway_ref,
+        gateway_resource=istio.shared_gateway,
+        provider=cluster.provider,
+    ))
+
+# 7. Discovery: every product's external URL and the Backstage catalog.
+gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
+product_urls = gateway_host.apply(lambda host: {p.name: f"http://{host}{p.route_prefix}" for p in products})
+pulumi.export("productUrls", product_urls)
+pulumi.export("catalog", product_urls.apply(lambda urls: catalog.entities(products, urls)))
 
 pulumi.export("clusterName", settings.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # secret: `pulumi stack output kubeconfig --show-secrets`
@@ -81,4 +106,4 @@ pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
 pulumi.export("istioVersion", settings.istio.version)
 pulumi.export("meshNamespaces", list(mesh.namespaces))
-pulumi.export("ingressGatewayHostname", istio.gateway_service.status.load_balancer.ingress[0].hostname)
+pulumi.export("ingressGatewayHostname", gateway_host)

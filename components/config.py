@@ -57,8 +57,10 @@ SCHEMA: dict[str, Key] = {
     "publicAccessCidrs": Key("array", "CIDRs allowed to reach the public API endpoint.", ["0.0.0.0/0"]),
     "controlPlaneLogs": Key("array", "EKS control-plane log types sent to CloudWatch.", []),
     "adminPrincipalArns": Key("array", "IAM principals given cluster-admin through EKS access entries.", []),
-    "meshNamespaces": Key("array", "Namespaces created with sidecar injection enabled, for data products.", ["data-products"]),
+    "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
     "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
+    "products": Key("array", "Data products this stack runs, by name: products/<name>.yaml.", []),
+    "productOverrides": Key("object", "Per product, values that replace its declaration's replicas, autoscaling or resources.", {}),
 }
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -102,6 +104,8 @@ class Settings:
     admin_principal_arns: tuple[str, ...]
     mesh_namespaces: tuple[str, ...]
     tags: tuple[tuple[str, str], ...]
+    products: tuple[str, ...]
+    product_overrides: Any  # checked against the declarations by components.products
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -152,8 +156,8 @@ def _parse(key: str, spec: Key, raw: str | None) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _fail(key, f"must be a list of strings, got {raw}")
         return value
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise _fail(key, f"must be a map of string to string, got {raw}")
+    if not isinstance(value, dict):
+        raise _fail(key, f"must be a map, got {raw}")
     return value
 
 
@@ -267,9 +271,12 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Set
         if ns in RESERVED_NAMESPACES:
             raise _fail("meshNamespaces", f"{ns!r} is reserved for the platform")
 
-    for tag_key in v["tags"]:
+    for tag_key, tag_value in v["tags"].items():
         if not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
             raise _fail("tags", f"{tag_key!r} is not a usable AWS tag key")
+        if not isinstance(tag_value, str):
+            raise _fail("tags", f"{tag_key}: the value must be a string, got {json.dumps(tag_value)}")
+    products = _unique("products", v["products"])
 
     return Settings(
         stack=stack,
@@ -295,6 +302,8 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Set
         admin_principal_arns=admins,
         mesh_namespaces=namespaces,
         tags=tuple(sorted(v["tags"].items())),
+        products=products,
+        product_overrides=v["productOverrides"],
     )
 
 

@@ -17,6 +17,8 @@ GATEWAY_NAME = "istio-ingressgateway"
 # The selector Gateway resources use to pick this gateway.
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 STATUS_PORT = 15021
+# The one Gateway every data product's route binds to, as "<namespace>/<name>".
+SHARED_GATEWAY = "datamesh"
 
 NLB_ANNOTATIONS = {
     # "external" hands the Service to the load balancer controller, not the in-tree
@@ -78,11 +80,14 @@ class Istio(pulumi.ComponentResource):
     the load balancer controller turns into an internet-facing NLB with IP
     targets. That Service depends on the controller's release, so it is created
     after the controller serves its webhook and deleted, NLB and all, before
-    the controller is removed.
+    the controller is removed. Last, the shared ``datamesh`` Gateway (HTTP on
+    port 80, any host) that data products bind their routes to.
     """
 
     istiod: k8s.helm.v3.Release
     gateway_service: k8s.core.v1.Service
+    shared_gateway: k8s.apiextensions.CustomResource
+    shared_gateway_ref: str
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:istio:Istio", name, None, opts)
@@ -135,6 +140,19 @@ class Istio(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=[args.load_balancer_controller, gateway])
             ),
+        )
+        self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
+        self.shared_gateway = k8s.apiextensions.CustomResource(
+            SHARED_GATEWAY,
+            api_version="networking.istio.io/v1",
+            kind="Gateway",
+            metadata={"name": SHARED_GATEWAY, "namespace": ingress_ns.metadata.name},
+            spec={
+                "selector": dict(GATEWAY_SELECTOR),
+                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+            },
+            # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[base, gateway])),
         )
         self.register_outputs({
             "istiod": self.istiod.name,

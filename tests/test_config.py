@@ -46,7 +46,9 @@ BAD_CONFIGS = [
     ({"datamesh:nodeCount": 3}, (), "datamesh:nodeCount", "not a known key"),
     ({"nodeDiskSize": 5}, (), "datamesh:nodeDiskSize", "between 20 and 1000"),  # bare key: project namespace
     ({"datamesh:tags": {"aws:owner": "me"}}, (), "datamesh:tags", "not a usable AWS tag key"),
-    ({"datamesh:tags": ["a"]}, (), "datamesh:tags", "map of string to string"),
+    ({"datamesh:tags": ["a"]}, (), "datamesh:tags", "must be a map"),
+    ({"datamesh:tags": {"team": 7}}, (), "datamesh:tags", "team: the value must be a string"),
+    ({"datamesh:products": ["customer-features", "customer-features"]}, (), "datamesh:products", "twice"),
     ({"datamesh:istioRevision": "1.30"}, (), "datamesh:istioRevision", "DNS label"),
     ({}, ("datamesh:kubernetesVersion",), "datamesh:kubernetesVersion", "is required"),
     ({}, ("aws:region",), "aws:region", "is required"),
@@ -126,7 +128,8 @@ def test_defaults_fill_what_a_stack_leaves_out():
     assert s.vpc_cidr == "10.0.0.0/16"
     assert s.nat_gateways == "single"
     assert s.node_capacity_type == "ON_DEMAND"
-    assert s.mesh_namespaces == ("data-products",)
+    assert s.mesh_namespaces == ()
+    assert s.products == ()
     assert s.injection_label == ("istio-injection", "enabled")
     assert s.istio.version == "1.30.5"
 

@@ -38,12 +38,13 @@ def test_gateway_hostname_is_a_stack_output(dev):
     assert dev.outputs["ingressGatewayHostname"].startswith("PLACEHOLDER-")
 
 
-def test_mesh_namespaces_are_labelled_for_injection_after_istiod(dev):
+def test_product_domain_namespaces_are_labelled_for_injection_after_istiod(dev):
     istiod = dev.one(RELEASE, "istiod")
-    ns = dev.one(NAMESPACE, "data-products")
-    assert ns.inputs["metadata"]["labels"]["istio-injection"] == "enabled"
-    assert istiod.urn in ns.dependencies
-    assert dev.outputs["meshNamespaces"] == ["data-products"]
+    for name in ("customer", "sales"):  # the domains of dev's three products
+        ns = dev.one(NAMESPACE, name)
+        assert ns.inputs["metadata"]["labels"]["istio-injection"] == "enabled"
+        assert istiod.urn in ns.dependencies
+    assert dev.outputs["meshNamespaces"] == ["customer", "sales"]
 
 
 def test_platform_namespaces_are_not_injected(dev):
@@ -56,7 +57,7 @@ def test_revision_labels_namespaces_and_charts(tmp_path):
     from tests.conftest import render_variant
 
     result = render_variant(tmp_path, {"datamesh:istioRevision": "1-30", "datamesh:meshNamespaces": ["features", "models"]})
-    for name in ("features", "models"):
+    for name in ("features", "models", "customer", "sales"):
         labels = result.one(NAMESPACE, name).inputs["metadata"]["labels"]
         assert labels["istio.io/rev"] == "1-30" and "istio-injection" not in labels
     assert result.one(RELEASE, "istiod").inputs["values"]["revision"] == "1-30"

@@ -43,21 +43,10 @@ def test_readme_matrix_matches_the_code():
     assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in readme
 
 
-def test_readme_configuration_reference_matches_the_schema():
-    import json
+def test_pulumi_yaml_and_readme_reference_are_generated_from_the_schema():
+    from tools import schema_docs
 
-    from components.config import SCHEMA
-
-    readme = (ROOT / "README.md").read_text()
-    for key, spec in SCHEMA.items():
-        if spec.default is None:
-            default = "required"
-        elif isinstance(spec.default, str):
-            default = f"`{spec.default}`" if spec.default else '`""`'
-        else:
-            default = f"`{json.dumps(spec.default)}`"
-        row = f"| `datamesh:{key}` | {spec.type} | {default} | {spec.description} |"
-        assert row in readme, row
+    assert schema_docs.main([]) == 0, "run: python -m tools.schema_docs --write"
 
 
 def test_ci_runs_the_readme_test_command():

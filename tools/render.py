@@ -4,8 +4,9 @@
 
 Writes DIR/resources.json (every registered resource: urn, type, name, parent,
 provider, dependencies, inputs with secrets as "[secret]"), DIR/manifests/
-(every Kubernetes object the program declares itself, as YAML) and
-DIR/outputs.json (stack outputs, secrets masked), then prints a summary.
+(every Kubernetes object the program declares itself, as YAML),
+DIR/catalog/ (the data products' Backstage entities and OpenAPI definitions)
+and DIR/outputs.json (stack outputs, secrets masked), then prints a summary.
 Exit 0 on success; 2 on invalid configuration, with one line on stderr and
 nothing written. No Pulumi CLI, cloud credentials or network are used.
 """
@@ -21,9 +22,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 
-from components.config import ConfigError
 from tools.mockrun import PROJECT_ROOT, Registration, RunResult, run_program
 from tools.stackconfig import StackConfigError, load_stack_config
 
@@ -35,7 +36,7 @@ _NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
 
 
 def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT) -> RunResult:
-    """Run the program for ``stack``; raises ``StackConfigError`` or ``ConfigError`` for bad input."""
+    """Run the program for ``stack``; raises ``StackConfigError`` or a ``pulumi.RunError`` for bad input."""
     cfg = load_stack_config(project_dir, stack, config_file)
     return run_program(cfg.values, cfg.secret_keys, stack=stack, project=cfg.project,
                        program=project_dir / "__main__.py")
@@ -45,9 +46,17 @@ def is_manifest(reg: Registration) -> bool:
     return reg.type.startswith("kubernetes:") and reg.custom and not _NOT_MANIFESTS.search(reg.type)
 
 
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def manifest(reg: Registration) -> dict[str, Any]:
-    """The Kubernetes object a resource declares, as kubectl would take it."""
-    obj = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
+    """The Kubernetes object a resource declares, as kubectl would take it, keys in a stable order."""
+    obj = _sorted({k: v for k, v in reg.inputs.items() if not k.startswith("__")})
     head = {k: obj.pop(k) for k in ("apiVersion", "kind", "metadata") if k in obj}
     return {**head, **obj}
 
@@ -62,7 +71,7 @@ def write_render(result: RunResult, out: Path) -> dict[str, int]:
     """Write the render into ``out``; return resources per type."""
     resources = sorted(result.resources, key=lambda r: r.urn)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "resources.json").write_text(json.dumps([r.as_json() for r in resources], indent=2) + "\n")
+    (out / "resources.json").write_text(json.dumps([_sorted(r.as_json()) for r in resources], indent=2) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
 
     manifests = out / "manifests"
@@ -73,7 +82,21 @@ def write_render(result: RunResult, out: Path) -> dict[str, int]:
         if is_manifest(reg):
             obj = manifest(reg)
             (manifests / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+    write_catalog(result.outputs.get("catalog") or [], out / "catalog")
     return dict(Counter(r.type for r in resources))
+
+
+def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
+    """The Backstage entities as one catalog-info.yaml, and each API's OpenAPI definition on its own."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    if not entities:
+        return
+    (folder / "openapi").mkdir(parents=True)
+    (folder / "catalog-info.yaml").write_text(yaml.safe_dump_all(entities, sort_keys=False))
+    for entity in entities:
+        if entity["kind"] == "API":
+            (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
 
 
 def summary(counts: dict[str, int]) -> str:
@@ -92,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = render_stack(args.stack, args.config)
-    except (StackConfigError, ConfigError) as exc:
+    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     counts = write_render(result, args.out)
