@@ -37,6 +37,7 @@ def predict(features: dict) -> float:
 
 def call(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    # The URLs are the in-mesh upstream URLs the platform injects, never user input.
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
@@ -86,4 +87,5 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # All interfaces: in a pod, the sidecar reaches the app on the pod IP.
     ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "12000"))), Handler).serve_forever()

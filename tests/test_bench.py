@@ -1,0 +1,30 @@
+"""The benchmark tool keeps working; it reports figures, this checks none of them."""
+
+import json
+
+from components.products import load_products
+from tools import bench
+
+
+def test_synthetic_products_are_valid_declarations_with_composition(tmp_path):
+    names = bench.synthetic_products(tmp_path, 7)
+    products = load_products(tmp_path, names, {})
+    assert sorted(p.name for p in products) == names
+    assert {p.domain for p in products} == {f"domain-{i}" for i in range(7)}
+    composed = [p for p in products if p.consumes]
+    assert [p.name for p in composed] == ["product-0002", "product-0005"]
+    assert len({p.openapi_path for p in products}) == 7  # each its own definition, as in a real mesh
+
+
+def test_bench_reports_every_size(tmp_path, capsys):
+    out = tmp_path / "table.md"
+    assert bench.main(["--sizes", "2", "--repeat", "1", "--markdown", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| 2 |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert int(cells[1]) > 0 and all(float(c) > 0 for c in cells[2:])
+
+
+def test_floor_child_registers_the_requested_count():
+    assert bench._child("floor", 25)["resources"] == 26  # the stack itself, and 25 bare resources
+    assert json.loads(bench._render_inputs(5))[0] is not None
