@@ -6,6 +6,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components import catalog
+from components.access import load_access
+from components.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
+from components.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import from_pulumi
 from components.data_product import DataProduct, DataProductArgs
@@ -13,12 +16,18 @@ from components.istio import Istio, IstioArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
 from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
 from components.products import load_products
+from components.zero_trust import ZeroTrust, ZeroTrustArgs
 
 # All configuration and every product declaration are validated here,
 # before the first resource is registered.
 settings = from_pulumi()
 products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides)
+access = load_access(settings.consumers, settings.api_keys, "apiKeys" in settings.secret_keys,
+                     settings.rate_limit_tiers, {p.name for p in products})
+anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
+                          settings.secret_keys, products) if settings.governance_adapter == "anypoint" else None
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
 aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
 
@@ -92,7 +101,24 @@ for product in products:
         provider=cluster.provider,
     ))
 
-# 7. Discovery: every product's external URL and the Backstage catalog.
+# 7. Governance: zero trust inside; API keys and rate limits at the gateway, or Anypoint's adapter.
+ZeroTrust("zero-trust", ZeroTrustArgs(
+    products=products, namespaces=mesh.namespaces, istiod=istio.istiod, provider=cluster.provider,
+))
+if anypoint is None:
+    ApiGovernance("api-governance", ApiGovernanceArgs(
+        products=products, consumers=access.consumers, tiers=access.tiers, gateway=istio.gateway, provider=cluster.provider,
+    ))
+else:
+    AnypointAdapter("anypoint", AnypointAdapterArgs(
+        settings=anypoint, products=products, namespaces=mesh.namespaces, provider=cluster.provider,
+    ))
+# 8. Observability: access logs, metrics per product and consumer, Prometheus and Kiali.
+Observability("observability", ObservabilityArgs(
+    addons=settings.observability, istiod=istio.istiod, provider=cluster.provider,
+))
+
+# 9. Discovery: every product's external URL and the Backstage catalog.
 gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
 product_urls = gateway_host.apply(lambda host: {p.name: f"http://{host}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)

@@ -13,7 +13,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -60,8 +60,19 @@ SCHEMA: dict[str, Key] = {
     "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
     "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
     "products": Key("array", "Data products this stack runs, by name: products/<name>.yaml.", []),
-    "productOverrides": Key("object", "Per product, values that replace its declaration's replicas, autoscaling or resources.", {}),
+    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, resources or rateLimit.", {}),
+    "consumers": Key("object", "API consumers: name -> {products: [...], tier: <rateLimitTiers key>}.", {}),
+    "apiKeys": Key("object", "Secret. Consumer name -> list of API keys (several allow rotation). Set with --secret.", {}),
+    "rateLimitTiers": Key("object", "Per-consumer rate limits: tier -> {requests: N, period: 1m}.", {}),
+    "governanceAdapter": Key("string", "Who governs the APIs: 'istio' (Istio resources only) or 'anypoint' (MuleSoft's adapter).", "istio"),
+    "anypoint": Key("object", "With governanceAdapter anypoint: {plan: small|medium|large, replicas: N, apiIds: {product: id}}.", {}),
+    "anypointClientId": Key("string", "Secret. Anypoint connected-app client id, with governanceAdapter anypoint.", ""),
+    "anypointClientSecret": Key("string", "Secret. Anypoint connected-app client secret, with governanceAdapter anypoint.", ""),
+    "observability": Key("boolean", "Install Prometheus and Kiali in the cluster (access logs and metrics are always on).", False),
 }
+# Keys whose values must come from `pulumi config set --secret`.
+SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
+ADAPTERS = ("istio", "anypoint")
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
@@ -106,6 +117,17 @@ class Settings:
     tags: tuple[tuple[str, str], ...]
     products: tuple[str, ...]
     product_overrides: Any  # checked against the declarations by components.products
+    governance_adapter: str
+    observability: bool
+    # Checked against the products by components.access and components.anypoint:
+    consumers: Any
+    rate_limit_tiers: Any
+    anypoint: Any
+    # Secret values: never in a message, an output or a rendered file. repr=False keeps them out of tracebacks.
+    api_keys: Any = field(repr=False, default=None)
+    secret_keys: frozenset[str] = frozenset()
+    anypoint_client_id: str = field(repr=False, default="")
+    anypoint_client_secret: str = field(repr=False, default="")
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -133,6 +155,16 @@ def _fail(key: str, problem: str) -> ConfigError:
 
 def _parse(key: str, spec: Key, raw: str | None) -> Any:
     """Turn the string Pulumi passes into the declared type, or the default."""
+    if raw is not None and key in SECRET_KEYS:
+        try:
+            return _parse_value(key, spec, raw)
+        except ConfigError:
+            # Never echo a secret: say what is wrong with it, not what it is.
+            raise _fail(key, f"is not a valid {'map' if spec.type == 'object' else spec.type} (value hidden)") from None
+    return _parse_value(key, spec, raw)
+
+
+def _parse_value(key: str, spec: Key, raw: str | None) -> Any:
     if raw is None:
         if spec.default is None:
             raise _fail(key, f"is required ({spec.description})")
@@ -193,8 +225,8 @@ def _each(key: str, values: list[str], ok: Callable[[str], bool], what: str) -> 
 # --- the whole stack ---------------------------------------------------------
 
 
-def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Settings:
-    """Validate the ``datamesh:*`` config map (``raw``, keys without namespace) and ``aws:region``."""
+def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret: frozenset[str] = frozenset()) -> Settings:
+    """Validate the ``datamesh:*`` config map (``raw``, keys without namespace; ``secret``: which are secrets) and ``aws:region``."""
     unknown = sorted(set(raw) - set(SCHEMA))
     if unknown:
         known = ", ".join(sorted(SCHEMA))
@@ -277,6 +309,11 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Set
         if not isinstance(tag_value, str):
             raise _fail("tags", f"{tag_key}: the value must be a string, got {json.dumps(tag_value)}")
     products = _unique("products", v["products"])
+    for key in sorted(SECRET_KEYS):
+        if key in raw and key not in secret:
+            raise _fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
+    if v["governanceAdapter"] not in ADAPTERS:
+        raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {v['governanceAdapter']!r}")
 
     return Settings(
         stack=stack,
@@ -304,6 +341,15 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None) -> Set
         tags=tuple(sorted(v["tags"].items())),
         products=products,
         product_overrides=v["productOverrides"],
+        governance_adapter=v["governanceAdapter"],
+        observability=v["observability"],
+        consumers=v["consumers"],
+        rate_limit_tiers=v["rateLimitTiers"],
+        anypoint=v["anypoint"],
+        api_keys=v["apiKeys"],
+        secret_keys=frozenset(k for k in secret if k in SECRET_KEYS),
+        anypoint_client_id=v["anypointClientId"],
+        anypoint_client_secret=v["anypointClientSecret"],
     )
 
 
@@ -320,6 +366,15 @@ def raw_config(namespace: str = NAMESPACE) -> dict[str, str]:
     return {k[len(prefix):]: str(v) for k, v in merged.items() if k.startswith(prefix)}
 
 
+def secret_config_keys(namespace: str = NAMESPACE) -> frozenset[str]:
+    """The ``<namespace>:*`` keys the runtime was told are secrets, without the namespace."""
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    prefix = f"{namespace}:"
+    return frozenset(k[len(prefix):] for k in keys if k.startswith(prefix))
+
+
 def from_pulumi() -> Settings:
     """Settings for the running stack, from the Pulumi runtime's configuration."""
-    return load_settings(raw_config(), pulumi.get_stack(), pulumi.Config("aws").get("region"))
+    return load_settings(raw_config(), pulumi.get_stack(), pulumi.Config("aws").get("region"), secret_config_keys())

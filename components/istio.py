@@ -40,12 +40,19 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
         "istiod": {
             **rev,
             "pilot": {"autoscaleMin": 2, "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}}},
-            "meshConfig": {"accessLogFile": "/dev/stdout", "enablePrometheusMerge": True},
+            "meshConfig": {
+                # Access logs are configured with the Telemetry API (components/observability.py).
+                "enablePrometheusMerge": True,
+                # Export Envoy's local rate limiter counters (rate_limited, ok, ...) with the proxy metrics.
+                "defaultConfig": {"proxyStatsMatcher": {"inclusionRegexps": [".*http_local_rate_limit.*"]}},
+            },
             "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
         },
         "gateway": {
             **rev,
             "labels": dict(GATEWAY_SELECTOR),
+            # Named, so authorization policies can name the gateway's identity.
+            "serviceAccount": {"create": True, "name": GATEWAY_NAME},
             # No chart Service: the NLB Service is a resource of its own, so Pulumi
             # waits for its deletion (the controller's finalizer) before the controller goes.
             "service": {"type": "None"},
@@ -85,6 +92,7 @@ class Istio(pulumi.ComponentResource):
     """
 
     istiod: k8s.helm.v3.Release
+    gateway: k8s.helm.v3.Release
     gateway_service: k8s.core.v1.Service
     shared_gateway: k8s.apiextensions.CustomResource
     shared_gateway_ref: str
@@ -115,7 +123,7 @@ class Istio(pulumi.ComponentResource):
         base = chart("istio-base", "base", system_ns, [])
         self.istiod = chart("istiod", "istiod", system_ns, [base])
         # Gateway pods are injected by istiod, so istiod must be serving first.
-        gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
+        gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
 
         self.gateway_service = k8s.core.v1.Service(
             GATEWAY_NAME,

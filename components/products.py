@@ -24,6 +24,7 @@ import yaml
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from components.access import RateLimit, period_seconds
 from components.config import RESERVED_NAMESPACES
 from components.helm import merge_values
 
@@ -31,7 +32,7 @@ from components.helm import merge_values
 # never has to sniff. Only protocols a data-product API speaks are offered.
 PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "grpc-web": "grpc-web", "tcp": "tcp"}
 LIFECYCLES = ("experimental", "production", "deprecated")
-OVERRIDABLE = ("replicas", "autoscaling", "resources")
+OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit")
 # libyaml's parser where the wheel has it: a mesh of hundreds of products parses hundreds of files.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -87,6 +88,15 @@ DECLARATION_SCHEMA: dict[str, Any] = {
             "properties": {"requests": _RESOURCES, "limits": _RESOURCES},
         },
         "openapi": {"type": "string", "minLength": 1},
+        "rateLimit": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["requests", "period"],
+            "properties": {
+                "requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                "period": {"type": "string", "pattern": r"^[1-9][0-9]*(s|m|h)$"},
+            },
+        },
         "routePrefix": {"type": "string", "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
         "consumes": {"type": "array", "items": {"type": "string", "pattern": _NAME}, "uniqueItems": True},
         "command": {"type": "array", "items": {"type": "string"}},
@@ -132,6 +142,7 @@ class Product:
     openapi_text: str
     openapi: Mapping[str, Any]
     route_prefix: str
+    rate_limit: RateLimit | None
     consumes: tuple[str, ...]
     command: tuple[str, ...]
     args: tuple[str, ...]
@@ -246,6 +257,14 @@ def _resource_amounts(source: Path, resources: Mapping[str, Mapping[str, str]]) 
         raise _fail(source, "resources.requests.memory", f"{req['memory']} is above the limit {lim['memory']}")
 
 
+def _rate_limit(value: Mapping[str, Any] | None) -> RateLimit | None:
+    if value is None:
+        return None
+    seconds = period_seconds(value["period"])  # the schema has checked the form
+    assert seconds is not None
+    return RateLimit(value["requests"], seconds)
+
+
 def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) -> Product:
     """Validate one declaration file, with the stack's overrides merged over it."""
     try:
@@ -308,6 +327,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
         openapi_text=openapi_text,
         openapi=openapi,
         route_prefix=doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"),
+        rate_limit=_rate_limit(doc.get("rateLimit")),
         consumes=tuple(doc.get("consumes", [])),
         command=tuple(doc.get("command", [])),
         args=tuple(doc.get("args", [])),

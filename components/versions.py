@@ -78,3 +78,10 @@ def istio_release(version: str, kubernetes_version: str) -> IstioRelease:
             f"releases that do: {', '.join(fits) or 'none'}"
         )
     return release
+
+# Observability add-ons (datamesh:observability). Kiali follows Istio's supported
+# releases; 2.33 is the newest kiali-server chart stored when this was pinned.
+PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+PROMETHEUS_CHART_VERSION = "28.10.0"  # Prometheus v3.10.0
+KIALI_CHART_REPO = "https://kiali.org/helm-charts"
+KIALI_CHART_VERSION = "2.33.0"

@@ -156,7 +156,8 @@ def test_config_error_is_a_pulumi_run_error():
 def stack_settings(stack):
     cfg = load_stack_config(ROOT, stack)
     raw = {k.split(":", 1)[1]: v for k, v in cfg.values.items() if k.startswith("datamesh:")}
-    return load_settings(raw, stack, cfg.values.get("aws:region"))
+    secret = frozenset(k.split(":", 1)[1] for k in cfg.secret_keys if k.startswith("datamesh:"))
+    return load_settings(raw, stack, cfg.values.get("aws:region"), secret)
 
 
 @pytest.mark.parametrize("stack", sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))

@@ -71,6 +71,18 @@ def synthetic_products(folder: Path, count: int) -> list[str]:
     return names
 
 
+def synthetic_config(dev: dict[str, str], names: list[str]) -> dict[str, str]:
+    """Dev's platform with the synthetic products, two consumers calling all of them, each with a key."""
+    config = {k: v for k, v in dev.items() if k != "datamesh:productOverrides"}
+    config["datamesh:products"] = json.dumps(names)
+    config["datamesh:consumers"] = json.dumps({
+        "analytics": {"products": names, "tier": "standard"},
+        "partner-portal": {"products": names[::2], "tier": "trial"},
+    })
+    config["datamesh:apiKeys"] = json.dumps({"analytics": ["bench-key-" + "a" * 24], "partner-portal": ["bench-key-" + "b" * 24]})
+    return config
+
+
 def _render_inputs(count: int) -> str:
     """The inputs of the first ``count`` resources of a synthetic render, as JSON (secrets already masked)."""
     base = load_stack_config(PROJECT_ROOT, "dev")
@@ -79,8 +91,7 @@ def _render_inputs(count: int) -> str:
         shutil.copy(PROJECT_ROOT / "__main__.py", project / "__main__.py")
         products = int(count / 10) + 1
         names = synthetic_products(project / "products", products)
-        config = {k: v for k, v in base.values.items() if k != "datamesh:productOverrides"}
-        config["datamesh:products"] = json.dumps(names)
+        config = synthetic_config(base.values, names)
         result = run_program(config, base.secret_keys, stack="dev", project=base.project, program=project / "__main__.py")
     inputs = [r.inputs for r in result.resources]
     return json.dumps((inputs * (count // len(inputs) + 1))[:count])
@@ -97,8 +108,7 @@ def _child(kind: str, count: int) -> dict[str, float]:
             project.mkdir()
             shutil.copy(PROJECT_ROOT / "__main__.py", project / "__main__.py")
             names = synthetic_products(project / "products", count)
-            config = {k: v for k, v in base.values.items() if k != "datamesh:productOverrides"}
-            config["datamesh:products"] = json.dumps(names)
+            config = synthetic_config(base.values, names)
             program = project / "__main__.py"
         else:
             # "floor": bare resources, no inputs. "inputs": as many resources carrying the

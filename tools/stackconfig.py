@@ -2,7 +2,7 @@
 
 The CLI passes every value as a string (maps and lists as JSON) and marks
 ``secure:`` values as secrets. Offline there is no passphrase, so secure values
-are never decrypted: they become a placeholder the program sees as a secret.
+are never decrypted: each becomes a distinct placeholder the program sees as a secret.
 """
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ def _load_yaml(path: Path) -> Any:
         raise StackConfigError(f"{path}: not valid YAML{where}") from None
 
 
-def _unseal(value: Any) -> tuple[Any, bool]:
-    """Replace every ``{secure: ...}`` inside ``value``; say whether there was one."""
+def _unseal(value: Any, counter: list[int]) -> tuple[Any, bool]:
+    """Replace every ``{secure: ...}`` inside ``value`` by a distinct placeholder; say whether there was one."""
     if isinstance(value, dict) and set(value) == {"secure"}:
-        return SECRET_PLACEHOLDER, True
+        counter[0] += 1
+        return f"{SECRET_PLACEHOLDER}-{counter[0]}", True
     if isinstance(value, dict):
-        pairs = {k: _unseal(v) for k, v in value.items()}
+        pairs = {k: _unseal(v, counter) for k, v in value.items()}
         return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     if isinstance(value, list):
-        items = [_unseal(v) for v in value]
+        items = [_unseal(v, counter) for v in value]
         return [v for v, _ in items], any(s for _, s in items)
     return value, False
 
@@ -83,11 +84,12 @@ def load_stack_config(project_dir: Path, stack: str, config_file: Path | None = 
 
     values: dict[str, str] = {}
     secret_keys: list[str] = []
+    counter = [0]  # distinct placeholders: two secrets must not look equal
     for key, value in config.items():
         full_key = key if ":" in str(key) else f"{project}:{key}"  # the CLI's rule for bare keys
         if value is None:
             raise StackConfigError(f"{path}: config: {full_key}: has no value")
-        value, secret = _unseal(value)
+        value, secret = _unseal(value, counter)
         values[full_key] = _as_cli_string(value)
         if secret:
             secret_keys.append(full_key)

@@ -1,0 +1,144 @@
+"""Who may call which product, with which key, how often: pure parsing and validation.
+
+Consumers are declared in ``datamesh:consumers`` (which products, which
+rate-limit tier); their keys live apart, in ``datamesh:apiKeys``, which must be
+a Pulumi secret (``pulumi config set --secret --path 'datamesh:apiKeys.<consumer>[0]' <key>``).
+Several keys per consumer allow rotation. Error messages name consumers and
+positions, never a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import ConfigError
+
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+# Basic-auth usernames cannot hold ':'; a key long enough not to be guessed.
+_KEY = re.compile(r"^[A-Za-z0-9._~-]{24,256}$")
+_PERIOD = re.compile(r"^(\d+)(s|m|h)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``requests`` per ``period_seconds``, refilled whole each period."""
+
+    requests: int
+    period_seconds: int
+
+    @property
+    def fill_interval(self) -> str:
+        return f"{self.period_seconds}s"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    products: tuple[str, ...]
+    tier: str | None
+    keys: tuple[str, ...] = field(repr=False)  # plaintext only until wrapped in a secret Output
+
+    @property
+    def basic_auth_values(self) -> tuple[str, ...]:
+        """The Authorization header each key produces: the key as username, empty password (the article's scheme)."""
+        return tuple("Basic " + base64.b64encode(f"{k}:".encode()).decode() for k in self.keys)
+
+
+def _fail(key: str, problem: str) -> ConfigError:
+    return ConfigError(f"datamesh:{key}: {problem}")
+
+
+def period_seconds(period: str) -> int | None:
+    """``30s``, ``1m``, ``1h`` in seconds; None if it is not such a period."""
+    match = _PERIOD.match(period)
+    if not match or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def parse_rate_limit(key: str, value: Any) -> RateLimit:
+    """``{requests: 2, period: 1m}`` into a RateLimit; ``key`` names where it came from."""
+    if not isinstance(value, Mapping) or set(value) != {"requests", "period"}:
+        raise _fail(key, "must be a map with exactly requests and period, e.g. {requests: 2, period: 1m}")
+    requests, period = value["requests"], value["period"]
+    if not isinstance(requests, int) or isinstance(requests, bool) or not 1 <= requests <= 1_000_000:
+        raise _fail(key, f"requests must be a whole number from 1 to 1000000, got {json.dumps(requests)}")
+    seconds = period_seconds(str(period))
+    if seconds is None:
+        raise _fail(key, f"period must be like 30s, 1m or 1h, got {json.dumps(period)}")
+    return RateLimit(requests, seconds)
+
+
+def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
+    tiers = {}
+    for name, value in raw.items():
+        if not _NAME.match(name):
+            raise _fail("rateLimitTiers", f"{name!r} must be a lowercase name")
+        tiers[name] = parse_rate_limit(f"rateLimitTiers: {name}", value)
+    return tiers
+
+
+def parse_consumers(
+    raw_consumers: Mapping[str, Any],
+    raw_keys: Mapping[str, Any],
+    keys_are_secret: bool,
+    tiers: Mapping[str, RateLimit],
+    products: set[str],
+) -> tuple[Consumer, ...]:
+    """Validate consumers against the selected products and tiers, and attach their keys."""
+    if raw_keys and not keys_are_secret:
+        raise _fail("apiKeys", "must be a secret: pulumi config set --secret --path 'datamesh:apiKeys.<consumer>[0]' <key>")
+    consumers = []
+    for name, spec in raw_consumers.items():
+        if not _NAME.match(name):
+            raise _fail("consumers", f"{name!r} must be a lowercase name (letters, digits, '-')")
+        if not isinstance(spec, Mapping) or not set(spec) <= {"products", "tier"} or "products" not in spec:
+            raise _fail(f"consumers: {name}", "must be a map with products (a list) and, optionally, tier")
+        wanted = spec["products"]
+        if not isinstance(wanted, list) or not wanted or not all(isinstance(p, str) for p in wanted):
+            raise _fail(f"consumers: {name}.products", "must be a non-empty list of product names")
+        for product in wanted:
+            if product not in products:
+                raise _fail(f"consumers: {name}.products", f"{product!r} is not a selected product")
+        tier = spec.get("tier")
+        if tier is not None and tier not in tiers:
+            raise _fail(f"consumers: {name}.tier", f"{tier!r} is not a tier of datamesh:rateLimitTiers")
+        keys = raw_keys.get(name)
+        if not isinstance(keys, list) or not keys:
+            raise _fail("apiKeys", f"{name}: has no key; set one with --secret")
+        for i, key in enumerate(keys):
+            if not isinstance(key, str) or not _KEY.match(key):
+                raise _fail("apiKeys", f"{name}[{i}]: a key must be 24 to 256 letters, digits, '.', '_', '~' or '-'")
+        consumers.append(Consumer(name, tuple(dict.fromkeys(wanted)), tier, tuple(keys)))
+
+    for name in raw_keys:
+        if name not in raw_consumers:
+            raise _fail("apiKeys", f"{name}: is not a declared consumer")
+    owners: dict[str, str] = {}
+    for consumer in consumers:
+        for i, key in enumerate(consumer.keys):
+            if key in owners:
+                raise _fail("apiKeys", f"{consumer.name}[{i}]: the same key is already {owners[key]}'s; keys must be unique")
+            owners[key] = f"{consumer.name}"
+    return tuple(consumers)
+
+
+@dataclass(frozen=True)
+class Access:
+    consumers: tuple[Consumer, ...]
+    tiers: dict[str, RateLimit]
+
+
+def load_access(
+    consumers: Mapping[str, Any], api_keys: Mapping[str, Any], keys_are_secret: bool,
+    tiers: Mapping[str, Any], product_names: set[str],
+) -> Access:
+    """Consumers, their keys and tiers, checked against the stack's products."""
+    parsed_tiers = parse_tiers(tiers)
+    return Access(parse_consumers(consumers, api_keys, keys_are_secret, parsed_tiers, product_names), parsed_tiers)

@@ -1,0 +1,89 @@
+"""Zero trust inside the mesh: mutual TLS everywhere, and nothing allowed unless a policy says so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.istio import GATEWAY_NAME, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
+from components.products import Product
+
+# The gateway chart runs its pods as a service account named after the release.
+GATEWAY_PRINCIPAL = f"cluster.local/ns/{INGRESS_NAMESPACE}/sa/{GATEWAY_NAME}"
+
+
+def principal(product: Product) -> str:
+    """The SPIFFE identity a product's pods present over mutual TLS."""
+    return f"cluster.local/ns/{product.namespace}/sa/{product.name}"
+
+
+def allowed_callers(product: Product, products: tuple[Product, ...]) -> list[str]:
+    """The ingress gateway, and every product that declares this one as an upstream."""
+    composers = sorted(principal(p) for p in products if product.name in p.consumes)
+    return [GATEWAY_PRINCIPAL, *composers]
+
+
+@dataclass(frozen=True)
+class ZeroTrustArgs:
+    """Inputs of ``ZeroTrust``.
+
+    Attributes:
+        products: every product of the stack (callers are derived from their ``consumes``).
+        namespaces: the product namespaces, by name, to deny by default.
+        istiod: istiod's release; policies need its CRDs and webhook.
+        provider: the cluster's Kubernetes provider.
+    """
+
+    products: tuple[Product, ...]
+    namespaces: dict[str, k8s.core.v1.Namespace]
+    istiod: pulumi.Resource
+    provider: k8s.Provider
+
+
+class ZeroTrust(pulumi.ComponentResource):
+    """Creates: a mesh-wide PeerAuthentication with mTLS STRICT (in istio-system,
+    the root namespace); in every product namespace an ``allow-nothing``
+    AuthorizationPolicy; and per product an ALLOW AuthorizationPolicy
+    admitting exactly the ingress gateway and the products that consume it,
+    by their mTLS identities. Health probes are rewritten by Istio to the
+    sidecar agent, so they need no rule.
+    """
+
+    def __init__(self, name: str, args: ZeroTrustArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:governance:ZeroTrust", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod])
+
+        k8s.apiextensions.CustomResource(
+            "mesh-mtls-strict",
+            api_version="security.istio.io/v1",
+            kind="PeerAuthentication",
+            metadata={"name": "default", "namespace": SYSTEM_NAMESPACE},
+            spec={"mtls": {"mode": "STRICT"}},
+            opts=k8s_opts,
+        )
+        for ns_name in sorted({p.namespace for p in args.products}):
+            k8s.apiextensions.CustomResource(
+                f"{ns_name}-allow-nothing",
+                api_version="security.istio.io/v1",
+                kind="AuthorizationPolicy",
+                metadata={"name": "allow-nothing", "namespace": args.namespaces[ns_name].metadata.name},
+                spec={},  # an ALLOW policy that matches nothing: deny unless another policy allows
+                opts=k8s_opts,
+            )
+        for product in args.products:
+            k8s.apiextensions.CustomResource(
+                f"{product.name}-callers",
+                api_version="security.istio.io/v1",
+                kind="AuthorizationPolicy",
+                metadata={"name": f"{product.name}-callers",
+                          "namespace": args.namespaces[product.namespace].metadata.name},
+                spec={
+                    "selector": {"matchLabels": {"app": product.name}},
+                    "action": "ALLOW",
+                    "rules": [{"from": [{"source": {"principals": allowed_callers(product, args.products)}}]}],
+                },
+                opts=k8s_opts,
+            )
+        self.register_outputs({})

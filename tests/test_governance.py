@@ -1,0 +1,206 @@
+"""Governance with Istio: zero trust, API keys, rate limits, and no key in plaintext anywhere."""
+
+import base64
+import json
+
+import pytest
+
+from components.access import ConfigError, load_access, parse_rate_limit
+from components.api_governance import CONSUMER_HEADER, lua_key_filter
+from components.zero_trust import GATEWAY_PRINCIPAL
+from tests.conftest import ROOT, render_variant, waits_for
+from tools.stackconfig import SECRET_PLACEHOLDER
+
+KEY_A = "a" * 24 + "-analytics"
+KEY_B = "b" * 24 + "-partner"
+
+
+def cr(result, kind, name, namespace=None):
+    found = [r for r in result.resources if r.type.endswith(f":{kind}") and r.inputs["metadata"]["name"] == name
+             and (namespace is None or r.inputs["metadata"]["namespace"] == namespace)]
+    assert len(found) == 1, (kind, name, namespace, len(found))
+    return found[0]
+
+
+# --- zero trust --------------------------------------------------------------
+
+
+def test_mesh_wide_mtls_is_strict(dev):
+    pa = cr(dev, "PeerAuthentication", "default", "istio-system")
+    assert pa.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
+    assert "selector" not in pa.inputs["spec"]  # mesh-wide: root namespace, no selector
+
+
+@pytest.mark.parametrize("namespace", ["customer", "sales"])
+def test_each_product_namespace_denies_by_default(dev, namespace):
+    policy = cr(dev, "AuthorizationPolicy", "allow-nothing", namespace)
+    assert policy.inputs["spec"] == {}
+
+
+def test_products_admit_exactly_the_gateway_and_their_composers(dev):
+    def principals(name, namespace):
+        spec = cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace).inputs["spec"]
+        assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"app": name}}
+        [rule] = spec["rules"]
+        return rule["from"][0]["source"]["principals"]
+
+    composer = "cluster.local/ns/sales/sa/customer-revenue"
+    assert principals("customer-features", "customer") == [GATEWAY_PRINCIPAL, composer]
+    assert principals("revenue-predictor", "sales") == [GATEWAY_PRINCIPAL, composer]
+    assert principals("customer-revenue", "sales") == [GATEWAY_PRINCIPAL]
+    assert GATEWAY_PRINCIPAL == "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
+    gateway = dev.one("kubernetes:helm.sh/v3:Release", "istio-ingressgateway")
+    assert gateway.inputs["values"]["serviceAccount"]["name"] == "istio-ingressgateway"
+
+
+def test_policies_wait_for_istiod(dev):
+    istiod = dev.one("kubernetes:helm.sh/v3:Release", "istiod")
+    for r in dev.resources:
+        if r.type.startswith("kubernetes:security.istio.io/"):
+            assert waits_for(dev, r, istiod), r.name
+
+
+# --- API keys ----------------------------------------------------------------
+
+
+def test_gateway_admits_a_product_only_for_its_consumers(dev):
+    spec = cr(dev, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
+    allowed = {rule["to"][0]["operation"]["paths"][0]: rule["when"][0]["values"] for rule in spec["rules"]}
+    assert allowed == {
+        "/public/api/v1/customer-features/*": ["analytics"],
+        "/public/api/v1/revenue-predictor/*": ["analytics"],
+        "/public/api/v1/customer-revenue/*": ["analytics", "partner-portal"],
+    }
+    assert {rule["when"][0]["key"] for rule in spec["rules"]} == {f"request.headers[{CONSUMER_HEADER}]"}
+
+
+def test_key_filter_runs_first_and_its_code_is_secret(dev):
+    ef = cr(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    [patch] = ef["configPatches"]
+    assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_FIRST"
+    assert patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"] == "[secret]"
+
+
+def test_lua_maps_basic_auth_keys_to_consumers_and_strips_spoofed_headers():
+    access = load_access({"analytics": {"products": ["p"]}, "partner": {"products": ["p"]}},
+                         {"analytics": [KEY_A, KEY_A + "-next"], "partner": [KEY_B]}, True, {}, {"p"})
+    code = lua_key_filter(access.consumers)
+    for key, consumer in ((KEY_A, "analytics"), (KEY_A + "-next", "analytics"), (KEY_B, "partner")):
+        header = "Basic " + base64.b64encode(f"{key}:".encode()).decode()  # key as username, empty password
+        assert f'[{json.dumps(header)}] = "{consumer}"' in code
+    assert code.index(f'headers:remove("{CONSUMER_HEADER}")') < code.index("headers:get")
+    assert 'headers:remove("authorization")' in code
+
+
+def test_no_key_or_placeholder_reaches_the_render(tmp_path):
+    from tools.render import main
+
+    assert main(["--stack", "dev", "--out", str(tmp_path)]) == 0
+    everything = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert SECRET_PLACEHOLDER not in everything
+    encoded = base64.b64encode(f"{SECRET_PLACEHOLDER}-1:".encode()).decode()
+    assert encoded[:20] not in everything
+    assert "v1:REPLACE-BEFORE-PULUMI-UP" not in everything
+
+
+@pytest.mark.parametrize(
+    ("consumers", "keys", "secret", "tiers", "message"),
+    [
+        ({"a": {"products": ["nope"]}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.products: 'nope' is not a selected product"),
+        ({"a": {"products": ["p"], "tier": "gold"}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.tier: 'gold' is not a tier"),
+        ({"a": {"products": ["p"]}}, {}, True, {}, "datamesh:apiKeys: a: has no key"),
+        ({"a": {"products": ["p"]}}, {"a": ["short"]}, True, {}, "datamesh:apiKeys: a[0]: a key must be 24 to 256"),
+        ({"a": {"products": ["p"]}}, {"a": [KEY_A]}, False, {}, "datamesh:apiKeys: must be a secret"),
+        ({"a": {"products": ["p"]}, "b": {"products": ["p"]}}, {"a": [KEY_A], "b": [KEY_A]}, True, {},
+         "datamesh:apiKeys: b[0]: the same key is already a's"),
+        ({"a": {"products": ["p"]}}, {"a": [KEY_A], "ghost": [KEY_B]}, True, {}, "datamesh:apiKeys: ghost: is not a declared consumer"),
+        ({"A": {"products": ["p"]}}, {"A": [KEY_A]}, True, {}, "datamesh:consumers: 'A' must be a lowercase name"),
+        ({"a": {"products": []}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.products: must be a non-empty list"),
+        ({}, {}, True, {"gold": {"requests": 0, "period": "1m"}}, "datamesh:rateLimitTiers: gold: requests must be"),
+        ({}, {}, True, {"gold": {"requests": 5, "period": "1 minute"}}, "datamesh:rateLimitTiers: gold: period must be"),
+    ],
+)
+def test_bad_access_configuration(consumers, keys, secret, tiers, message):
+    with pytest.raises(ConfigError) as caught:
+        load_access(consumers, keys, secret, tiers, {"p"})
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert KEY_A not in str(caught.value)
+
+
+def test_key_errors_never_print_the_key():
+    with pytest.raises(ConfigError) as caught:
+        load_access({"a": {"products": ["p"]}}, {"a": ["contains:colon" * 3]}, True, {}, {"p"})
+    assert "colon" not in str(caught.value)
+
+
+def test_plaintext_api_keys_in_stack_config_are_refused(tmp_path, capsys):
+    from tests.conftest import write_stack
+    from tools.render import main
+
+    stack = write_stack(tmp_path, {"datamesh:apiKeys": {"analytics": [KEY_A], "partner-portal": [KEY_B]}})
+    assert main(["--stack", "dev", "--config", str(stack), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: datamesh:apiKeys: must be a secret") and KEY_A not in err
+
+
+def test_malformed_secret_is_reported_without_its_value(tmp_path):
+    from components.config import load_settings
+
+    raw = {"kubernetesVersion": "1.35", "istioVersion": "1.30.5", "availabilityZones": '["eu-west-1a", "eu-west-1b"]',
+           "apiKeys": "not-json-but-a-secret-value"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(raw, "qa", "eu-west-1", frozenset({"apiKeys"}))
+    assert "not-json-but-a-secret-value" not in str(caught.value) and "(value hidden)" in str(caught.value)
+
+
+# --- rate limits -------------------------------------------------------------
+
+
+def rate_limit_routes(result):
+    spec = cr(result, "EnvoyFilter", "datamesh-rate-limits", "istio-ingress").inputs["spec"]
+    return spec["configPatches"][0], {p["match"]["routeConfiguration"]["vhost"]["route"]["name"]: p for p in spec["configPatches"][1:]}
+
+
+def test_the_article_limit_two_a_minute_on_the_predictor(dev):
+    _, routes = rate_limit_routes(dev)
+    value = routes["revenue-predictor"]["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["value"]
+    assert value["token_bucket"] == {"max_tokens": 2, "tokens_per_fill": 2, "fill_interval": "60s"}
+    assert value["filter_enforced"]["default_value"] == {"numerator": 100, "denominator": "HUNDRED"}
+    assert value["response_headers_to_add"][0]["header"] == {"key": "x-datamesh-rate-limited", "value": "true"}
+    assert value["stat_prefix"] == "http_local_rate_limiter_revenue_predictor"
+
+
+def test_consumer_tiers_apply_per_route_by_consumer_header(dev):
+    _, routes = rate_limit_routes(dev)
+    revenue = routes["customer-revenue"]["patch"]["value"]
+    assert revenue["rate_limits"] == [{"actions": [{"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}]}]
+    descriptors = revenue["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["value"]["descriptors"]
+    by_consumer = {d["entries"][0]["value"]: d["token_bucket"]["max_tokens"] for d in descriptors}
+    assert by_consumer == {"analytics": 60, "partner-portal": 10}
+
+
+def test_filter_is_inserted_before_the_router_and_counters_are_exported(dev):
+    insert, _ = rate_limit_routes(dev)
+    assert insert["patch"]["operation"] == "INSERT_BEFORE"
+    assert insert["match"]["listener"]["filterChain"]["filter"]["subFilter"] == {"name": "envoy.filters.http.router"}
+    mesh = dev.one("kubernetes:helm.sh/v3:Release", "istiod").inputs["values"]["meshConfig"]
+    assert any("http_local_rate_limit" in r for r in mesh["defaultConfig"]["proxyStatsMatcher"]["inclusionRegexps"])
+
+
+def test_rate_limit_override_per_stack(tmp_path):
+    overrides = {"revenue-predictor": {"rateLimit": {"requests": 100, "period": "1s"}}}
+    result = render_variant(tmp_path, {"datamesh:productOverrides": overrides})
+    _, routes = rate_limit_routes(result)
+    value = routes["revenue-predictor"]["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["value"]
+    assert value["token_bucket"] == {"max_tokens": 100, "tokens_per_fill": 100, "fill_interval": "1s"}
+
+
+def test_parse_rate_limit_periods():
+    assert parse_rate_limit("x", {"requests": 2, "period": "1m"}).period_seconds == 60
+    assert parse_rate_limit("x", {"requests": 2, "period": "2h"}).fill_interval == "7200s"
+
+
+def test_readme_says_where_keys_live_in_the_cluster():
+    readme = (ROOT / "README.md").read_text()
+    assert "Where an API key is visible" in readme
