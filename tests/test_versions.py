@@ -41,6 +41,8 @@ def test_readme_matrix_matches_the_code():
     for k8s, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items():
         assert f"| Kubernetes {k8s} | {ends} |" in readme, k8s
     assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in readme
+    assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART_VERSION} (prometheus-community) |" in readme
+    assert f"| Kiali | kiali-server {versions.KIALI_CHART_VERSION} |" in readme
 
 
 def test_pulumi_yaml_and_readme_reference_are_generated_from_the_schema():

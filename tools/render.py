@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from tools.mockrun import PROJECT_ROOT, Registration, RunResult, run_program
+from tools.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
 from tools.stackconfig import StackConfigError, load_stack_config
 
 EXIT_OK = 0
@@ -58,6 +58,14 @@ def manifest(reg: Registration) -> dict[str, Any]:
     """The Kubernetes object a resource declares, as kubectl would take it, keys in a stable order."""
     obj = _sorted({k: v for k, v in reg.inputs.items() if not k.startswith("__")})
     head = {k: obj.pop(k) for k in ("apiVersion", "kind", "metadata") if k in obj}
+    if head.get("kind") == "Secret":
+        # The SDK masks a Secret's data whole; keep the manifest applicable, and say what is missing.
+        withheld = sorted(k for k in ("data", "stringData") if obj.get(k) == SECRET)
+        if withheld:
+            obj.update({k: {} for k in withheld})
+            meta = head.setdefault("metadata", {})
+            meta["annotations"] = {**meta.get("annotations", {}),
+                                   "datamesh.io/render": f"{', '.join(withheld)} withheld: secret values are not rendered"}
     return {**head, **obj}
 
 
