@@ -56,7 +56,8 @@ def container(product: Product, upstreams: tuple[Product, ...]) -> dict:
     spec = {
         "name": "product",
         "image": product.image,
-        "ports": [{"name": product.port_name, "containerPort": product.port, "protocol": "TCP"}],
+        # Unnamed: Istio reads the Service port's name, and probes use the number.
+        "ports": [{"containerPort": product.port, "protocol": "TCP"}],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": {"requests": dict(product.resources["requests"]), "limits": dict(product.resources["limits"])},
         "readinessProbe": {**probe(product, 5), "initialDelaySeconds": 2},
@@ -176,15 +177,12 @@ class DataProduct(pulumi.ComponentResource):
             deployment_spec["replicas"] = p.replicas  # with an HPA, the HPA owns the count
         deployment = k8s.apps.v1.Deployment(p.name, metadata=meta, spec=deployment_spec, opts=k8s_opts)
 
-        k8s.core.v1.Service(
-            p.name,
-            metadata=meta,
-            spec={
-                "selector": selector,
-                "ports": [{"name": p.port_name, "port": p.port, "targetPort": p.port, "protocol": "TCP"}],
-            },
-            opts=k8s_opts,
-        )
+        service_port = {"port": p.port, "targetPort": p.port, "protocol": "TCP"}
+        if p.port_name:
+            service_port["name"] = p.port_name
+        if p.app_protocol:
+            service_port["appProtocol"] = p.app_protocol
+        k8s.core.v1.Service(p.name, metadata=meta, spec={"selector": selector, "ports": [service_port]}, opts=k8s_opts)
         k8s.policy.v1.PodDisruptionBudget(
             p.name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}}, opts=k8s_opts
         )

@@ -69,6 +69,9 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         "image": {"type": "string", "minLength": 1},
         "port": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "protocol": {"type": "string"},
+        # Defaults to "<protocol>-api"; a team may name its port, and the policy pack judges the name.
+        "portName": {"type": "string", "pattern": r"^([A-Za-z0-9]([-A-Za-z0-9]{0,13}[A-Za-z0-9])?)?$"},
+        "appProtocol": {"type": "string", "pattern": r"^[-a-zA-Z0-9./]{1,63}$"},
         "healthPath": {"type": "string", "pattern": r"^/"},
         "replicas": {"type": "integer", "minimum": 1, "maximum": 100},
         "autoscaling": {
@@ -134,6 +137,8 @@ class Product:
     image: str
     port: int
     protocol: str
+    declared_port_name: str | None
+    app_protocol: str | None
     health_path: str
     replicas: int | None
     autoscaling: Autoscaling | None
@@ -165,7 +170,9 @@ class Product:
 
     @property
     def port_name(self) -> str:
-        """Istio's `<protocol>[-<suffix>]` form, so protocol selection is explicit."""
+        """Istio's `<protocol>[-<suffix>]` form unless the declaration names it ("" leaves it unnamed)."""
+        if self.declared_port_name is not None:
+            return self.declared_port_name
         return f"{PROTOCOLS[self.protocol]}-api"
 
     @property
@@ -319,6 +326,8 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
         image=doc["image"],
         port=doc.get("port", DATAIKU_PORT),
         protocol=doc["protocol"],
+        declared_port_name=doc.get("portName"),
+        app_protocol=doc.get("appProtocol"),
         health_path=doc.get("healthPath", DATAIKU_HEALTH_PATH),
         replicas=None if autoscaling else doc.get("replicas", 2),
         autoscaling=autoscaling,

@@ -1,14 +1,19 @@
 """Offline render: run the real program under Pulumi's mock runtime and write what it declares.
 
-    python -m tools.render --stack dev --out DIR [--config FILE]
+    python -m tools.render --stack dev --out DIR [--config FILE] [--policy-config FILE]
+    python -m tools.render --diff OLD_DIR NEW_DIR
 
 Writes DIR/resources.json (every registered resource: urn, type, name, parent,
 provider, dependencies, inputs with secrets as "[secret]"), DIR/manifests/
 (every Kubernetes object the program declares itself, as YAML),
-DIR/catalog/ (the data products' Backstage entities and OpenAPI definitions)
-and DIR/outputs.json (stack outputs, secrets masked), then prints a summary.
-Exit 0 on success; 2 on invalid configuration, with one line on stderr and
-nothing written. No Pulumi CLI, cloud credentials or network are used.
+DIR/catalog/ (the data products' Backstage entities and OpenAPI definitions),
+DIR/outputs.json (stack outputs, secrets masked), DIR/graph.dot and
+DIR/graph.mmd (the dependency graph) and DIR/policy-report.json (the policy
+pack's rules over every resource), then prints a summary.
+Exit 0 on success; 1 when a mandatory policy fails (everything is still
+written, and each failure is named on stderr); 2 on invalid configuration,
+with one line on stderr and nothing written. --diff prints a resource-level
+diff of two renders. No Pulumi CLI, cloud credentials or network are used.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ from typing import Any
 import pulumi
 import yaml
 
+from policies.rules import MANDATORY, RULES, PolicyConfigError, Resource, Violation, evaluate, rule_configs
 from tools.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
+from tools.review import diff_renders, graph_dot, graph_mermaid
 from tools.stackconfig import StackConfigError, load_stack_config
 
 EXIT_OK = 0
+EXIT_POLICY_FAILED = 1
 EXIT_INVALID_CONFIG = 2
+POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 
 # Kubernetes types the program does not declare object by object.
 _NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
@@ -75,11 +84,43 @@ def manifest_filename(obj: dict[str, Any]) -> str:
     return "-".join(re.sub(r"[^a-z0-9.-]+", "-", str(p).lower()) for p in parts) + ".yaml"
 
 
-def write_render(result: RunResult, out: Path) -> dict[str, int]:
+def check_policies(result: RunResult, config: dict[str, Any]) -> list[Violation]:
+    """The policy pack's rules over every registered resource (the stack itself aside)."""
+    resources = [Resource(r.urn, r.type, r.name, r.inputs) for r in result.resources if r.type != "pulumi:pulumi:Stack"]
+    return evaluate(resources, config)
+
+
+def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
+    """``path``, or ``policies/config/<stack>.json`` when there is one: the pack's config format."""
+    path = path if path is not None else POLICY_CONFIG_DIR / f"{stack}.json"
+    if not path.exists():
+        if path.parent == POLICY_CONFIG_DIR:
+            return {}
+        raise StackConfigError(f"{path}: no such file")
+    try:
+        config = json.loads(path.read_text())
+        rule_configs(config)  # names and levels are checked before anything runs
+    except json.JSONDecodeError as exc:
+        raise StackConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except PolicyConfigError as exc:
+        raise StackConfigError(f"{path}: {exc}") from None
+    return config
+
+
+def write_render(result: RunResult, out: Path, violations: list[Violation] | None = None) -> dict[str, int]:
     """Write the render into ``out``; return resources per type."""
     resources = sorted(result.resources, key=lambda r: r.urn)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "resources.json").write_text(json.dumps([_sorted(r.as_json()) for r in resources], indent=2) + "\n")
+    as_json = [_sorted(r.as_json()) for r in resources]
+    (out / "resources.json").write_text(json.dumps(as_json, indent=2) + "\n")
+    (out / "graph.dot").write_text(graph_dot(as_json))
+    (out / "graph.mmd").write_text(graph_mermaid(as_json))
+    found = violations or []
+    (out / "policy-report.json").write_text(json.dumps({
+        "passed": not any(v.level == MANDATORY for v in found),
+        "rules": [{"name": r.name, "description": r.description, "defaultLevel": r.level} for r in RULES],
+        "violations": [v.as_json() for v in found],
+    }, indent=2) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
 
     manifests = out / "manifests"
@@ -116,19 +157,39 @@ def summary(counts: dict[str, int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
-    parser.add_argument("--out", required=True, type=Path, help="folder to write the render into")
+    parser.add_argument("--stack", help="stack name, e.g. dev or prod")
+    parser.add_argument("--out", type=Path, help="folder to write the render into")
     parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--policy-config", type=Path,
+                        help="policy pack config (JSON); default policies/config/<stack>.json when it exists")
+    parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD_DIR", "NEW_DIR"), help="diff two renders and exit")
     args = parser.parse_args(argv)
+    if args.diff:
+        missing = [str(d / "resources.json") for d in args.diff if not (d / "resources.json").exists()]
+        if missing:
+            print(f"error: {missing[0]}: no such file (is it a render folder?)", file=sys.stderr)
+            return EXIT_INVALID_CONFIG
+        print(diff_renders(*args.diff), end="")
+        return EXIT_OK
+    if not args.stack or not args.out:
+        parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
 
     try:
+        policy_config = load_policy_config(args.stack, args.policy_config)
         result = render_stack(args.stack, args.config)
     except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    counts = write_render(result, args.out)
+    violations = check_policies(result, policy_config)
+    counts = write_render(result, args.out, violations)
     print(f"rendered stack {args.stack} into {args.out}")
     print(summary(counts))
+    for v in violations:
+        print(f"policy {v.level}: {v.rule}: {v.message} ({v.urn})", file=sys.stderr)
+    mandatory = [v for v in violations if v.level == MANDATORY]
+    if mandatory:
+        print(f"error: {len(mandatory)} mandatory policy violation(s); see {args.out / 'policy-report.json'}", file=sys.stderr)
+        return EXIT_POLICY_FAILED
     return EXIT_OK
 
 

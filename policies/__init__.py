@@ -1,0 +1,1 @@
+"""datamesh's policy pack: rules in ``rules``, the Pulumi adapter in ``pack``."""

@@ -1,0 +1,354 @@
+"""datamesh's policy rules: plain functions over resources, so one rule set serves three places.
+
+The Pulumi policy pack (``policies/__main__.py``) adapts them for
+``pulumi preview --policy-pack policies``; the offline render runs them over
+what it registered; the tests call them directly. A rule sees resources as
+the engine does: a type token, a name, a URN and the input properties.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
+LEVELS = (MANDATORY, ADVISORY, DISABLED)
+
+# Istio's protocol selection (istio.io "Protocol Selection"): what a port name's
+# prefix or an appProtocol may say. Case does not matter to Istio.
+ISTIO_PROTOCOLS = frozenset({
+    "http", "http2", "https", "tcp", "tls", "grpc", "grpc-web", "mongo", "mysql", "redis", "udp",
+    "kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss",
+})
+INJECTION_LABELS = ("istio-injection", "istio.io/rev")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+PLATFORM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource as a policy sees it."""
+
+    urn: str
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """The Kubernetes kind, or the last part of the type token."""
+        return self.type.rsplit(":", 1)[-1]
+
+    def is_k8s(self, *kinds: str) -> bool:
+        return self.type.startswith("kubernetes:") and self.kind in kinds
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        meta = self.props.get("metadata")
+        return meta if isinstance(meta, Mapping) else {}
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace") or "default")
+
+    @property
+    def k8s_name(self) -> str:
+        return str(self.metadata.get("name") or self.name)
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        spec = self.props.get("spec")
+        return spec if isinstance(spec, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may be told through the pack's config."""
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def setting(self, key: str, default: Any) -> Any:
+        return self.config.get(key, default)
+
+
+ResourceCheck = Callable[[Resource, Context], Iterable[str]]
+StackCheck = Callable[[list[Resource], Context], Iterable[tuple[Resource, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    level: str
+    resource_check: ResourceCheck | None = None
+    stack_check: StackCheck | None = None
+    # Extra config properties (JSON Schema) the rule reads, besides exemptions.
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    level: str
+    urn: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "level": self.level, "urn": self.urn, "message": self.message}
+
+
+# --- istio-port-naming -------------------------------------------------------
+
+
+def istio_protocol(port: Mapping[str, Any]) -> str | None:
+    """The protocol Istio selects for a Service port, or None when it would sniff or treat it as opaque TCP.
+
+    appProtocol wins when Istio knows it; otherwise the name's prefix before the
+    first '-' decides (so ``grpc-web`` and ``http-api`` both count).
+    """
+    app = str(port.get("appProtocol") or "").lower()
+    if app in ISTIO_PROTOCOLS:
+        return app
+    name = str(port.get("name") or "").lower()
+    if name in ISTIO_PROTOCOLS:
+        return name
+    prefix = name.split("-", 1)[0]
+    return prefix if prefix in ISTIO_PROTOCOLS else None
+
+
+def suggest_port_name(port: Mapping[str, Any]) -> str:
+    number = port.get("port")
+    suffix = re.sub(r"[^a-z0-9]+", "-", str(port.get("name") or "api").lower()).strip("-") or "api"
+    protocol = "https" if number == 443 else "grpc" if number in (9090, 50051) else "http" if number in (80, 8080, 12000) else "tcp"
+    return f"{protocol}-{suffix}"[:15]
+
+
+def mesh_namespaces(resources: list[Resource], ctx: Context) -> set[str]:
+    labelled = {
+        r.k8s_name for r in resources
+        if r.is_k8s("Namespace") and any(k in (r.metadata.get("labels") or {}) for k in INJECTION_LABELS)
+    }
+    return labelled | set(ctx.setting("meshNamespaces", []))
+
+
+def check_port_naming(resources: list[Resource], ctx: Context) -> Iterator[tuple[Resource, str]]:
+    mesh = mesh_namespaces(resources, ctx)
+    for svc in resources:
+        if not svc.is_k8s("Service") or svc.namespace not in mesh:
+            continue
+        for index, port in enumerate(svc.spec.get("ports") or []):
+            if str(port.get("protocol", "TCP")).upper() == "UDP":
+                continue  # Istio does not proxy UDP
+            if istio_protocol(port) is None:
+                label = f"port {port.get('name')!r}" if port.get("name") else f"unnamed port {index} ({port.get('port')})"
+                yield svc, (
+                    f"Service {svc.namespace}/{svc.k8s_name} {label} does not select an Istio protocol: "
+                    f"name it '<protocol>[-<suffix>]', e.g. {suggest_port_name(port)!r}, or set appProtocol; "
+                    "otherwise Istio treats it as opaque TCP or sniffs, and HTTP authorization, rate limits "
+                    "and telemetry stop applying to it"
+                )
+
+
+# --- resource rules ----------------------------------------------------------
+
+
+def check_subnet_role_tags(r: Resource, ctx: Context) -> Iterator[str]:
+    if r.type != "aws:ec2/subnet:Subnet":
+        return
+    tags = r.props.get("tags") or {}
+    roles = [k for k in ("kubernetes.io/role/elb", "kubernetes.io/role/internal-elb") if tags.get(k) == "1"]
+    if len(roles) != 1:
+        yield (f"subnet {r.name} must carry exactly one of kubernetes.io/role/elb=1 (public) or "
+               f"kubernetes.io/role/internal-elb=1 (private) so the load balancer controller can place NLBs; has {roles or 'none'}")
+
+
+def check_load_balancers(r: Resource, ctx: Context) -> Iterator[str]:
+    if r.is_k8s("Service") and r.spec.get("type") == "LoadBalancer":
+        allowed = ctx.setting("allowed", ["istio-ingress/istio-ingressgateway"])
+        if f"{r.namespace}/{r.k8s_name}" not in allowed:
+            yield (f"Service {r.namespace}/{r.k8s_name} is type LoadBalancer; only the ingress gateway "
+                   f"({', '.join(allowed)}) may be: expose products through the gateway instead")
+
+
+def check_namespace_injection(r: Resource, ctx: Context) -> Iterator[str]:
+    if not r.is_k8s("Namespace"):
+        return
+    if r.k8s_name in ctx.setting("platformNamespaces", list(PLATFORM_NAMESPACES)):
+        return
+    labels = r.metadata.get("labels") or {}
+    if labels.get("istio-injection") != "enabled" and not labels.get("istio.io/rev"):
+        yield f"namespace {r.k8s_name} must be labelled istio-injection=enabled (or istio.io/rev=<revision>) so its pods join the mesh"
+
+
+def pod_spec(r: Resource) -> Mapping[str, Any]:
+    if r.kind == "Pod":
+        return r.spec
+    template = r.spec.get("jobTemplate", {}).get("spec", r.spec) if r.kind == "CronJob" else r.spec
+    return (template.get("template") or {}).get("spec") or {}
+
+
+def containers(r: Resource) -> Iterator[Mapping[str, Any]]:
+    spec = pod_spec(r)
+    yield from spec.get("initContainers") or []
+    yield from spec.get("containers") or []
+
+
+def image_is_pinned(image: str) -> bool:
+    if re.fullmatch(r".+@sha256:[0-9a-f]{64}", image):
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and last.rsplit(":", 1)[1] not in ("", "latest")
+
+
+def check_pinned_images(r: Resource, ctx: Context) -> Iterator[str]:
+    if not r.is_k8s(*WORKLOAD_KINDS):
+        return
+    for c in containers(r):
+        image = str(c.get("image", ""))
+        if not image_is_pinned(image):
+            yield (f"{r.kind} {r.namespace}/{r.k8s_name} container {c.get('name')!r} image {image!r} is not pinned: "
+                   "use a version tag or @sha256 digest, never latest")
+
+
+def check_container_hardening(r: Resource, ctx: Context) -> Iterator[str]:
+    if not r.is_k8s(*WORKLOAD_KINDS):
+        return
+    pod_sc = pod_spec(r).get("securityContext") or {}
+    for c in containers(r):
+        where = f"{r.kind} {r.namespace}/{r.k8s_name} container {c.get('name')!r}"
+        resources = c.get("resources") or {}
+        for part in ("requests", "limits"):
+            missing = [q for q in ("cpu", "memory") if q not in (resources.get(part) or {})]
+            if missing:
+                yield f"{where} has no {part} for {', '.join(missing)}"
+        sc = c.get("securityContext") or {}
+        if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            yield f"{where} must run as non-root (securityContext.runAsNonRoot: true)"
+        if sc.get("allowPrivilegeEscalation") is not False:
+            yield f"{where} must set securityContext.allowPrivilegeEscalation: false"
+
+
+def check_eks_hardening(r: Resource, ctx: Context) -> Iterator[str]:
+    if r.type != "eks:index:Cluster":
+        return
+    if not r.props.get("encryptionConfigKeyArn"):
+        yield f"EKS cluster {r.name} must encrypt Kubernetes Secrets with a KMS key (encryptionConfigKeyArn)"
+    if not r.props.get("enabledClusterLogTypes"):
+        yield f"EKS cluster {r.name} must send control-plane logs to CloudWatch (enabledClusterLogTypes)"
+
+
+def check_eks_public_endpoint(r: Resource, ctx: Context) -> Iterator[str]:
+    if r.type != "eks:index:Cluster":
+        return
+    public = r.props.get("endpointPublicAccess", True)  # EKS's own default is public
+    cidrs = r.props.get("publicAccessCidrs") or ["0.0.0.0/0"]
+    if public and "0.0.0.0/0" in cidrs:
+        yield f"EKS cluster {r.name} exposes its API endpoint to 0.0.0.0/0: restrict publicAccessCidrs or turn public access off"
+
+
+# --- product-governed (stack) --------------------------------------------------
+
+
+def check_products_governed(resources: list[Resource], ctx: Context) -> Iterator[tuple[Resource, str]]:
+    services = [r for r in resources if r.is_k8s("Service")
+                and (r.metadata.get("labels") or {}).get("app.kubernetes.io/component") == "data-product"]
+    policies = [r for r in resources if r.is_k8s("AuthorizationPolicy") and r.spec.get("action", "ALLOW") == "ALLOW"]
+    limited: set[tuple[str, str]] = set()
+    for r in resources:
+        if r.is_k8s("EnvoyFilter"):
+            for patch in r.spec.get("configPatches") or []:
+                route = (((patch.get("match") or {}).get("routeConfiguration") or {}).get("vhost") or {}).get("route") or {}
+                value = (patch.get("patch") or {}).get("value") or {}
+                if route.get("name") and "envoy.filters.http.local_ratelimit" in (value.get("typed_per_filter_config") or {}):
+                    limited.add(("*", route["name"]))  # gateway routes are named after their product
+        elif r.is_k8s("ServiceBinding"):  # Anypoint: API Manager applies the rate limit
+            limited.add((r.namespace, str((r.spec.get("parameters") or {}).get("service"))))
+    for svc in services:
+        selector = svc.spec.get("selector") or {}
+        covered = any(
+            p.namespace == svc.namespace and (
+                ((p.spec.get("selector") or {}).get("matchLabels") or {}).items() <= selector.items())
+            for p in policies
+        )
+        if not covered:
+            yield svc, f"data product Service {svc.namespace}/{svc.k8s_name} is not covered by an ALLOW AuthorizationPolicy"
+        if ("*", svc.k8s_name) not in limited and (svc.namespace, svc.k8s_name) not in limited:
+            yield svc, f"data product Service {svc.namespace}/{svc.k8s_name} has no rate limit (gateway route limit or Anypoint binding)"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("istio-port-naming", "Service ports in mesh namespaces select an Istio protocol by name (<protocol>[-<suffix>]) "
+         "or appProtocol, so HTTP policy and telemetry apply.", MANDATORY, stack_check=check_port_naming,
+         settings={"meshNamespaces": {"type": "array", "items": {"type": "string"}}}),
+    Rule("subnet-role-tags", "Subnets carry the load balancer role tag for their kind (public elb, private internal-elb).",
+         MANDATORY, resource_check=check_subnet_role_tags),
+    Rule("loadbalancer-only-gateway", "Only the ingress gateway's Service is of type LoadBalancer.", MANDATORY,
+         resource_check=check_load_balancers, settings={"allowed": {"type": "array", "items": {"type": "string"}}}),
+    Rule("mesh-namespace-injection", "Namespaces other than the platform's carry the sidecar injection label.", MANDATORY,
+         resource_check=check_namespace_injection, settings={"platformNamespaces": {"type": "array", "items": {"type": "string"}}}),
+    Rule("pinned-images", "Container images are pinned to a version tag or digest, never latest or untagged.", MANDATORY,
+         resource_check=check_pinned_images),
+    Rule("container-hardening", "Containers set requests and limits, run as non-root and cannot escalate privileges.",
+         MANDATORY, resource_check=check_container_hardening),
+    Rule("product-governed", "Every data-product Service is covered by an authorization policy and a rate limit.",
+         MANDATORY, stack_check=check_products_governed),
+    Rule("eks-hardening", "EKS encrypts Secrets with KMS and sends control-plane logs.", MANDATORY,
+         resource_check=check_eks_hardening),
+    Rule("eks-public-endpoint", "The EKS API endpoint is not open to 0.0.0.0/0 (mandatory for prod through its config).",
+         ADVISORY, resource_check=check_eks_public_endpoint),
+)
+RULES_BY_NAME = {r.name: r for r in RULES}
+
+
+# --- configuration and evaluation --------------------------------------------
+
+
+class PolicyConfigError(ValueError):
+    """A policy config file names an unknown rule or level; the message says which."""
+
+
+def rule_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per rule."""
+    result: dict[str, dict[str, Any]] = {name: {} for name in RULES_BY_NAME}
+    for key, value in config.items():
+        if key != "all" and key not in RULES_BY_NAME:
+            raise PolicyConfigError(f"{key}: is not a datamesh policy ({', '.join(RULES_BY_NAME)})")
+        entry = {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+        level = entry.get("enforcementLevel")
+        if level is not None and level not in LEVELS:
+            raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {level!r}")
+        for name in (RULES_BY_NAME if key == "all" else [key]):
+            result[name] = {**result[name], **entry}
+    return result
+
+
+def exempt(resource: Resource, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(resource.urn, p) or fnmatch.fnmatchcase(resource.name, p) for p in patterns)
+
+
+def run_rule(rule: Rule, resources: list[Resource], config: Mapping[str, Any]) -> list[tuple[Resource, str]]:
+    """A rule's findings, exemptions (``config["exemptions"]``: URN or name globs) left out."""
+    ctx = Context(config)
+    if rule.resource_check is not None:
+        found = [(r, m) for r in resources for m in rule.resource_check(r, ctx)]
+    else:
+        assert rule.stack_check is not None
+        found = list(rule.stack_check(resources, ctx))
+    patterns = config.get("exemptions", [])
+    return [(r, m) for r, m in found if not exempt(r, patterns)]
+
+
+def evaluate(resources: list[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
+    """Every rule over ``resources``, with levels and exemptions from ``config``."""
+    configs = rule_configs(config or {})
+    violations = []
+    for rule in RULES:
+        cfg = configs[rule.name]
+        level = cfg.get("enforcementLevel", rule.level)
+        if level == DISABLED:
+            continue
+        violations += [Violation(rule.name, level, r.urn, m) for r, m in run_rule(rule, resources, cfg)]
+    return violations

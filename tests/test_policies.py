@@ -1,0 +1,283 @@
+"""The policy pack: each rule both ways, every stack passes, and the render enforces it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from policies.rules import (
+    ADVISORY,
+    MANDATORY,
+    RULES,
+    RULES_BY_NAME,
+    PolicyConfigError,
+    Resource,
+    evaluate,
+    istio_protocol,
+    rule_configs,
+)
+from tests.conftest import ROOT, write_stack
+from tools.render import main as render_main
+
+
+def res(type_, name="r", **props):
+    return Resource(f"urn:pulumi:t::p::{type_}::{name}", type_, name, props)
+
+
+def namespace(name, injected=True):
+    labels = {"istio-injection": "enabled"} if injected else {}
+    return res("kubernetes:core/v1:Namespace", name, metadata={"name": name, "labels": labels})
+
+
+def service(name, ports, ns="sales", svc_type="ClusterIP", labels=None, selector=None):
+    return res("kubernetes:core/v1:Service", name, metadata={"name": name, "namespace": ns, "labels": labels or {}},
+               spec={"type": svc_type, "ports": ports, "selector": selector or {"app": name}})
+
+
+def deployment(name="d", image="repo/app:1.2.3", ns="sales", **container):
+    c = {"name": "app", "image": image,
+         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False}, **container}
+    return res("kubernetes:apps/v1:Deployment", name, metadata={"name": name, "namespace": ns},
+               spec={"template": {"spec": {"containers": [c]}}})
+
+
+def findings(rule, resources, config=None):
+    return [v for v in evaluate(resources, config) if v.rule == rule]
+
+
+# --- istio-port-naming: the issue's cases ---------------------------------------
+
+PASSING_PORTS = [{"name": "http-api", "port": 80}, {"name": "grpc-web", "port": 8080}, {"name": "HTTP", "port": 80},
+                 {"name": "tcp-db", "port": 5432}, {"port": 12000, "appProtocol": "http"},
+                 {"name": "web", "port": 80, "appProtocol": "HTTP2"}, {"name": "dns", "port": 53, "protocol": "UDP"}]
+FAILING_PORTS = [{"name": "web", "port": 80}, {"name": "httpfoo", "port": 80}, {"port": 12000},
+                 {"name": "web", "port": 80, "appProtocol": "custom"}]
+
+
+@pytest.mark.parametrize("port", PASSING_PORTS, ids=lambda p: json.dumps(p))
+def test_port_names_istio_reads_pass(port):
+    assert findings("istio-port-naming", [namespace("sales"), service("s", [port])]) == []
+
+
+@pytest.mark.parametrize("port", FAILING_PORTS, ids=lambda p: json.dumps(p))
+def test_port_names_istio_cannot_read_fail_naming_service_and_port(port):
+    [v] = findings("istio-port-naming", [namespace("sales"), service("s", [port])])
+    assert v.level == MANDATORY and "Service sales/s" in v.message
+    assert (f"port {port['name']!r}" if "name" in port else "unnamed port 0") in v.message
+    assert "e.g. 'http-" in v.message  # a suggested name
+
+
+def test_port_naming_only_applies_in_mesh_namespaces():
+    assert findings("istio-port-naming", [namespace("sales", injected=False), service("s", [{"name": "web"}])]) == []
+    revisioned = res("kubernetes:core/v1:Namespace", "sales", metadata={"name": "sales", "labels": {"istio.io/rev": "1-30"}})
+    assert findings("istio-port-naming", [revisioned, service("s", [{"name": "web"}])])
+    # Namespaces made outside the stack can be named in the rule's config.
+    config = {"istio-port-naming": {"meshNamespaces": ["sales"]}}
+    assert findings("istio-port-naming", [service("s", [{"name": "web"}])], config)
+
+
+def test_istio_protocol_semantics():
+    assert istio_protocol({"name": "grpc-web"}) == "grpc-web"
+    assert istio_protocol({"name": "HTTP2-x"}) == "http2"
+    assert istio_protocol({"name": "http-api", "appProtocol": "tcp"}) == "tcp"  # appProtocol wins
+    assert istio_protocol({"name": "tls-x", "appProtocol": "nonsense"}) == "tls"  # unless Istio does not know it
+    assert istio_protocol({"name": "status-port"}) is None
+
+
+# --- the other rules, both ways --------------------------------------------------
+
+def subnet(tags):
+    return res("aws:ec2/subnet:Subnet", "sn", tags=tags)
+
+
+def eks(**props):
+    return res("eks:index:Cluster", "c", **props)
+
+
+BOTH_WAYS = [
+    ("subnet-role-tags", [subnet({"kubernetes.io/role/elb": "1"})],
+     [subnet({}), subnet({"kubernetes.io/role/elb": "1", "kubernetes.io/role/internal-elb": "1"})]),
+    ("loadbalancer-only-gateway", [service("istio-ingressgateway", [{"name": "http2"}], ns="istio-ingress", svc_type="LoadBalancer")],
+     [service("s", [{"name": "http-api"}], svc_type="LoadBalancer")]),
+    ("mesh-namespace-injection", [namespace("sales"), namespace("istio-system", injected=False)], [namespace("sales", injected=False)]),
+    ("pinned-images", [deployment(image="repo/app:1.2.3"), deployment(image="repo/app@sha256:" + "a" * 64),
+                       deployment(image="registry:5000/app:2")],
+     [deployment(image="repo/app:latest"), deployment(image="repo/app"), deployment(image="registry:5000/app")]),
+    ("container-hardening", [deployment()],
+     [deployment(resources={"requests": {"cpu": "1"}}), deployment(securityContext={"runAsNonRoot": True}),
+      deployment(securityContext={"allowPrivilegeEscalation": False})]),
+    ("eks-hardening", [eks(encryptionConfigKeyArn="arn:k", enabledClusterLogTypes=["api"])],
+     [eks(enabledClusterLogTypes=["api"]), eks(encryptionConfigKeyArn="arn:k")]),
+    ("eks-public-endpoint", [eks(endpointPublicAccess=False), eks(publicAccessCidrs=["203.0.113.0/24"])],
+     [eks(), eks(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])]),
+]
+
+
+@pytest.mark.parametrize(("rule", "good", "bad"), BOTH_WAYS, ids=[c[0] for c in BOTH_WAYS])
+def test_resource_rules_both_ways(rule, good, bad):
+    assert findings(rule, good) == [], rule
+    for resource in bad:
+        assert findings(rule, [resource]), (rule, resource)
+
+
+def product_stack(*, authz=True, limit="envoyfilter"):
+    labels = {"app.kubernetes.io/component": "data-product"}
+    resources = [namespace("sales"), service("predictor", [{"name": "http-api"}], labels=labels)]
+    if authz:
+        resources.append(res("kubernetes:security.istio.io/v1:AuthorizationPolicy", "p", metadata={"name": "p", "namespace": "sales"},
+                             spec={"selector": {"matchLabels": {"app": "predictor"}}, "action": "ALLOW", "rules": []}))
+    if limit == "envoyfilter":
+        patch = {"match": {"routeConfiguration": {"vhost": {"route": {"name": "predictor"}}}},
+                 "patch": {"value": {"typed_per_filter_config": {"envoy.filters.http.local_ratelimit": {}}}}}
+        resources.append(res("kubernetes:networking.istio.io/v1alpha3:EnvoyFilter", "f",
+                             metadata={"name": "f", "namespace": "istio-ingress"}, spec={"configPatches": [patch]}))
+    elif limit == "binding":
+        resources.append(res("kubernetes:servicecatalog.k8s.io/v1beta1:ServiceBinding", "b", metadata={"name": "b", "namespace": "sales"},
+                             spec={"parameters": {"service": "predictor", "apiId": "1"}}))
+    return resources
+
+
+def test_product_governed_both_ways():
+    assert findings("product-governed", product_stack()) == []
+    assert findings("product-governed", product_stack(limit="binding")) == []
+    [v] = findings("product-governed", product_stack(authz=False))
+    assert "not covered by an ALLOW AuthorizationPolicy" in v.message
+    [v] = findings("product-governed", product_stack(limit=None))
+    assert "has no rate limit" in v.message
+
+
+def test_every_rule_has_a_test_both_ways():
+    tested = {c[0] for c in BOTH_WAYS} | {"istio-port-naming", "product-governed"}
+    assert tested == set(RULES_BY_NAME)
+
+
+# --- configuration ---------------------------------------------------------------
+
+def test_levels_and_exemptions_come_from_config():
+    bad = [deployment(name="legacy", image="repo/app:latest")]
+    assert findings("pinned-images", bad)[0].level == MANDATORY
+    assert findings("pinned-images", bad, {"pinned-images": "advisory"})[0].level == ADVISORY
+    assert findings("pinned-images", bad, {"pinned-images": "disabled"}) == []
+    assert findings("pinned-images", bad, {"pinned-images": {"exemptions": ["legacy"]}}) == []
+    assert findings("pinned-images", bad, {"all": "advisory"})[0].level == ADVISORY
+
+
+@pytest.mark.parametrize(("config", "message"), [({"no-such-rule": "mandatory"}, "no-such-rule: is not a datamesh policy"),
+                                                 ({"pinned-images": "loud"}, "pinned-images.enforcementLevel: must be one of")])
+def test_bad_policy_config_is_named(config, message):
+    with pytest.raises(PolicyConfigError, match=message):
+        rule_configs(config)
+
+
+# --- every stack in the repository passes ----------------------------------------
+
+@pytest.mark.parametrize("stack", sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
+def test_every_stack_passes_every_mandatory_rule(stack, tmp_path):
+    assert render_main(["--stack", stack, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "policy-report.json").read_text())
+    assert report["passed"] is True
+    assert not [v for v in report["violations"] if v["level"] == MANDATORY]
+    assert [r["name"] for r in report["rules"]] == [r.name for r in RULES]
+
+
+def test_prod_makes_the_public_endpoint_rule_mandatory(tmp_path, capsys):
+    stack = write_stack(tmp_path, {"datamesh:publicAccessCidrs": ["0.0.0.0/0"]}, base="prod")
+    code = render_main(["--stack", "prod", "--config", str(stack), "--out", str(tmp_path / "out"),
+                        "--policy-config", str(ROOT / "policies" / "config" / "prod.json")])
+    assert code == 1
+    assert "policy mandatory: eks-public-endpoint" in capsys.readouterr().err
+    # dev's config keeps it advisory
+    assert render_main(["--stack", "dev", "--out", str(tmp_path / "dev")]) == 0
+
+
+# --- the render fails a product with a bad port name ------------------------------
+
+@pytest.fixture
+def project_copy(tmp_path):
+    """A copy of the program whose products/ can be edited."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "products", root / "products")
+    return root
+
+
+def render_with_port(project_copy, tmp_path, capsys, **port_fields):
+    from tools.render import check_policies, render_stack
+
+    path = project_copy / "products" / "revenue-predictor.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc.update(port_fields)
+    path.write_text(yaml.safe_dump(doc))
+    return [v for v in check_policies(render_stack("dev", project_dir=project_copy), {}) if v.level == MANDATORY]
+
+
+@pytest.mark.parametrize("port_fields", [{"portName": "web"}, {"portName": "httpfoo"}, {"portName": ""}])
+def test_render_refuses_a_product_port_istio_cannot_read(project_copy, tmp_path, capsys, port_fields):
+    [v] = render_with_port(project_copy, tmp_path, capsys, **port_fields)
+    assert v.rule == "istio-port-naming" and "Service sales/revenue-predictor" in v.message
+    name = port_fields["portName"]
+    assert (f"port {name!r}" if name else "unnamed port 0 (12000)") in v.message
+
+
+@pytest.mark.parametrize("port_fields", [{"portName": "http-api"}, {"portName": "grpc-web"}, {"portName": "HTTP"},
+                                         {"portName": "tcp-db"}, {"portName": "", "appProtocol": "http"}])
+def test_render_accepts_product_ports_istio_reads(project_copy, tmp_path, capsys, port_fields):
+    assert render_with_port(project_copy, tmp_path, capsys, **port_fields) == []
+
+
+def test_render_exit_code_for_a_policy_failure(tmp_path, capsys, monkeypatch):
+    # Through the CLI entry point: exit 1, every file still written, the rule and resource named.
+    from tools import render
+
+    monkeypatch.setattr(render, "check_policies", lambda result, config: evaluate(
+        [Resource("urn:x", "kubernetes:core/v1:Namespace", "n", {"metadata": {"name": "n"}})], config))
+    assert render_main(["--stack", "dev", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "policy mandatory: mesh-namespace-injection: namespace n must be labelled" in err and "(urn:x)" in err
+    assert json.loads((tmp_path / "policy-report.json").read_text())["passed"] is False
+    assert (tmp_path / "resources.json").exists()
+
+
+# --- the Pulumi pack adapter ---------------------------------------------------------
+
+class Args:
+    def __init__(self, resource, config=None):
+        self.urn, self.resource_type, self.name, self.props = resource.urn, resource.type, resource.name, dict(resource.props)
+        self.resources = [self]
+        self._config = config or {}
+
+    def get_config(self):
+        return self._config
+
+
+def test_pack_reports_through_pulumi_policy():
+    from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+    from policies.pack import build_policies
+
+    policies = {p.name: p for p in build_policies()}
+    assert set(policies) == set(RULES_BY_NAME)
+    assert isinstance(policies["pinned-images"], ResourceValidationPolicy)
+    assert isinstance(policies["istio-port-naming"], StackValidationPolicy)
+    reported = []
+    policies["pinned-images"].validate(Args(deployment(image="x:latest")), lambda msg, urn: reported.append((msg, urn)))
+    assert len(reported) == 1 and "is not pinned" in reported[0][0]
+    reported.clear()
+    policies["pinned-images"].validate(Args(deployment(name="d", image="x:latest"), {"exemptions": ["d"]}), lambda m, u: reported.append(m))
+    assert reported == []
+
+
+def test_pack_files():
+    pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["name"] == "python" and pack["runtime"]["options"]["virtualenv"]
+    main = (ROOT / "policies" / "__main__.py").read_text()
+    assert "PolicyPack(" in main and "def check" not in main  # it only assembles the pack
+    requirements = (ROOT / "policies" / "requirements.txt").read_text()
+    assert "pulumi-policy==" in requirements
+    for path in Path(ROOT / "policies" / "config").glob("*.json"):
+        rule_configs(json.loads(path.read_text()))
