@@ -89,9 +89,15 @@ mesh = MeshNamespaces("mesh", MeshNamespacesArgs(
     provider=cluster.provider,
 ))
 
-# 6. Data products, each routed from the gateway under its prefix; upstreams first.
+# 6. Zero trust: mTLS STRICT, and each product namespace denies unless a policy allows.
+zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(
+    products=products, namespaces=mesh.namespaces, istiod=istio.istiod, provider=cluster.provider,
+))
+
+# 7. Data products, each routed from the gateway under its prefix; they start only once
+#    their namespace's policies exist, so no product ever serves unprotected.
 by_name = {p.name: p for p in products}
-for product in products:
+data_products = [
     DataProduct(product.name, DataProductArgs(
         product=product,
         upstreams=tuple(by_name[u] for u in product.consumes),
@@ -99,12 +105,12 @@ for product in products:
         gateway=istio.shared_gateway_ref,
         gateway_resource=istio.shared_gateway,
         provider=cluster.provider,
+        after=(zero_trust,),
     ))
+    for product in products
+]
 
-# 7. Governance: zero trust inside; API keys and rate limits at the gateway, or Anypoint's adapter.
-ZeroTrust("zero-trust", ZeroTrustArgs(
-    products=products, namespaces=mesh.namespaces, istiod=istio.istiod, provider=cluster.provider,
-))
+# 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
     ApiGovernance("api-governance", ApiGovernanceArgs(
         products=products, consumers=access.consumers, tiers=access.tiers, gateway=istio.gateway, provider=cluster.provider,
@@ -112,13 +118,15 @@ if anypoint is None:
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(
         settings=anypoint, products=products, namespaces=mesh.namespaces, provider=cluster.provider,
+        services=tuple(data_products),
     ))
-# 8. Observability: access logs, metrics per product and consumer, Prometheus and Kiali.
+
+# 9. Observability: access logs, metrics per product and consumer, Prometheus and Kiali.
 Observability("observability", ObservabilityArgs(
     addons=settings.observability, istiod=istio.istiod, provider=cluster.provider,
 ))
 
-# 9. Discovery: every product's external URL and the Backstage catalog.
+# 10. Discovery: every product's external URL and the Backstage catalog.
 gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
 product_urls = gateway_host.apply(lambda host: {p.name: f"http://{host}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)

@@ -99,6 +99,8 @@ class DataProductArgs:
         gateway: the shared Istio Gateway its route binds to, as ``<namespace>/<name>``.
         gateway_resource: that Gateway, so the route waits for it.
         provider: the cluster's Kubernetes provider.
+        after: resources every object of the product waits for (the namespace's
+            authorization policies). Children do not inherit a component's depends_on.
     """
 
     product: Product
@@ -107,6 +109,7 @@ class DataProductArgs:
     gateway: str
     gateway_resource: pulumi.Resource
     provider: k8s.Provider
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 class DataProduct(pulumi.ComponentResource):
@@ -125,7 +128,7 @@ class DataProduct(pulumi.ComponentResource):
         super().__init__("datamesh:product:DataProduct", name, None, opts)
         p = args.product
         ns = args.namespace.metadata.name
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
         meta = {"name": p.name, "namespace": ns, "labels": labels(p), "annotations": annotations(p)}
 
         sa = k8s.core.v1.ServiceAccount(

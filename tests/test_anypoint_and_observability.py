@@ -43,6 +43,8 @@ def test_secret_then_adapter_then_one_binding_per_product(anypoint):
         "instanceRef": {"name": "adapter"}, "parameters": {"apiId": "17595112", "service": "revenue-predictor"}}
     for b in bindings.values():
         assert waits_for(anypoint, b, adapters[b.inputs["metadata"]["namespace"]])
+        service = b.inputs["spec"]["parameters"]["service"]
+        assert waits_for(anypoint, b, next(r for r in anypoint.of_type("kubernetes:core/v1:Service") if r.name == service))
 
 
 def test_credentials_are_secret_everywhere(anypoint):

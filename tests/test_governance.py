@@ -53,6 +53,13 @@ def test_products_admit_exactly_the_gateway_and_their_composers(dev):
     assert gateway.inputs["values"]["serviceAccount"]["name"] == "istio-ingressgateway"
 
 
+def test_products_start_only_after_their_namespace_denies_by_default(dev):
+    for name, namespace in (("customer-features", "customer"), ("revenue-predictor", "sales"), ("customer-revenue", "sales")):
+        deployment = next(r for r in dev.of_type("kubernetes:apps/v1:Deployment") if r.name == name)
+        assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", "allow-nothing", namespace))
+        assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace))
+
+
 def test_policies_wait_for_istiod(dev):
     istiod = dev.one("kubernetes:helm.sh/v3:Release", "istiod")
     for r in dev.resources:
