@@ -97,18 +97,18 @@ zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(
 # 7. Data products, each routed from the gateway under its prefix; they start only once
 #    their namespace's policies exist, so no product ever serves unprotected.
 by_name = {p.name: p for p in products}
-data_products = [
-    DataProduct(product.name, DataProductArgs(
+data_products = {
+    product.name: DataProduct(product.name, DataProductArgs(
         product=product,
         upstreams=tuple(by_name[u] for u in product.consumes),
         namespace=mesh.namespaces[product.domain],
         gateway=istio.shared_gateway_ref,
         gateway_resource=istio.shared_gateway,
         provider=cluster.provider,
-        after=(zero_trust,),
+        after=tuple(zero_trust.guards[product.name]),
     ))
     for product in products
-]
+}
 
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
@@ -118,7 +118,7 @@ if anypoint is None:
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(
         settings=anypoint, products=products, namespaces=mesh.namespaces, provider=cluster.provider,
-        services=tuple(data_products),
+        services=data_products,
     ))
 
 # 9. Observability: access logs, metrics per product and consumer, Prometheus and Kiali.

@@ -86,14 +86,14 @@ class AnypointAdapterArgs:
         namespaces: product namespaces by name; each gets its own adapter, as bindings
             reference an adapter in their own namespace.
         provider: the cluster's Kubernetes provider.
-        services: resources the bindings wait for (the products, whose Services they bind).
+        services: per product, what its binding waits for (the product, whose Service it binds).
     """
 
     settings: AnypointSettings
     products: tuple[Product, ...]
     namespaces: dict[str, k8s.core.v1.Namespace]
     provider: k8s.Provider
-    services: tuple[pulumi.Resource, ...] = ()
+    services: dict[str, pulumi.Resource] = field(default_factory=dict)
 
 
 class AnypointAdapter(pulumi.ComponentResource):
@@ -145,6 +145,7 @@ class AnypointAdapter(pulumi.ComponentResource):
                         "instanceRef": {"name": s.adapter_name},
                         "parameters": {"apiId": s.api_ids[product.name], "service": product.name},
                     },
-                    opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[adapter, *args.services])),
+                    opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                        depends_on=[adapter, *([args.services[product.name]] if product.name in args.services else [])])),
                 )
         self.register_outputs({})

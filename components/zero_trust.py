@@ -51,6 +51,8 @@ class ZeroTrust(pulumi.ComponentResource):
     sidecar agent, so they need no rule.
     """
 
+    guards: dict[str, list[pulumi.Resource]]
+
     def __init__(self, name: str, args: ZeroTrustArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:ZeroTrust", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod])
@@ -63,8 +65,9 @@ class ZeroTrust(pulumi.ComponentResource):
             spec={"mtls": {"mode": "STRICT"}},
             opts=k8s_opts,
         )
+        deny: dict[str, pulumi.Resource] = {}
         for ns_name in sorted({p.namespace for p in args.products}):
-            k8s.apiextensions.CustomResource(
+            deny[ns_name] = k8s.apiextensions.CustomResource(
                 f"{ns_name}-allow-nothing",
                 api_version="security.istio.io/v1",
                 kind="AuthorizationPolicy",
@@ -72,8 +75,11 @@ class ZeroTrust(pulumi.ComponentResource):
                 spec={},  # an ALLOW policy that matches nothing: deny unless another policy allows
                 opts=k8s_opts,
             )
+        # Per product, the policies that must exist before it serves: its namespace's
+        # deny-by-default and its own callers. Just these two, so the graph stays linear.
+        self.guards = {}
         for product in args.products:
-            k8s.apiextensions.CustomResource(
+            self.guards[product.name] = [deny[product.namespace], k8s.apiextensions.CustomResource(
                 f"{product.name}-callers",
                 api_version="security.istio.io/v1",
                 kind="AuthorizationPolicy",
@@ -85,5 +91,5 @@ class ZeroTrust(pulumi.ComponentResource):
                     "rules": [{"from": [{"source": {"principals": allowed_callers(product, args.products)}}]}],
                 },
                 opts=k8s_opts,
-            )
+            )]
         self.register_outputs({})
