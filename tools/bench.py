@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from tools.mockrun import PROJECT_ROOT, run_program
+from tools.mockrun import PROJECT_ROOT, RunResult, run_program
 from tools.stackconfig import load_stack_config
 
 FLOOR_PROGRAM = '''
@@ -83,16 +83,28 @@ def synthetic_config(dev: dict[str, str], names: list[str]) -> dict[str, str]:
     return config
 
 
+def synthetic_project(folder: Path, count: int) -> tuple[Path, dict[str, str]]:
+    """The program with ``count`` synthetic products in ``folder``: its path and dev-based config.
+
+    Only the program and its products move; ``components`` is imported from the checkout.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "__main__.py", folder / "__main__.py")
+    names = synthetic_products(folder / "products", count)
+    return folder / "__main__.py", synthetic_config(load_stack_config(PROJECT_ROOT, "dev").values, names)
+
+
+def run_synthetic(folder: Path, count: int) -> RunResult:
+    """One mock run of the program with ``count`` synthetic products."""
+    program, config = synthetic_project(folder, count)
+    base = load_stack_config(PROJECT_ROOT, "dev")
+    return run_program(config, base.secret_keys, stack="dev", project=base.project, program=program)
+
+
 def _render_inputs(count: int) -> str:
     """The inputs of the first ``count`` resources of a synthetic render, as JSON (secrets already masked)."""
-    base = load_stack_config(PROJECT_ROOT, "dev")
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        shutil.copy(PROJECT_ROOT / "__main__.py", project / "__main__.py")
-        products = int(count / 10) + 1
-        names = synthetic_products(project / "products", products)
-        config = synthetic_config(base.values, names)
-        result = run_program(config, base.secret_keys, stack="dev", project=base.project, program=project / "__main__.py")
+        result = run_synthetic(Path(tmp), int(count / 10) + 1)
     inputs = [r.inputs for r in result.resources]
     return json.dumps((inputs * (count // len(inputs) + 1))[:count])
 
@@ -103,13 +115,7 @@ def _child(kind: str, count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if kind == "render":
-            # Only the program and its products move; `components` is imported from the checkout.
-            project = work / "project"
-            project.mkdir()
-            shutil.copy(PROJECT_ROOT / "__main__.py", project / "__main__.py")
-            names = synthetic_products(project / "products", count)
-            config = synthetic_config(base.values, names)
-            program = project / "__main__.py"
+            program, config = synthetic_project(work / "project", count)
         else:
             # "floor": bare resources, no inputs. "inputs": as many resources carrying the
             # render's own inputs, flat: what registering that much data costs by itself.
