@@ -18,7 +18,6 @@ from components.irsa import trust_policy
 NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
-WEBHOOK_PORT = 9443
 IAM_POLICY_PATH = Path(__file__).parent / "iam" / versions.LBC_IAM_POLICY_FILE
 
 

@@ -175,10 +175,6 @@ class Product:
             return self.declared_port_name
         return f"{PROTOCOLS[self.protocol]}-api"
 
-    @property
-    def min_available(self) -> int:
-        return self.autoscaling.min_replicas if self.autoscaling else (self.replicas or 1)
-
 
 def upstream_env_name(product: str) -> str:
     """The environment variable a composed product reads an upstream's in-mesh URL from."""

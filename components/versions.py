@@ -28,10 +28,6 @@ class IstioRelease:
     version: str
     kubernetes: tuple[str, ...]
 
-    @property
-    def minor(self) -> str:
-        return ".".join(self.version.split(".")[:2])
-
 
 def _k8s_range(first: int, last: int) -> tuple[str, ...]:
     return tuple(f"1.{m}" for m in range(first, last + 1))
