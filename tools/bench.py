@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from tools.mockrun import PROJECT_ROOT, RunResult, run_program
-from tools.stackconfig import load_stack_config
+from tools.stackconfig import StackConfig, load_stack_config
 
 FLOOR_PROGRAM = '''
 import json
@@ -83,7 +83,7 @@ def synthetic_config(dev: dict[str, str], names: list[str]) -> dict[str, str]:
     return config
 
 
-def synthetic_project(folder: Path, count: int) -> tuple[Path, dict[str, str]]:
+def synthetic_project(folder: Path, count: int, dev: StackConfig) -> tuple[Path, dict[str, str]]:
     """The program with ``count`` synthetic products in ``folder``: its path and dev-based config.
 
     Only the program and its products move; ``components`` is imported from the checkout.
@@ -91,14 +91,14 @@ def synthetic_project(folder: Path, count: int) -> tuple[Path, dict[str, str]]:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "__main__.py", folder / "__main__.py")
     names = synthetic_products(folder / "products", count)
-    return folder / "__main__.py", synthetic_config(load_stack_config(PROJECT_ROOT, "dev").values, names)
+    return folder / "__main__.py", synthetic_config(dev.values, names)
 
 
 def run_synthetic(folder: Path, count: int) -> RunResult:
     """One mock run of the program with ``count`` synthetic products."""
-    program, config = synthetic_project(folder, count)
-    base = load_stack_config(PROJECT_ROOT, "dev")
-    return run_program(config, base.secret_keys, stack="dev", project=base.project, program=program)
+    dev = load_stack_config(PROJECT_ROOT, "dev")
+    program, config = synthetic_project(folder, count, dev)
+    return run_program(config, dev.secret_keys, stack="dev", project=dev.project, program=program)
 
 
 def _render_inputs(count: int) -> str:
@@ -115,7 +115,7 @@ def _child(kind: str, count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if kind == "render":
-            program, config = synthetic_project(work / "project", count)
+            program, config = synthetic_project(work / "project", count, base)
         else:
             # "floor": bare resources, no inputs. "inputs": as many resources carrying the
             # render's own inputs, flat: what registering that much data costs by itself.
