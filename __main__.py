@@ -5,29 +5,29 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components import catalog
-from components.access import load_access
-from components.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
-from components.api_governance import ApiGovernance, ApiGovernanceArgs
-from components.cluster import Cluster, ClusterArgs
 from components.config import from_pulumi
-from components.data_product import DataProduct, DataProductArgs
-from components.istio import Istio, IstioArgs
-from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
-from components.network import Network, NetworkArgs
-from components.observability import Observability, ObservabilityArgs
-from components.products import load_products
-from components.zero_trust import ZeroTrust, ZeroTrustArgs
+from components.governance.access import load_access
+from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
+from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
+from components.governance.observability import Observability, ObservabilityArgs
+from components.governance.zero_trust import ZeroTrust, ZeroTrustArgs
+from components.platform.cluster import Cluster, ClusterArgs
+from components.platform.istio import Istio, IstioArgs
+from components.platform.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.platform.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
+from components.platform.network import Network, NetworkArgs
+from components.products import catalog
+from components.products.data_product import DataProduct, DataProductArgs
+from components.products.declarations import load_products
 
 # All configuration and every product declaration are validated here,
 # before the first resource is registered.
 settings = from_pulumi()
 products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides)
-access = load_access(settings.consumers, settings.api_keys, "apiKeys" in settings.secret_keys,
-                     settings.rate_limit_tiers, {p.name for p in products})
+access = load_access(settings.consumers, settings.api_keys, settings.rate_limit_tiers,
+                      {p.name for p in products})
 anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
-                          settings.secret_keys, products) if settings.governance_adapter == "anypoint" else None
+                          products) if settings.governance_adapter == "anypoint" else None
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
 aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
 

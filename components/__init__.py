@@ -1,1 +1,6 @@
-"""datamesh's Pulumi components; ``config`` parses the stack configuration they take."""
+"""datamesh's Pulumi components, one package per layer of the architecture.
+
+Base modules (no Pulumi resources; every layer may import them): ``config``,
+``versions``, ``cidr``, ``names``, ``images``, ``ratelimit``. Layers, each
+importing only those below it: ``platform`` < ``addons`` < ``products`` < ``governance``.
+"""

@@ -20,6 +20,7 @@ import pulumi
 
 from components import versions
 from components.cidr import CidrError, SubnetPlan, overlaps, plan_subnets
+from components.names import is_dns_label
 
 NAMESPACE = "datamesh"
 
@@ -80,7 +81,6 @@ NAT_MODES = ("single", "perAz")
 RESERVED_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
 )
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
@@ -250,7 +250,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     except versions.UnsupportedVersionError as exc:
         raise _fail("istioVersion", str(exc)) from None
     revision = v["istioRevision"]
-    if revision and not _DNS_LABEL.match(revision):
+    if revision and not is_dns_label(revision):
         raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
 
     vpc_cidr = _cidr("vpcCidr", v["vpcCidr"])
@@ -297,7 +297,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.match, "an IAM role or user ARN"))
 
     namespaces = _unique("meshNamespaces", _each(
-        "meshNamespaces", v["meshNamespaces"], lambda n: bool(_DNS_LABEL.match(n)) and len(n) <= 63,
+        "meshNamespaces", v["meshNamespaces"], is_dns_label,
         "a DNS label (lowercase letters, digits, '-', 63 at most)"))
     for ns in namespaces:
         if ns in RESERVED_NAMESPACES:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.images import image_pin_problem
+
 MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
 LEVELS = (MANDATORY, ADVISORY, DISABLED)
 
@@ -196,19 +198,12 @@ def containers(r: Resource) -> Iterator[Mapping[str, Any]]:
     yield from spec.get("containers") or []
 
 
-def image_is_pinned(image: str) -> bool:
-    if re.fullmatch(r".+@sha256:[0-9a-f]{64}", image):
-        return True
-    last = image.rsplit("/", 1)[-1]
-    return ":" in last and last.rsplit(":", 1)[1] not in ("", "latest")
-
-
 def check_pinned_images(r: Resource, ctx: Context) -> Iterator[str]:
     if not r.is_k8s(*WORKLOAD_KINDS):
         return
     for c in containers(r):
         image = str(c.get("image", ""))
-        if not image_is_pinned(image):
+        if image_pin_problem(image):
             yield (f"{r.kind} {r.namespace}/{r.k8s_name} container {c.get('name')!r} image {image!r} is not pinned: "
                    "use a version tag or @sha256 digest, never latest")
 

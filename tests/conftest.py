@@ -17,8 +17,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools.mockrun import Registration, RunResult  # noqa: E402
-from tools.render import render_stack  # noqa: E402
+from tools.engine.mockrun import Registration, RunResult  # noqa: E402
+from tools.engine.render import render_stack  # noqa: E402
 
 
 def stack_file(stack: str) -> dict[str, Any]:

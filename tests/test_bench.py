@@ -2,7 +2,7 @@
 
 import json
 
-from components.products import load_products
+from components.products.declarations import load_products
 from tools import bench
 
 

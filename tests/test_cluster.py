@@ -2,7 +2,7 @@
 
 import json
 
-from components.cluster import NODE_MANAGED_POLICIES
+from components.platform.cluster import NODE_MANAGED_POLICIES
 
 RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 

@@ -9,9 +9,9 @@ import yaml
 from components import config
 from components.config import SCHEMA, ConfigError, load_settings
 from tests.conftest import ROOT, write_stack
-from tools import mockrun
+from tools.engine import mockrun
+from tools.engine.stackconfig import load_stack_config
 from tools.render import main as render_main
-from tools.stackconfig import load_stack_config
 
 GOOD = {"kubernetesVersion": "1.35", "istioVersion": "1.30.5", "availabilityZones": '["eu-west-1a", "eu-west-1b"]'}
 

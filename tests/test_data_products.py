@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 
-from components.catalog import entities
-from components.products import load_products
+from components.products.catalog import entities
+from components.products.declarations import load_products
 from tests.conftest import ROOT, render_variant, waits_for
 
 PRODUCTS = ("customer-features", "revenue-predictor", "customer-revenue")

@@ -5,9 +5,9 @@ import shutil
 import pytest
 import yaml
 
-from components.products import DeclarationError, load_products, parse_declaration, upstream_env_name
+from components.products.declarations import DeclarationError, load_products, parse_declaration, upstream_env_name
 from tests.conftest import ROOT, write_stack
-from tools import mockrun
+from tools.engine import mockrun
 from tools.render import main as render_main
 
 DEV_PRODUCTS = ["customer-features", "revenue-predictor", "customer-revenue"]

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from components.access import ConfigError, load_access, parse_rate_limit
-from components.api_governance import CONSUMER_HEADER, lua_key_filter
-from components.zero_trust import GATEWAY_PRINCIPAL
+from components.governance.access import ConfigError, load_access, parse_rate_limit
+from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
+from components.governance.zero_trust import GATEWAY_PRINCIPAL
 from tests.conftest import ROOT, render_variant, waits_for
-from tools.stackconfig import SECRET_PLACEHOLDER
+from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
 KEY_B = "b" * 24 + "-partner"
@@ -91,7 +91,7 @@ def test_key_filter_runs_first_and_its_code_is_secret(dev):
 
 def test_lua_maps_basic_auth_keys_to_consumers_and_strips_spoofed_headers():
     access = load_access({"analytics": {"products": ["p"]}, "partner": {"products": ["p"]}},
-                         {"analytics": [KEY_A, KEY_A + "-next"], "partner": [KEY_B]}, True, {}, {"p"})
+                         {"analytics": [KEY_A, KEY_A + "-next"], "partner": [KEY_B]}, {}, {"p"})
     code = lua_key_filter(access.consumers)
     for key, consumer in ((KEY_A, "analytics"), (KEY_A + "-next", "analytics"), (KEY_B, "partner")):
         header = "Basic " + base64.b64encode(f"{key}:".encode()).decode()  # key as username, empty password
@@ -112,32 +112,31 @@ def test_no_key_or_placeholder_reaches_the_render(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("consumers", "keys", "secret", "tiers", "message"),
+    ("consumers", "keys", "tiers", "message"),
     [
-        ({"a": {"products": ["nope"]}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.products: 'nope' is not a selected product"),
-        ({"a": {"products": ["p"], "tier": "gold"}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.tier: 'gold' is not a tier"),
-        ({"a": {"products": ["p"]}}, {}, True, {}, "datamesh:apiKeys: a: has no key"),
-        ({"a": {"products": ["p"]}}, {"a": ["short"]}, True, {}, "datamesh:apiKeys: a[0]: a key must be 24 to 256"),
-        ({"a": {"products": ["p"]}}, {"a": [KEY_A]}, False, {}, "datamesh:apiKeys: must be a secret"),
-        ({"a": {"products": ["p"]}, "b": {"products": ["p"]}}, {"a": [KEY_A], "b": [KEY_A]}, True, {},
+        ({"a": {"products": ["nope"]}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.products: 'nope' is not a selected product"),
+        ({"a": {"products": ["p"], "tier": "gold"}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.tier: 'gold' is not a tier"),
+        ({"a": {"products": ["p"]}}, {}, {}, "datamesh:apiKeys: a: has no key"),
+        ({"a": {"products": ["p"]}}, {"a": ["short"]}, {}, "datamesh:apiKeys: a[0]: a key must be 24 to 256"),
+        ({"a": {"products": ["p"]}, "b": {"products": ["p"]}}, {"a": [KEY_A], "b": [KEY_A]}, {},
          "datamesh:apiKeys: b[0]: the same key is already a's"),
-        ({"a": {"products": ["p"]}}, {"a": [KEY_A], "ghost": [KEY_B]}, True, {}, "datamesh:apiKeys: ghost: is not a declared consumer"),
-        ({"A": {"products": ["p"]}}, {"A": [KEY_A]}, True, {}, "datamesh:consumers: 'A' must be a lowercase name"),
-        ({"a": {"products": []}}, {"a": [KEY_A]}, True, {}, "datamesh:consumers: a.products: must be a non-empty list"),
-        ({}, {}, True, {"gold": {"requests": 0, "period": "1m"}}, "datamesh:rateLimitTiers: gold: requests must be"),
-        ({}, {}, True, {"gold": {"requests": 5, "period": "1 minute"}}, "datamesh:rateLimitTiers: gold: period must be"),
+        ({"a": {"products": ["p"]}}, {"a": [KEY_A], "ghost": [KEY_B]}, {}, "datamesh:apiKeys: ghost: is not a declared consumer"),
+        ({"A": {"products": ["p"]}}, {"A": [KEY_A]}, {}, "datamesh:consumers: 'A' must be a lowercase name"),
+        ({"a": {"products": []}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.products: must be a non-empty list"),
+        ({}, {}, {"gold": {"requests": 0, "period": "1m"}}, "datamesh:rateLimitTiers: gold: requests must be"),
+        ({}, {}, {"gold": {"requests": 5, "period": "1 minute"}}, "datamesh:rateLimitTiers: gold: period must be"),
     ],
 )
-def test_bad_access_configuration(consumers, keys, secret, tiers, message):
+def test_bad_access_configuration(consumers, keys, tiers, message):
     with pytest.raises(ConfigError) as caught:
-        load_access(consumers, keys, secret, tiers, {"p"})
+        load_access(consumers, keys, tiers, {"p"})
     assert str(caught.value).startswith(message), str(caught.value)
     assert KEY_A not in str(caught.value)
 
 
 def test_key_errors_never_print_the_key():
     with pytest.raises(ConfigError) as caught:
-        load_access({"a": {"products": ["p"]}}, {"a": ["contains:colon" * 3]}, True, {}, {"p"})
+        load_access({"a": {"products": ["p"]}}, {"a": ["contains:colon" * 3]}, {}, {"p"})
     assert "colon" not in str(caught.value)
 
 

@@ -4,7 +4,7 @@ import hashlib
 import json
 
 from components import versions
-from components.load_balancer_controller import IAM_POLICY_PATH
+from components.platform.load_balancer_controller import IAM_POLICY_PATH
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

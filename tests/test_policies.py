@@ -206,8 +206,8 @@ def project_copy(tmp_path):
     return root
 
 
-def render_with_port(project_copy, tmp_path, capsys, **port_fields):
-    from tools.render import check_policies, render_stack
+def render_with_port(project_copy, **port_fields):
+    from tools.engine.render import check_policies, render_stack
 
     path = project_copy / "products" / "revenue-predictor.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -217,8 +217,8 @@ def render_with_port(project_copy, tmp_path, capsys, **port_fields):
 
 
 @pytest.mark.parametrize("port_fields", [{"portName": "web"}, {"portName": "httpfoo"}, {"portName": ""}])
-def test_render_refuses_a_product_port_istio_cannot_read(project_copy, tmp_path, capsys, port_fields):
-    [v] = render_with_port(project_copy, tmp_path, capsys, **port_fields)
+def test_render_refuses_a_product_port_istio_cannot_read(project_copy, port_fields):
+    [v] = render_with_port(project_copy, **port_fields)
     assert v.rule == "istio-port-naming" and "Service sales/revenue-predictor" in v.message
     name = port_fields["portName"]
     assert (f"port {name!r}" if name else "unnamed port 0 (12000)") in v.message
@@ -226,8 +226,8 @@ def test_render_refuses_a_product_port_istio_cannot_read(project_copy, tmp_path,
 
 @pytest.mark.parametrize("port_fields", [{"portName": "http-api"}, {"portName": "grpc-web"}, {"portName": "HTTP"},
                                          {"portName": "tcp-db"}, {"portName": "", "appProtocol": "http"}])
-def test_render_accepts_product_ports_istio_reads(project_copy, tmp_path, capsys, port_fields):
-    assert render_with_port(project_copy, tmp_path, capsys, **port_fields) == []
+def test_render_accepts_product_ports_istio_reads(project_copy, port_fields):
+    assert render_with_port(project_copy, **port_fields) == []
 
 
 def test_render_exit_code_for_a_policy_failure(tmp_path, capsys, monkeypatch):

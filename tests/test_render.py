@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tools.mockrun import SECRET
-from tools.stackconfig import SECRET_PLACEHOLDER, load_stack_config
+from tools.engine.mockrun import SECRET
+from tools.engine.stackconfig import SECRET_PLACEHOLDER, load_stack_config
 
 FIELDS = {"urn", "type", "name", "parent", "provider", "providers", "dependencies", "inputs"}
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, write_stack
+from tools.engine.review import changed_properties, diff_renders
 from tools.render import main as render_main
-from tools.review import changed_properties, diff_renders
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from tools.mockrun import PROJECT_ROOT, RunResult, run_program
-from tools.stackconfig import StackConfig, load_stack_config
+from tools.engine.mockrun import PROJECT_ROOT, RunResult, run_program
+from tools.engine.stackconfig import StackConfig, load_stack_config
 
 FLOOR_PROGRAM = '''
 import json

@@ -19,140 +19,24 @@ diff of two renders. No Pulumi CLI, cloud credentials or network are used.
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import shutil
 import sys
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pulumi
-import yaml
 
-from policies.rules import MANDATORY, RULES, PolicyConfigError, Resource, Violation, evaluate, rule_configs
-from tools.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
-from tools.review import diff_renders, graph_dot, graph_mermaid
-from tools.stackconfig import StackConfigError, load_stack_config
-
-EXIT_OK = 0
-EXIT_POLICY_FAILED = 1
-EXIT_INVALID_CONFIG = 2
-POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
-
-# Kubernetes types the program does not declare object by object.
-_NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
-
-
-def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT) -> RunResult:
-    """Run the program for ``stack``; raises ``StackConfigError`` or a ``pulumi.RunError`` for bad input."""
-    cfg = load_stack_config(project_dir, stack, config_file)
-    return run_program(cfg.values, cfg.secret_keys, stack=stack, project=cfg.project,
-                       program=project_dir / "__main__.py")
-
-
-def is_manifest(reg: Registration) -> bool:
-    return reg.type.startswith("kubernetes:") and reg.custom and not _NOT_MANIFESTS.search(reg.type)
-
-
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
-
-
-def manifest(reg: Registration) -> dict[str, Any]:
-    """The Kubernetes object a resource declares, as kubectl would take it, keys in a stable order."""
-    obj = _sorted({k: v for k, v in reg.inputs.items() if not k.startswith("__")})
-    head = {k: obj.pop(k) for k in ("apiVersion", "kind", "metadata") if k in obj}
-    if head.get("kind") == "Secret":
-        # The SDK masks a Secret's data whole; keep the manifest applicable, and say what is missing.
-        withheld = sorted(k for k in ("data", "stringData") if obj.get(k) == SECRET)
-        if withheld:
-            obj.update({k: {} for k in withheld})
-            meta = head.setdefault("metadata", {})
-            meta["annotations"] = {**meta.get("annotations", {}),
-                                   "datamesh.io/render": f"{', '.join(withheld)} withheld: secret values are not rendered"}
-    return {**head, **obj}
-
-
-def manifest_filename(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata", {})
-    parts = [obj.get("kind", "object").lower(), meta.get("namespace") or "cluster", meta.get("name", "unnamed")]
-    return "-".join(re.sub(r"[^a-z0-9.-]+", "-", str(p).lower()) for p in parts) + ".yaml"
-
-
-def check_policies(result: RunResult, config: dict[str, Any]) -> list[Violation]:
-    """The policy pack's rules over every registered resource (the stack itself aside)."""
-    resources = [Resource(r.urn, r.type, r.name, r.inputs) for r in result.resources if r.type != "pulumi:pulumi:Stack"]
-    return evaluate(resources, config)
-
-
-def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
-    """``path``, or ``policies/config/<stack>.json`` when there is one: the pack's config format."""
-    path = path if path is not None else POLICY_CONFIG_DIR / f"{stack}.json"
-    if not path.exists():
-        if path.parent == POLICY_CONFIG_DIR:
-            return {}
-        raise StackConfigError(f"{path}: no such file")
-    try:
-        config = json.loads(path.read_text())
-        rule_configs(config)  # names and levels are checked before anything runs
-    except json.JSONDecodeError as exc:
-        raise StackConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except PolicyConfigError as exc:
-        raise StackConfigError(f"{path}: {exc}") from None
-    return config
-
-
-def write_render(result: RunResult, out: Path, violations: list[Violation] | None = None) -> dict[str, int]:
-    """Write the render into ``out``; return resources per type."""
-    resources = sorted(result.resources, key=lambda r: r.urn)
-    out.mkdir(parents=True, exist_ok=True)
-    as_json = [_sorted(r.as_json()) for r in resources]
-    (out / "resources.json").write_text(json.dumps(as_json, indent=2) + "\n")
-    (out / "graph.dot").write_text(graph_dot(as_json))
-    (out / "graph.mmd").write_text(graph_mermaid(as_json))
-    found = violations or []
-    (out / "policy-report.json").write_text(json.dumps({
-        "passed": not any(v.level == MANDATORY for v in found),
-        "rules": [{"name": r.name, "description": r.description, "defaultLevel": r.level} for r in RULES],
-        "violations": [v.as_json() for v in found],
-    }, indent=2) + "\n")
-    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
-
-    manifests = out / "manifests"
-    if manifests.exists():
-        shutil.rmtree(manifests)  # a stale object from an older render would mislead a diff
-    manifests.mkdir()
-    for reg in resources:
-        if is_manifest(reg):
-            obj = manifest(reg)
-            (manifests / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
-    write_catalog(result.outputs.get("catalog") or [], out / "catalog")
-    return dict(Counter(r.type for r in resources))
-
-
-def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
-    """The Backstage entities as one catalog-info.yaml, and each API's OpenAPI definition on its own."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    if not entities:
-        return
-    (folder / "openapi").mkdir(parents=True)
-    (folder / "catalog-info.yaml").write_text(yaml.safe_dump_all(entities, sort_keys=False))
-    for entity in entities:
-        if entity["kind"] == "API":
-            (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
-
-
-def summary(counts: dict[str, int]) -> str:
-    width = max(len(t) for t in counts)
-    lines = [f"{t:<{width}}  {n}" for t, n in sorted(counts.items())]
-    lines.append(f"{'total':<{width}}  {sum(counts.values())}")
-    return "\n".join(lines)
+from policies.rules import MANDATORY
+from tools.engine.render import (
+    EXIT_INVALID_CONFIG,
+    EXIT_OK,
+    EXIT_POLICY_FAILED,
+    check_policies,
+    load_policy_config,
+    render_stack,
+    summary,
+    write_render,
+)
+from tools.engine.review import diff_renders
+from tools.engine.stackconfig import StackConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

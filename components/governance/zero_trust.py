@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.istio import GATEWAY_NAME, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
-from components.products import Product
+from components.platform.istio import GATEWAY_NAME, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
+from components.products.declarations import Product
 
 # The gateway chart runs its pods as a service account named after the release.
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{INGRESS_NAMESPACE}/sa/{GATEWAY_NAME}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from components.products import Product
+from components.products.declarations import Product
 
 API_VERSION = "backstage.io/v1alpha1"
 

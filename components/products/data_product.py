@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.products import Product, upstream_env_name
+from components.products.declarations import Product, upstream_env_name
 
 # Any non-root UID works for these images; a fixed one keeps file ownership predictable.
 RUN_AS = 65532

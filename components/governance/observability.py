@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.api_governance import CONSUMER_HEADER
-from components.helm import pinned_release
-from components.istio import SYSTEM_NAMESPACE
+from components.governance.api_governance import CONSUMER_HEADER
+from components.platform.helm import pinned_release
+from components.platform.istio import SYSTEM_NAMESPACE
 
 PROMETHEUS_URL = f"http://prometheus.{SYSTEM_NAMESPACE}:9090"
 

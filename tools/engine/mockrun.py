@@ -27,7 +27,7 @@ from pulumi.runtime.sync_await import _sync_await
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 PLACEHOLDER_ACCOUNT = "000000000000"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

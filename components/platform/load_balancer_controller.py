@@ -12,8 +12,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.helm import merge_values, pinned_release
-from components.irsa import trust_policy
+from components.platform.helm import merge_values, pinned_release
+from components.platform.irsa import trust_policy
 
 NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.

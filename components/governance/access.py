@@ -17,24 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import ConfigError
+from components.names import is_name
+from components.ratelimit import RateLimit, period_seconds
 
-_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 # Basic-auth usernames cannot hold ':'; a key long enough not to be guessed.
 _KEY = re.compile(r"^[A-Za-z0-9._~-]{24,256}$")
-_PERIOD = re.compile(r"^(\d+)(s|m|h)$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A token bucket: ``requests`` per ``period_seconds``, refilled whole each period."""
-
-    requests: int
-    period_seconds: int
-
-    @property
-    def fill_interval(self) -> str:
-        return f"{self.period_seconds}s"
 
 
 @dataclass(frozen=True)
@@ -54,14 +41,6 @@ def _fail(key: str, problem: str) -> ConfigError:
     return ConfigError(f"datamesh:{key}: {problem}")
 
 
-def period_seconds(period: str) -> int | None:
-    """``30s``, ``1m``, ``1h`` in seconds; None if it is not such a period."""
-    match = _PERIOD.match(period)
-    if not match or int(match.group(1)) == 0:
-        return None
-    return int(match.group(1)) * _SECONDS[match.group(2)]
-
-
 def parse_rate_limit(key: str, value: Any) -> RateLimit:
     """``{requests: 2, period: 1m}`` into a RateLimit; ``key`` names where it came from."""
     if not isinstance(value, Mapping) or set(value) != {"requests", "period"}:
@@ -78,7 +57,7 @@ def parse_rate_limit(key: str, value: Any) -> RateLimit:
 def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     tiers = {}
     for name, value in raw.items():
-        if not _NAME.match(name):
+        if not is_name(name):
             raise _fail("rateLimitTiers", f"{name!r} must be a lowercase name")
         tiers[name] = parse_rate_limit(f"rateLimitTiers: {name}", value)
     return tiers
@@ -87,16 +66,13 @@ def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
 def parse_consumers(
     raw_consumers: Mapping[str, Any],
     raw_keys: Mapping[str, Any],
-    keys_are_secret: bool,
     tiers: Mapping[str, RateLimit],
     products: set[str],
 ) -> tuple[Consumer, ...]:
     """Validate consumers against the selected products and tiers, and attach their keys."""
-    if raw_keys and not keys_are_secret:
-        raise _fail("apiKeys", "must be a secret: pulumi config set --secret --path 'datamesh:apiKeys.<consumer>[0]' <key>")
     consumers = []
     for name, spec in raw_consumers.items():
-        if not _NAME.match(name):
+        if not is_name(name):
             raise _fail("consumers", f"{name!r} must be a lowercase name (letters, digits, '-')")
         if not isinstance(spec, Mapping) or not set(spec) <= {"products", "tier"} or "products" not in spec:
             raise _fail(f"consumers: {name}", "must be a map with products (a list) and, optionally, tier")
@@ -136,9 +112,9 @@ class Access:
 
 
 def load_access(
-    consumers: Mapping[str, Any], api_keys: Mapping[str, Any], keys_are_secret: bool,
+    consumers: Mapping[str, Any], api_keys: Mapping[str, Any],
     tiers: Mapping[str, Any], product_names: set[str],
 ) -> Access:
     """Consumers, their keys and tiers, checked against the stack's products."""
     parsed_tiers = parse_tiers(tiers)
-    return Access(parse_consumers(consumers, api_keys, keys_are_secret, parsed_tiers, product_names), parsed_tiers)
+    return Access(parse_consumers(consumers, api_keys, parsed_tiers, product_names), parsed_tiers)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.access import Consumer, RateLimit
-from components.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE
-from components.products import Product
+from components.governance.access import Consumer, RateLimit
+from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE
+from components.products.declarations import Product
 
 CONSUMER_HEADER = "x-datamesh-consumer"
 RATE_LIMITED_HEADER = "x-datamesh-rate-limited"

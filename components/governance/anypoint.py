@@ -12,12 +12,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ConfigError
-from components.products import Product
+from components.names import is_dns_label
+from components.products.declarations import Product
 
 PLANS = ("small", "medium", "large")
 DEFAULT_PLATFORM_URI = "https://anypoint.mulesoft.com"
 CREDENTIALS_SECRET = "anypoint-credentials"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _API_ID = re.compile(r"^[0-9]{1,12}$")
 
 
@@ -36,7 +36,7 @@ def _fail(key: str, problem: str) -> ConfigError:
     return ConfigError(f"datamesh:{key}: {problem}")
 
 
-def parse_anypoint(raw: Mapping[str, Any], client_id: str, client_secret: str, secret_keys: frozenset[str],
+def parse_anypoint(raw: Mapping[str, Any], client_id: str, client_secret: str,
                    products: tuple[Product, ...]) -> AnypointSettings:
     """Validate ``datamesh:anypoint`` and the two credentials for ``governanceAdapter: anypoint``."""
     known = {"adapterName", "plan", "replicas", "platformUri", "apiIds"}
@@ -46,10 +46,8 @@ def parse_anypoint(raw: Mapping[str, Any], client_id: str, client_secret: str, s
     for key, value in (("anypointClientId", client_id), ("anypointClientSecret", client_secret)):
         if not value:
             raise _fail(key, "is required with governanceAdapter anypoint; set it with pulumi config set --secret")
-        if key not in secret_keys:
-            raise _fail(key, "must be a secret: pulumi config set --secret")
     adapter = raw.get("adapterName", "adapter")
-    if not isinstance(adapter, str) or not _NAME.match(adapter):
+    if not isinstance(adapter, str) or not is_dns_label(adapter):
         raise _fail("anypoint.adapterName", f"{adapter!r} must be a lowercase DNS name")
     plan = raw.get("plan", "small")
     if plan not in PLANS:

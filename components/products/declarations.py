@@ -24,9 +24,11 @@ import yaml
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from components.access import RateLimit, period_seconds
 from components.config import RESERVED_NAMESPACES
-from components.helm import merge_values
+from components.images import image_pin_problem
+from components.names import NAME_PATTERN
+from components.platform.helm import merge_values
+from components.ratelimit import RateLimit, period_seconds
 
 # Istio protocol selection: the Service port is named "<protocol>-api", so Istio
 # never has to sniff. Only protocols a data-product API speaks are offered.
@@ -40,7 +42,6 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATAIKU_PORT = 12000
 DATAIKU_HEALTH_PATH = "/isAlive/"
 
-_NAME = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 _QUANTITY_CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
 _QUANTITY_MEM = r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 _RESOURCES = {
@@ -60,8 +61,8 @@ DECLARATION_SCHEMA: dict[str, Any] = {
     "required": ["name", "domain", "owner", "description", "version", "lifecycle", "image",
                  "protocol", "resources", "openapi"],
     "properties": {
-        "name": {"type": "string", "pattern": _NAME},
-        "domain": {"type": "string", "pattern": _NAME},
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "domain": {"type": "string", "pattern": NAME_PATTERN},
         "owner": {"type": "string", "minLength": 1},
         "description": {"type": "string", "minLength": 1},
         "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"},
@@ -101,7 +102,7 @@ DECLARATION_SCHEMA: dict[str, Any] = {
             },
         },
         "routePrefix": {"type": "string", "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
-        "consumes": {"type": "array", "items": {"type": "string", "pattern": _NAME}, "uniqueItems": True},
+        "consumes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
         "command": {"type": "array", "items": {"type": "string"}},
         "args": {"type": "array", "items": {"type": "string"}},
         "env": {"type": "object", "additionalProperties": {"type": "string"},
@@ -209,16 +210,9 @@ def _fail(source: Path, where: str, problem: str) -> DeclarationError:
 
 
 def _check_image(source: Path, image: str) -> None:
-    if "@sha256:" in image:
-        if not re.fullmatch(r".+@sha256:[0-9a-f]{64}", image):
-            raise _fail(source, "image", f"{image!r} has a malformed sha256 digest")
-        return
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        raise _fail(source, "image", f"{image!r} has no tag; pin a version tag or a sha256 digest")
-    tag = last.rsplit(":", 1)[1]
-    if tag == "latest" or not tag:
-        raise _fail(source, "image", f"{image!r} uses a moving tag; pin a version tag or a sha256 digest")
+    problem = image_pin_problem(image)
+    if problem:
+        raise _fail(source, "image", f"{image!r} {problem}")
 
 
 def _load_openapi(source: Path, ref: str) -> tuple[Path, str, dict[str, Any]]:
