@@ -3,7 +3,7 @@
 Sources (checked 2026-11): Istio's "officially supported on Kubernetes versions"
 line in each release announcement (istio.io news/releases/<minor>.x/announcing-<minor>);
 the Amazon EKS Kubernetes versions page (standard and extended support); the
-aws-load-balancer-controller release and its eks-charts chart. The README's
+aws-load-balancer-controller release and its eks-charts chart. docs/reference.md's
 version matrix is generated from this module's data and a test keeps it in step.
 """
 

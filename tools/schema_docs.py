@@ -1,4 +1,4 @@
-"""Keep Pulumi.yaml's config declarations and the README's reference table in step with the schema.
+"""Keep Pulumi.yaml's config declarations and docs/reference.md's reference table in step with the schema.
 
     python -m tools.schema_docs          # exit 1 and say what is stale
     python -m tools.schema_docs --write  # rewrite both from components/config.py
@@ -19,8 +19,9 @@ import yaml
 from components.config import SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
-README_BEGIN = "<!-- config-reference:begin (python -m tools.schema_docs --write) -->"
-README_END = "<!-- config-reference:end -->"
+REFERENCE = Path("docs") / "reference.md"
+TABLE_BEGIN = "<!-- config-reference:begin (python -m tools.schema_docs --write) -->"
+TABLE_END = "<!-- config-reference:end -->"
 YAML_MARKER = "config:\n"
 
 
@@ -43,7 +44,7 @@ def pulumi_yaml_config() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_table() -> str:
+def reference_table() -> str:
     rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for key, spec in SCHEMA.items():
         if spec.default is None:
@@ -57,15 +58,15 @@ def readme_table() -> str:
 
 
 def rendered() -> dict[Path, str]:
-    """What Pulumi.yaml and README.md should hold."""
+    """What Pulumi.yaml and docs/reference.md should hold."""
     pulumi_yaml = (ROOT / "Pulumi.yaml").read_text()
     head = pulumi_yaml[: pulumi_yaml.index(YAML_MARKER)]
-    readme = (ROOT / "README.md").read_text()
-    before, rest = readme.split(README_BEGIN, 1)
-    after = rest.split(README_END, 1)[1]
+    reference = (ROOT / REFERENCE).read_text()
+    before, rest = reference.split(TABLE_BEGIN, 1)
+    after = rest.split(TABLE_END, 1)[1]
     return {
         ROOT / "Pulumi.yaml": head + pulumi_yaml_config(),
-        ROOT / "README.md": before + README_BEGIN + "\n" + readme_table() + README_END + after,
+        ROOT / REFERENCE: before + TABLE_BEGIN + "\n" + reference_table() + TABLE_END + after,
     }
 
 
