@@ -47,9 +47,12 @@ def test_resources_json_lists_every_resource_with_its_graph(rendered):
 def test_summary_counts_what_was_written(rendered):
     _, out, stdout = rendered
     resources = json.loads((out / "resources.json").read_text())
-    total = [line for line in stdout.splitlines() if line.startswith("total")]
-    assert total and int(total[0].split()[-1]) == len(resources)
-    for line in stdout.splitlines()[1:-1]:
+    lines = stdout.splitlines()
+    total = [i for i, line in enumerate(lines) if line.startswith("total")]
+    assert total and int(lines[total[0]].split()[-1]) == len(resources)
+    cost = json.loads((out / "cost.json").read_text())
+    assert lines[total[0] + 1].startswith(f"monthly cost estimate: ${cost['total']:,.2f} USD at eu-west-1 list prices")
+    for line in lines[1:total[0]]:
         type_, count = line.split()
         assert sum(r["type"] == type_ for r in resources) == int(count)
 

@@ -1,14 +1,17 @@
 """Pull-request review: render diffs, dependency graphs, and the workflows that publish them."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, write_stack
-from tools.engine.review import changed_properties, diff_renders
+from tests.conftest import ROOT, stack_file, write_stack
+from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
+from tools.engine.review import Change, diff_renders, diff_values
 from tools.render import main as render_main
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -21,48 +24,212 @@ def dev_render(tmp_path_factory):
     return out
 
 
-def test_replica_change_diffs_to_exactly_that_change(dev_render, tmp_path, capsys):
+def render_project(project: Path, out: Path, config: Path | None = None) -> Path:
+    """Render the dev stack of ``project`` (a copy of the program, perhaps with edited declarations) into ``out``."""
+    result = render_stack("dev", config, project_dir=project)
+    write_render(result, out, check_policies(result, load_policy_config("dev", None)))
+    return out
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The parts of the program a stack and its declarations live in; components are imported from the repo."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "products", project / "products")
+    return project
+
+
+def diff_lines(old: Path, new: Path, *extra: str) -> tuple[int, list[str]]:
+    proc = subprocess.run([sys.executable, "-m", "tools.render", "--diff", str(old), str(new), "--exit-code", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert not proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def test_replica_change_diffs_to_exactly_that_change(dev_render, tmp_path):
     overrides = {"customer-features": {"replicas": 3}, "revenue-predictor": {"autoscaling": {"minReplicas": 1, "maxReplicas": 2}}}
-    stack = write_stack(tmp_path, {"datamesh:productOverrides": overrides})
     new = tmp_path / "new"
-    assert render_main(["--stack", "dev", "--config", str(stack), "--out", str(new)]) == 0
-    capsys.readouterr()
-    assert render_main(["--diff", str(dev_render), str(new)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+                        "--out", str(new)]) == 0
+    code, out = diff_lines(dev_render, new)
+    assert code == 2
     assert out == [
-        "~ kubernetes:apps/v1:Deployment customer-features",
-        "    spec.replicas: 2 -> 3",
-        "0 to add, 1 to change, 0 to delete",
+        "== DataProduct customer-features",
+        "~ Deployment customer/customer-features",
+        "      spec.replicas: 2 -> 3",
+        "0 to add, 1 to change, 0 to delete; 0 output change(s); 0 policy finding change(s); cost +$0.00/month "
+        f"(${json.loads((new / 'cost.json').read_text())['total']:,.2f} list price)",
     ]
 
 
-def test_identical_renders_have_no_diff(dev_render):
-    assert diff_renders(dev_render, dev_render) == "0 to add, 0 to change, 0 to delete\n"
+def test_identical_renders_have_no_diff_and_exit_0(dev_render):
+    code, out = diff_lines(dev_render, dev_render)
+    assert code == 0 and len(out) == 1 and out[0].startswith("0 to add, 0 to change, 0 to delete; 0 output change(s)")
 
 
-def test_added_and_removed_resources_and_masked_secrets(tmp_path):
-    def write(folder, resources):
-        folder.mkdir()
+def test_rotating_a_key_shows_nothing(dev_render, tmp_path):
+    keys = {"analytics": [{"secure": "v1:ROTATED:analytics-1"}], "partner-portal": [{"secure": "v1:ROTATED:partner-portal-1"}]}
+    new = render_project(project_copy(tmp_path), tmp_path / "new", write_stack(tmp_path, {"datamesh:apiKeys": keys}))
+    code, out = diff_lines(dev_render, new)
+    assert code == 0 and len(out) == 1, out
+
+
+def test_adding_a_consumer_to_a_product_reads_as_two_insertions(dev_render, tmp_path):
+    consumers = stack_file("dev")["config"]["datamesh:consumers"]
+    consumers["partner-portal"]["products"] = ["customer-features", "customer-revenue"]
+    new = tmp_path / "new"
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:consumers": consumers})),
+                        "--out", str(new)]) == 0
+    code, out = diff_lines(dev_render, new)
+    assert code == 2
+    rate_limit_route = ("spec.configPatches[HTTP_ROUTE 80 *:80 customer-features].patch.value.typed_per_filter_config"
+                        ".envoy.filters.http.local_ratelimit.value.descriptors[consumer=partner-portal]")
+    assert out[:3] == [
+        "== ApiGovernance api-governance",
+        "~ AuthorizationPolicy istio-ingress/datamesh-api-keys",
+        '    + spec.rules[to /public/api/v1/customer-features/*].when[request.headers[x-datamesh-consumer]].values: "partner-portal"',
+    ]
+    assert out[3] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
+    assert out[4].startswith(f"    + {rate_limit_route}: ") and '"max_tokens": 10' in out[4]  # the trial tier
+    assert out[5].startswith("0 to add, 2 to change, 0 to delete") and len(out) == 6
+
+
+def test_bumping_an_image_is_one_line(dev_render, tmp_path):
+    project = project_copy(tmp_path)
+    decl = project / "products" / "customer-features.yaml"
+    decl.write_text(decl.read_text().replace("python:3.12.10-slim-bookworm", "python:3.12.11-slim-bookworm"))
+    code, out = diff_lines(dev_render, render_project(project, tmp_path / "new"))
+    assert code == 2
+    assert out[:3] == [
+        "== DataProduct customer-features",
+        "~ Deployment customer/customer-features",
+        '      spec.template.spec.containers[product].image: "python:3.12.10-slim-bookworm" -> '
+        '"python:3.12.11-slim-bookworm"',
+    ]
+    assert out[3].startswith("0 to add, 1 to change, 0 to delete") and len(out) == 4
+
+
+def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tmp_path):
+    project = project_copy(tmp_path)
+    products = project / "products"
+    decl = (products / "customer-features.yaml").read_text().replace("customer-features", "churn-score")
+    (products / "churn-score.yaml").write_text(decl.replace("Customer feature lookup", "Churn score"))
+    api = (products / "openapi" / "customer-features.yaml").read_text().replace("customer-features", "churn-score")
+    (products / "openapi" / "churn-score.yaml").write_text(api)
+    config = stack_file("dev")["config"]
+    config["datamesh:consumers"]["analytics"]["products"].append("churn-score")  # every product needs a rate limit
+    stack = write_stack(tmp_path, {"datamesh:products": [*config["datamesh:products"], "churn-score"],
+                                   "datamesh:consumers": config["datamesh:consumers"]})
+    shutil.copy(stack, project / "Pulumi.dev.yaml")
+    code, out = diff_lines(dev_render, render_project(project, tmp_path / "new"))
+    assert code == 2
+    assert out[0] == "== ApiGovernance api-governance"
+    assert out[1] == "~ AuthorizationPolicy istio-ingress/datamesh-api-keys"
+    assert out[2].startswith("    + spec.rules[to /public/api/v1/churn-score/*]: ")
+    assert out[3] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
+    assert out[4].startswith("    + spec.configPatches[HTTP_ROUTE 80 *:80 churn-score]: ")
+    added = [line for line in out if line.startswith("+ ")]
+    assert "== DataProduct churn-score" in out and "== ZeroTrust zero-trust" in out
+    assert {"+ Deployment customer/churn-score", "+ Service customer/churn-score", "+ VirtualService customer/churn-score",
+            "+ AuthorizationPolicy customer/churn-score-callers"} <= set(added)
+    # Nothing existing shifts: every property line is an insertion for the new product.
+    body = [line.strip() for line in out if line.startswith("    ")]
+    assert all(line.startswith("+ ") and "churn-score" in line for line in body), body
+    assert out[-1].startswith(f"{len(added)} to add, 2 to change, 0 to delete; 3 output change(s); 0 policy finding change(s)")
+    assert len(out) < 30
+
+
+def test_shifting_weights_shows_each_weight(dev_render, tmp_path):
+    # Canary releases do not exist yet; a weighted route is simulated on the render itself.
+    def with_weights(folder: Path, stable: int, canary: int) -> Path:
+        shutil.copytree(dev_render, folder)
+        resources = json.loads((folder / "resources.json").read_text())
+        vs = next(r for r in resources if r["type"].endswith(":VirtualService") and r["name"] == "customer-features-route")
+        route = vs["inputs"]["spec"]["http"][0]["route"]
+        dest = route[0]["destination"]
+        route[:] = [{"destination": {**dest, "subset": "stable"}, "weight": stable},
+                    {"destination": {**dest, "subset": "canary"}, "weight": canary}]
         (folder / "resources.json").write_text(json.dumps(resources))
+        return folder
 
-    base = {"urn": "u1", "type": "t:a", "name": "a", "parent": None, "provider": None, "providers": {}, "dependencies": []}
-    write(tmp_path / "old", [{**base, "inputs": {"key": "[secret]", "n": 1}}, {**base, "urn": "u2", "name": "gone", "inputs": {}}])
-    write(tmp_path / "new", [{**base, "inputs": {"key": "[secret]", "n": 2, "added": True}},
-                             {**base, "urn": "u3", "name": "new", "inputs": {}}])
+    code, out = diff_lines(with_weights(tmp_path / "a", 90, 10), with_weights(tmp_path / "b", 75, 25))
+    assert code == 2
+    route = "spec.http[customer-features].route[customer-features.customer.svc.cluster.local"
+    assert out[1:4] == [
+        "~ VirtualService customer/customer-features",
+        f"      {route} stable].weight: 90 -> 75",
+        f"      {route} canary].weight: 10 -> 25",
+    ]
+
+
+def test_markdown_diff_groups_by_component(dev_render, tmp_path):
+    new = tmp_path / "new"
+    overrides = {"customer-features": {"replicas": 3}}
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+                        "--out", str(new)]) == 0
+    code, out = diff_lines(dev_render, new, "--format", "markdown")
+    assert code == 2
+    text = "\n".join(out)
+    assert "<summary><b>DataProduct customer-features</b></summary>" in text
+    assert "```diff\n~ Deployment customer/customer-features\n      spec.replicas: 2 -> 3\n```" in text
+    assert "| **total** |" not in text  # no cost change, no cost table
+
+
+def test_outputs_policy_findings_and_cost_are_diffed(tmp_path):
+    def write(folder, urn_name, outputs, violations, monthly):
+        folder.mkdir()
+        res = {"urn": f"urn:{urn_name}", "type": "aws:ec2/natGateway:NatGateway", "name": urn_name, "parent": None,
+               "provider": None, "providers": {}, "dependencies": [], "inputs": {}}
+        (folder / "resources.json").write_text(json.dumps([res]))
+        (folder / "outputs.json").write_text(json.dumps(outputs))
+        (folder / "policy-report.json").write_text(json.dumps({"violations": violations}))
+        rows = [{"urn": f"urn:{urn_name}", "label": f"NAT {urn_name}", "monthly": monthly}]
+        (folder / "cost.json").write_text(json.dumps({"resources": rows, "total": monthly}))
+
+    finding = {"rule": "r", "urn": "u", "level": "advisory", "message": "m"}
+    write(tmp_path / "old", "a", {"productUrls": {"x": "http://h/x/"}}, [finding], 39.84)
+    write(tmp_path / "new", "b", {"productUrls": {"x": "http://h/x/", "y": "http://h/y/"}}, [], 79.68)
     text = diff_renders(tmp_path / "old", tmp_path / "new")
-    assert "+ t:a new" in text and "- t:a gone" in text
-    assert "    added: (absent) -> true" in text and "    n: 1 -> 2" in text
-    assert "key" not in text  # an unchanged (masked) secret does not show
-    assert text.endswith("1 to add, 1 to change, 1 to delete\n")
+    assert "== stack outputs\n    + productUrls.y: \"http://h/y/\"\n" in text
+    assert "== policy report\n    - advisory r: m\n" in text
+    assert "      +$39.84  total ($39.84 -> $79.68)" in text
+    assert "      -$39.84  NAT a ($39.84 -> $0.00)" in text and "      +$79.68  NAT b ($0.00 -> $79.68)" in text
+    assert text.splitlines()[-1] == ("1 to add, 0 to change, 1 to delete; 1 output change(s); "
+                                     "1 policy finding change(s); cost +$39.84/month ($79.68 list price)")
 
 
-def test_changed_properties_walks_lists():
-    assert changed_properties({"a": [1, {"b": 2}]}, {"a": [1, {"b": 3}]}) == [("a[1].b", 2, 3)]
+def test_masked_secrets_do_not_show():
+    old = {"key": "[secret]", "n": 1}
+    assert diff_values(old, {"key": "[secret]", "n": 2}) == [Change("n", "~", 1, 2)]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # The issue's example: a consumer added to one rule is one insertion, whatever its position.
+    ({"rules": [{"to": [{"operation": {"paths": ["/a/*"]}}], "when": [{"key": "h", "values": ["x"]}]}]},
+     {"rules": [{"to": [{"operation": {"paths": ["/b/*"]}}], "when": [{"key": "h", "values": ["x"]}]},
+                {"to": [{"operation": {"paths": ["/a/*"]}}], "when": [{"key": "h", "values": ["y", "x"]}]}]},
+     ['+ rules[to /b/*]: {"to": [{"operation": {"paths": ["/b/*"]}}], "when": [{"key": "h", "values": ["x"]}]}',
+      '+ rules[to /a/*].when[h].values: "y"']),
+    ({"containers": [{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]}]},
+     {"containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]}]},
+     ["  containers[a].env: order only: X, Y -> Y, X"]),
+    ({"ports": [{"port": 80}, {"port": 443}]}, {"ports": [{"port": 8080}, {"port": 443}]},
+     ['- ports[80]: {"port": 80}', '+ ports[8080]: {"port": 8080}']),
+    ({"args": ["a", "b"]}, {"args": ["b", "a"]}, ['  args: order only: "a", "b" -> "b", "a"']),
+    ({"policy": '{"Statement": [{"Sid": "a", "Action": "s3:Get"}]}'},
+     {"policy": '{"Statement": [{"Sid": "a", "Action": "s3:Put"}]}'},
+     ['  policy.Statement[a].Action: "s3:Get" -> "s3:Put"']),
+])
+def test_lists_are_matched_by_identity(old, new, expected):
+    assert [line for c in diff_values(old, new) for line in c.lines()] == expected
 
 
 def test_diff_of_a_folder_that_is_not_a_render(tmp_path, capsys):
     assert render_main(["--diff", str(tmp_path), str(tmp_path)]) == 2
     assert "resources.json: no such file" in capsys.readouterr().err
+    assert render_main(["--diff", str(tmp_path), str(tmp_path), "--exit-code"]) == 1  # 2 means "changes" there
 
 
 def test_graph_files_draw_every_resource_and_dependency(dev_render):

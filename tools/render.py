@@ -1,24 +1,29 @@
 """Offline render: run the real program under Pulumi's mock runtime and write what it declares.
 
     python -m tools.render --stack dev --out DIR [--config FILE] [--policy-config FILE]
-    python -m tools.render --diff OLD_DIR NEW_DIR
+    python -m tools.render --diff OLD_DIR NEW_DIR [--format text|markdown] [--exit-code]
 
 Writes DIR/resources.json (every registered resource: urn, type, name, parent,
 provider, dependencies, inputs with secrets as "[secret]"), DIR/manifests/
 (every Kubernetes object the program declares itself, as YAML),
 DIR/catalog/ (the data products' Backstage entities and OpenAPI definitions),
 DIR/outputs.json (stack outputs, secrets masked), DIR/graph.dot and
-DIR/graph.mmd (the dependency graph) and DIR/policy-report.json (the policy
-pack's rules over every resource), then prints a summary.
+DIR/graph.mmd (the dependency graph, clustered by component), DIR/policy-report.json
+(the policy pack's rules over every resource), DIR/cost.json (a monthly list-price
+estimate), DIR/lineage.mmd and DIR/lineage.dot (domains, products, who consumes
+whom, which consumers may call what), then prints a summary with the monthly total.
 Exit 0 on success; 1 when a mandatory policy fails (everything is still
 written, and each failure is named on stderr); 2 on invalid configuration,
-with one line on stderr and nothing written. --diff prints a resource-level
-diff of two renders. No Pulumi CLI, cloud credentials or network are used.
+with one line on stderr and nothing written. --diff prints the identity-keyed
+diff of two renders (resources, stack outputs, policy report, monthly cost); with
+--exit-code it exits 0 when nothing changed, 2 when something did and 1 on an error
+(as `terraform plan -detailed-exitcode`). No Pulumi CLI, cloud credentials or network are used.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,13 +35,18 @@ from tools.engine.render import (
     EXIT_OK,
     EXIT_POLICY_FAILED,
     check_policies,
+    cost_summary,
     load_policy_config,
     render_stack,
     summary,
     write_render,
 )
-from tools.engine.review import diff_renders
+from tools.engine.review import compare_renders, format_markdown, format_text
 from tools.engine.stackconfig import StackConfigError
+
+# --diff --exit-code, as `terraform plan -detailed-exitcode`: 0 no change, 2 changes, 1 error.
+EXIT_CHANGES = 2
+EXIT_DIFF_ERROR = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,14 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy-config", type=Path,
                         help="policy pack config (JSON); default policies/config/<stack>.json when it exists")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD_DIR", "NEW_DIR"), help="diff two renders and exit")
+    parser.add_argument("--format", choices=("text", "markdown"), default="text", help="--diff output format")
+    parser.add_argument("--exit-code", action="store_true",
+                        help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
     args = parser.parse_args(argv)
     if args.diff:
         missing = [str(d / "resources.json") for d in args.diff if not (d / "resources.json").exists()]
         if missing:
             print(f"error: {missing[0]}: no such file (is it a render folder?)", file=sys.stderr)
-            return EXIT_INVALID_CONFIG
-        print(diff_renders(*args.diff), end="")
-        return EXIT_OK
+            return EXIT_DIFF_ERROR if args.exit_code else EXIT_INVALID_CONFIG
+        diff = compare_renders(*args.diff)
+        print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
+        return EXIT_CHANGES if args.exit_code and not diff.empty else EXIT_OK
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
 
@@ -68,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = write_render(result, args.out, violations)
     print(f"rendered stack {args.stack} into {args.out}")
     print(summary(counts))
+    print(cost_summary(args.out))
+    for problem in json.loads((args.out / "cost.json").read_text())["unpriced"]:
+        print(f"warning: cost: {problem}", file=sys.stderr)
     for v in violations:
         print(f"policy {v.level}: {v.rule}: {v.message} ({v.urn})", file=sys.stderr)
     mandatory = [v for v in violations if v.level == MANDATORY]

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from policies.rules import MANDATORY, RULES, PolicyConfigError, Resource, Violation, evaluate, rule_configs
+from tools.engine import cost, lineage
 from tools.engine.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
 from tools.engine.review import graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError, load_stack_config
@@ -92,7 +93,8 @@ def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
 
 
 def write_render(result: RunResult, out: Path, violations: list[Violation] | None = None) -> dict[str, int]:
-    """Write the render into ``out``; return resources per type."""
+    """Write the render into ``out`` (resources, graphs, policy report, outputs, cost, lineage, manifests,
+    catalog); return resources per type."""
     resources = sorted(result.resources, key=lambda r: r.urn)
     out.mkdir(parents=True, exist_ok=True)
     as_json = [_sorted(r.as_json()) for r in resources]
@@ -106,6 +108,10 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
         "violations": [v.as_json() for v in found],
     }, indent=2) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
+    (out / "cost.json").write_text(json.dumps(cost.estimate(as_json), indent=2) + "\n")
+    mesh = lineage.build(as_json, result.outputs)
+    (out / "lineage.mmd").write_text(lineage.mermaid(mesh))
+    (out / "lineage.dot").write_text(lineage.dot(mesh))
 
     manifests = out / "manifests"
     if manifests.exists():
@@ -130,6 +136,15 @@ def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
     for entity in entities:
         if entity["kind"] == "API":
             (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
+
+
+def cost_summary(out: Path) -> str:
+    """The render's monthly estimate in one line, from the cost.json ``write_render`` wrote."""
+    c = json.loads((out / "cost.json").read_text())
+    low, high = c["totalRange"]
+    spread = f" (range ${low:,.2f} to ${high:,.2f} with spot prices)" if low != high else ""
+    return (f"monthly cost estimate: ${c['total']:,.2f} {c['currency']} at {c['region']} list prices{spread}; "
+            f"see {out / 'cost.json'}")
 
 
 def summary(counts: dict[str, int]) -> str:

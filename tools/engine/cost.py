@@ -1,0 +1,173 @@
+"""A monthly list-price estimate of what a render creates, from the price table in prices.yaml.
+
+Priced: the EKS control plane (standard or extended support, by the version's end of
+standard support against the table's date) and its control-plane logs; managed node
+groups by instance type, capacity type and desired size, with their root volumes;
+NAT gateways; Elastic IPs; NLBs (a Service of type LoadBalancer) with their public
+IPv4 addresses; KMS keys. Everything else the program creates is free or billed by
+use the render cannot see. Usage figures (NAT GB, NLCU, log GB) are assumptions the
+table states.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.versions import KUBERNETES_STANDARD_SUPPORT_ENDS
+from tools.engine.review import component_of
+
+PRICES = Path(__file__).with_name("prices.yaml")
+ELB_ROLE_TAG = "kubernetes.io/role/elb"
+
+
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def _v(entry: dict[str, Any]) -> float:
+    return float(entry["value"])
+
+
+def _item(what: str, quantity: float, unit: str, unit_price: float) -> dict[str, Any]:
+    return {"what": what, "quantity": quantity, "unit": unit, "unitPrice": unit_price,
+            "monthly": round(quantity * unit_price, 2)}
+
+
+class _Estimator:
+    def __init__(self, resources: list[dict[str, Any]], prices: dict[str, Any]) -> None:
+        self.resources = resources
+        self.by_urn = {r["urn"]: r for r in resources}
+        self.p = prices
+        self.hours = float(prices["hoursPerMonth"])
+        self.unpriced: list[str] = []
+
+    def cluster(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        inputs = r["inputs"]
+        version = str(inputs.get("version", ""))
+        ends = KUBERNETES_STANDARD_SUPPORT_ENDS.get(version)
+        extended = ends is not None and ends < str(self.p["checked"])
+        rate = _v(self.p["eks"]["extendedSupportPerHour" if extended else "controlPlanePerHour"])
+        support = "extended" if extended else "standard"
+        items = [_item(f"EKS control plane, Kubernetes {version} ({support} support)", self.hours, "hours", rate)]
+        logs = self.p["cloudWatchLogs"]
+        for log_type in inputs.get("enabledClusterLogTypes") or []:
+            gb = _v(logs["assumedGBPerMonth"][log_type])
+            items.append(_item(f"CloudWatch Logs ingestion, {log_type} log (assumed {gb:g} GB)", gb, "GB",
+                               _v(logs["ingestionPerGB"])))
+        return items
+
+    def node_group(self, r: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+        inputs = r["inputs"]
+        nodes = int(inputs.get("scalingConfig", {}).get("desiredSize", 0))
+        types = inputs.get("instanceTypes") or ["t3.medium"]  # the EKS API's default
+        table = self.p["ec2OnDemandPerHour"]
+        missing = [t for t in types if t not in table]
+        if missing:
+            self.unpriced.append(f"{r['name']}: no price for instance type(s) {', '.join(missing)} in prices.yaml")
+        known = [t for t in types if t in table]
+        if not known:
+            return [], None
+        # Several types: the dearest, so the estimate is an upper bound whichever the allocator picks.
+        itype = max(known, key=lambda t: _v(table[t]))
+        on_demand = _v(table[itype])
+        items: list[dict[str, Any]]
+        span = None
+        if inputs.get("capacityType") == "SPOT":
+            spot = self.p["spot"]
+            rate = on_demand * (1 - _v(spot["discountEstimate"]))
+            items = [_item(f"{nodes} x {itype} spot (on-demand ${on_demand}/h less {_v(spot['discountEstimate']):.0%})",
+                           nodes * self.hours, "instance-hours", round(rate, 5))]
+            span = (nodes * self.hours * on_demand * (1 - _v(spot["discountHigh"])),
+                    nodes * self.hours * on_demand * (1 - _v(spot["discountLow"])))
+        else:
+            items = [_item(f"{nodes} x {itype} on-demand", nodes * self.hours, "instance-hours", on_demand)]
+        disk = self._disk_gb(r)
+        items.append(_item(f"{nodes} x {disk} GB gp3 root volume", nodes * disk, "GB-months", _v(self.p["ebsGp3PerGBMonth"])))
+        return items, span
+
+    def _disk_gb(self, node_group: dict[str, Any]) -> int:
+        for dep in node_group["dependencies"]:
+            lt = self.by_urn.get(dep)
+            if lt and lt["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
+                for mapping in lt["inputs"].get("blockDeviceMappings", []):
+                    if "volumeSize" in mapping.get("ebs", {}):
+                        return int(mapping["ebs"]["volumeSize"])
+        return int(node_group["inputs"].get("diskSize", 20))  # the EKS API's default
+
+    def nat(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        nat = self.p["natGateway"]
+        gb = _v(nat["assumedGBPerMonth"])
+        return [_item("NAT gateway hours", self.hours, "hours", _v(nat["perHour"])),
+                _item(f"NAT data processed (assumed {gb:g} GB)", gb, "GB", _v(nat["perGBProcessed"]))]
+
+    def eip(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        return [_item("public IPv4 address", self.hours, "hours", _v(self.p["publicIPv4PerHour"]))]
+
+    def load_balancer(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        nlb = self.p["networkLoadBalancer"]
+        lcu = _v(nlb["assumedNLCU"])
+        items = [_item("NLB hours", self.hours, "hours", _v(nlb["perHour"])),
+                 _item(f"NLB capacity (assumed {lcu:g} NLCU)", lcu * self.hours, "NLCU-hours", _v(nlb["perNLCUHour"]))]
+        annotations = r["inputs"].get("metadata", {}).get("annotations", {})
+        if annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme") == "internet-facing":
+            # One public address per zone the NLB spans: the subnets tagged for internet-facing ELBs.
+            zones = sum(1 for s in self.resources if s["type"] == "aws:ec2/subnet:Subnet"
+                        and (s["inputs"].get("tags") or {}).get(ELB_ROLE_TAG) == "1")
+            items.append(_item(f"{zones} public IPv4 addresses (one per zone)", zones * self.hours, "hours",
+                               _v(self.p["publicIPv4PerHour"])))
+        return items
+
+    def kms(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        return [_item("KMS customer-managed key", 1, "key-months", _v(self.p["kmsKeyPerMonth"]))]
+
+    def estimate(self, r: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+        t = r["type"]
+        if t == "eks:index:Cluster":
+            return self.cluster(r), None
+        if t == "aws:eks/nodeGroup:NodeGroup":
+            return self.node_group(r)
+        if t == "aws:ec2/natGateway:NatGateway":
+            return self.nat(r), None
+        if t == "aws:ec2/eip:Eip":
+            return self.eip(r), None
+        if t == "aws:kms/key:Key":
+            return self.kms(r), None
+        if t == "kubernetes:core/v1:Service" and (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
+            return self.load_balancer(r), None
+        return [], None
+
+
+def estimate(resources: list[dict[str, Any]], prices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """cost.json: per priced resource its items and monthly figure, the total, and what was assumed."""
+    prices = prices or load_prices()
+    est = _Estimator(resources, prices)
+    rows = []
+    low = high = 0.0
+    for r in resources:
+        items, span = est.estimate(r)
+        if not items:
+            continue
+        monthly = round(sum(i["monthly"] for i in items), 2)
+        row = {"urn": r["urn"], "type": r["type"], "name": r["name"], "label": f"{r['type']} {r['name']}",
+               "component": component_of(r, est.by_urn), "monthly": monthly, "items": items}
+        rest = monthly - items[0]["monthly"]
+        if span is not None:
+            row["monthlyRange"] = [round(span[0] + rest, 2), round(span[1] + rest, 2)]
+        lo, hi = row.get("monthlyRange", [monthly, monthly])
+        low, high = low + lo, high + hi
+        rows.append(row)
+    return {
+        "currency": prices["currency"],
+        "region": prices["region"],
+        "pricesChecked": prices["checked"],
+        "priceTable": "tools/engine/prices.yaml",
+        "hoursPerMonth": prices["hoursPerMonth"],
+        "basis": "on-demand list prices, no tax, free tier or discounts; node groups at their desired size",
+        "resources": rows,
+        "total": round(sum(r["monthly"] for r in rows), 2),
+        "totalRange": [round(low, 2), round(high, 2)],
+        "unpriced": est.unpriced,
+    }
