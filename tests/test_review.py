@@ -166,7 +166,7 @@ def test_shifting_weights_shows_each_weight(dev_render, tmp_path):
 
 def test_markdown_diff_groups_by_component(dev_render, tmp_path):
     new = tmp_path / "new"
-    overrides = {"customer-features": {"replicas": 3}}
+    overrides = {**stack_file("dev")["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
     assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new, "--format", "markdown")
@@ -232,6 +232,39 @@ def test_diff_of_a_folder_that_is_not_a_render(tmp_path, capsys):
     assert render_main(["--diff", str(tmp_path), str(tmp_path), "--exit-code"]) == 1  # 2 means "changes" there
 
 
+def test_lineage_shows_domains_products_consumption_and_access(dev_render):
+    mermaid = (dev_render / "lineage.mmd").read_text().splitlines()
+    dot = (dev_render / "lineage.dot").read_text()
+    assert mermaid[0] == "graph LR"
+    assert '  subgraph d_customer["domain customer"]' in mermaid and '  subgraph d_sales["domain sales"]' in mermaid
+    consumes = sorted(line.strip() for line in mermaid if "-->|consumes|" in line)
+    assert consumes == ["p_customer_revenue -->|consumes| p_customer_features",
+                        "p_customer_revenue -->|consumes| p_revenue_predictor"]
+    calls = sorted(line.strip() for line in mermaid if "-.->|may call|" in line)
+    assert calls == [  # Pulumi.dev.yaml: analytics may call all three, partner-portal only customer-revenue
+        "c_analytics -.->|may call| p_customer_features",
+        "c_analytics -.->|may call| p_customer_revenue",
+        "c_analytics -.->|may call| p_revenue_predictor",
+        "c_partner_portal -.->|may call| p_customer_revenue",
+    ]
+    assert dot.startswith("digraph lineage {") and dot.count("subgraph cluster_") == 2
+    assert dot.count('[label="consumes"]') == 2 and dot.count('label="may call"') == 4
+
+
+def test_graph_of_a_diff_highlights_what_changed(dev_render, tmp_path):
+    new = tmp_path / "new"
+    overrides = {**stack_file("dev")["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+                        "--out", str(new)]) == 0
+    assert render_main(["--diff", str(dev_render), str(new), "--graph-out", str(tmp_path / "g")]) == 0
+    dot = (tmp_path / "g" / "changes.dot").read_text()
+    mermaid = (tmp_path / "g" / "changes.mmd").read_text()
+    highlighted = [line for line in dot.splitlines() if "fillcolor" in line]
+    assert len(highlighted) == 1 and "kubernetes:apps/v1:Deployment\\ncustomer-features" in highlighted[0]
+    node = highlighted[0].split()[0]
+    assert f"  class {node} changed" in mermaid.splitlines()
+
+
 def test_graph_files_draw_every_resource_and_dependency(dev_render):
     resources = json.loads((dev_render / "resources.json").read_text())
     dot = (dev_render / "graph.dot").read_text()
@@ -242,6 +275,10 @@ def test_graph_files_draw_every_resource_and_dependency(dev_render):
     assert dot.count(" -> ") - dot.count("style=dotted") == edges
     assert mermaid.count(" --> ") == edges
     assert dot.count("[label=") == len(resources)
+    # One cluster per top-level component (network, cluster, istio, each product, ...), and the stack's own.
+    groups = {line.split('"')[1] for line in dot.splitlines() if line.strip().startswith("label=")}
+    assert {"Network network", "Cluster cluster", "Istio istio", "DataProduct customer-features", "stack"} <= groups
+    assert mermaid.count("  subgraph ") == len(groups) == dot.count("subgraph cluster_")
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)

@@ -17,7 +17,8 @@ written, and each failure is named on stderr); 2 on invalid configuration,
 with one line on stderr and nothing written. --diff prints the identity-keyed
 diff of two renders (resources, stack outputs, policy report, monthly cost); with
 --exit-code it exits 0 when nothing changed, 2 when something did and 1 on an error
-(as `terraform plan -detailed-exitcode`). No Pulumi CLI, cloud credentials or network are used.
+(as `terraform plan -detailed-exitcode`); --graph-out DIR draws NEW_DIR's
+dependency graph with the added and changed resources highlighted. No Pulumi CLI, cloud credentials or network are used.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tools.engine.render import (
     summary,
     write_render,
 )
-from tools.engine.review import compare_renders, format_markdown, format_text
+from tools.engine.review import compare_renders, format_markdown, format_text, graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError
 
 # --diff --exit-code, as `terraform plan -detailed-exitcode`: 0 no change, 2 changes, 1 error.
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="policy pack config (JSON); default policies/config/<stack>.json when it exists")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD_DIR", "NEW_DIR"), help="diff two renders and exit")
     parser.add_argument("--format", choices=("text", "markdown"), default="text", help="--diff output format")
+    parser.add_argument("--graph-out", type=Path, metavar="DIR",
+                        help="with --diff: write NEW_DIR's dependency graph with what changed highlighted, DIR/changes.{dot,mmd}")
     parser.add_argument("--exit-code", action="store_true",
                         help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
     args = parser.parse_args(argv)
@@ -68,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_DIFF_ERROR if args.exit_code else EXIT_INVALID_CONFIG
         diff = compare_renders(*args.diff)
         print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
+        if args.graph_out:
+            resources = json.loads((args.diff[1] / "resources.json").read_text())
+            args.graph_out.mkdir(parents=True, exist_ok=True)
+            (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
+            (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
         return EXIT_CHANGES if args.exit_code and not diff.empty else EXIT_OK
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
