@@ -218,6 +218,11 @@ def test_masked_secrets_do_not_show():
     ({"ports": [{"port": 80}, {"port": 443}]}, {"ports": [{"port": 8080}, {"port": 443}]},
      ['- ports[80]: {"port": 80}', '+ ports[8080]: {"port": 8080}']),
     ({"args": ["a", "b"]}, {"args": ["b", "a"]}, ['  args: order only: "a", "b" -> "b", "a"']),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 50}}]},
+     {"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 30}}]},
+     ["  blockDeviceMappings[/dev/xvda].ebs.volumeSize: 50 -> 30"]),
+    ({"items": [{"a": 1}]}, {"items": [{"a": 2}]},  # nothing to key an item by: a content hash
+     ['- items[#f9d86028]: {"a": 1}', '+ items[#e5a9d5b0]: {"a": 2}']),
     ({"policy": '{"Statement": [{"Sid": "a", "Action": "s3:Get"}]}'},
      {"policy": '{"Statement": [{"Sid": "a", "Action": "s3:Put"}]}'},
      ['  policy.Statement[a].Action: "s3:Get" -> "s3:Put"']),

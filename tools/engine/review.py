@@ -6,12 +6,12 @@ The diff matches things by identity, never by position:
   under another component is the same object, with a note that Pulumi replaces it);
   every other resource by its URN.
 - Items of a list by a key (``list_key``): a named thing by its name, a port by its
-  number, a mount by its path, and for the unnamed lists this program writes a key
-  chosen per list (an EnvoyFilter patch by what it applies to and where, an
-  AuthorizationPolicy rule by the paths it guards, a rate-limit descriptor by its
-  entries, a route by its destination, an IAM statement by its Sid); anything else by
-  a hash of its content, so a changed unnamed item reads as one removal and one addition. So an
-  insertion reads as one insertion, and a reorder reads as "order only".
+  number, a mount by its path, a block device by its device name, an IAM statement by
+  its Sid; for the unnamed lists this program writes, a key chosen per list (an
+  EnvoyFilter patch by what it applies to and where, an AuthorizationPolicy rule by the
+  paths it guards, a rate-limit descriptor by its entries, a route by its destination);
+  anything else by a hash of its content, so a changed unnamed item reads as one
+  removal and one addition. An insertion reads as one insertion, a reorder as "order only".
 - Strings holding JSON (IAM policies) are compared as JSON; multi-line strings line by line.
 """
 
@@ -73,7 +73,7 @@ def list_key(list_name: str, item: dict[str, Any]) -> str:
     if list_name == "route" and isinstance(item.get("destination"), dict):  # VirtualService destinations
         dest = item["destination"]
         return " ".join(str(p) for p in (dest.get("host"), dest.get("subset")) if p)
-    for key in ("name", "key", "Sid", "mountPath", "containerPort", "port", "type"):
+    for key in ("name", "key", "Sid", "deviceName", "mountPath", "containerPort", "port", "type"):
         if isinstance(item.get(key), (str, int)) and not isinstance(item.get(key), bool):
             return str(item[key])
     return _content_hash(item)
