@@ -131,3 +131,9 @@ def test_the_diff_prints_the_cost_delta(tmp_path):
     assert f"total (${before:,.2f} -> ${after:,.2f})" in text
     assert text.count("aws:eks/nodeGroup:NodeGroup cluster-nodes (") == 1  # one priced resource changed
     assert text.splitlines()[-1].endswith(f"cost +${after - before:,.2f}/month (${after:,.2f} list price)")
+
+
+def test_the_documented_totals_are_the_renders(cost):
+    stack, c = cost
+    text = (ROOT / "docs" / "operating.md").read_text()
+    assert f"| {stack} | ${c['total']:,.2f}" in text
