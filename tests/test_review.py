@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydot
 import pytest
 import yaml
 
@@ -284,6 +285,18 @@ def test_graph_files_draw_every_resource_and_dependency(dev_render):
     groups = {line.split('"')[1] for line in dot.splitlines() if line.strip().startswith("label=")}
     assert {"Network network", "Cluster cluster", "Istio istio", "DataProduct customer-features", "stack"} <= groups
     assert mermaid.count("  subgraph ") == len(groups) == dot.count("subgraph cluster_")
+
+
+def test_dot_files_parse_as_graphviz(dev_render, tmp_path):
+    # pydot's DOT grammar; the files were also drawn with Graphviz 2.43 `dot -Tsvg` (docs/operating.md).
+    resources = json.loads((dev_render / "resources.json").read_text())
+    (graph,) = pydot.graph_from_dot_file(str(dev_render / "graph.dot"))
+    assert sum(len(s.get_nodes()) for s in graph.get_subgraphs()) == len(resources)
+    parents = sum(r["parent"] is not None for r in resources)
+    assert len(graph.get_edges()) == sum(len(r["dependencies"]) for r in resources) + parents
+    (lineage,) = pydot.graph_from_dot_file(str(dev_render / "lineage.dot"))
+    assert [s.get_label() for s in lineage.get_subgraphs()] == ['"domain customer"', '"domain sales"']
+    assert len(lineage.get_edges()) == 6
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)

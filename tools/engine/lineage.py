@@ -77,7 +77,7 @@ def mermaid(lineage: Lineage) -> str:
 
 
 def dot(lineage: Lineage) -> str:
-    lines = ["digraph lineage {", "  rankdir=LR;", "  node [fontsize=10];"]
+    lines = ["digraph lineage {", "  rankdir=LR;", "  node [fontsize=10];", "  edge [fontsize=9];"]
     for domain in sorted(lineage.domains):
         lines += [f"  subgraph cluster_{_id('d', domain)} {{", f'    label="domain {domain}";', "    style=rounded;"]
         lines += [f'    {_id("p", p)} [shape=box, label="{p}\\n{lineage.owners.get(p, "")}"];' for p in lineage.domains[domain]]
