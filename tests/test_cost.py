@@ -49,7 +49,7 @@ def test_price_table_states_region_currency_date_and_a_source_for_every_figure()
 
 def test_cost_json_totals_its_resources(cost):
     _, c = cost
-    assert c["region"] == "eu-west-1" and c["currency"] == "USD" and c["unpriced"] == []
+    assert c["region"] == "eu-west-1" and c["currency"] == "USD" and c["warnings"] == []
     assert c["total"] == pytest.approx(sum(r["monthly"] for r in c["resources"]), abs=0.01)
     for r in c["resources"]:
         assert r["monthly"] == pytest.approx(sum(i["monthly"] for i in r["items"]), abs=0.01)
@@ -109,7 +109,7 @@ def test_an_unpriced_instance_type_is_named_not_guessed():
     resources = [{"urn": "u", "type": "aws:eks/nodeGroup:NodeGroup", "name": "n", "parent": None, "dependencies": [],
                   "inputs": {"capacityType": "ON_DEMAND", "instanceTypes": ["x9.huge"], "scalingConfig": {"desiredSize": 1}}}]
     c = estimate(resources)
-    assert c["resources"] == [] and c["unpriced"] == ["n: no price for instance type(s) x9.huge in prices.yaml"]
+    assert c["resources"] == [] and c["warnings"] == ["n: no price for instance type(s) x9.huge in prices.yaml"]
 
 
 def test_every_instance_type_a_stack_uses_is_priced():
@@ -137,3 +137,10 @@ def test_the_documented_totals_are_the_renders(cost):
     stack, c = cost
     text = (ROOT / "docs" / "operating.md").read_text()
     assert f"| {stack} | ${c['total']:,.2f}" in text
+
+
+def test_a_stack_in_another_region_is_told_the_prices_are_not_its_own():
+    provider = {"urn": "p", "type": "pulumi:providers:aws", "name": "aws", "parent": None, "dependencies": [],
+                "inputs": {"region": "us-east-1"}}
+    assert estimate([provider])["warnings"] == [
+        "the stack is in us-east-1; the price table is for eu-west-1: figures are indicative"]

@@ -142,6 +142,30 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     assert len(out) < 30
 
 
+def test_reordering_the_products_reads_as_order_only(dev_render, tmp_path):
+    products = ["revenue-predictor", "customer-features", "customer-revenue"]
+    new = tmp_path / "new"
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:products": products})),
+                        "--out", str(new)]) == 0
+    code, out = diff_lines(dev_render, new)
+    assert code == 2
+    paths = ["to /public/api/v1/customer-features/*", "to /public/api/v1/revenue-predictor/*",
+             "to /public/api/v1/customer-revenue/*"]
+    patches = ["HTTP_FILTER envoy.filters.network.http_connection_manager envoy.filters.http.router",
+               *(f"HTTP_ROUTE 80 *:80 {p}" for p in ("customer-features", "revenue-predictor", "customer-revenue"))]
+    assert out == [
+        "== ApiGovernance api-governance",
+        "~ AuthorizationPolicy istio-ingress/datamesh-api-keys",
+        f"      spec.rules: order only: {', '.join(paths)} -> {', '.join([paths[1], paths[0], paths[2]])}",
+        "~ EnvoyFilter istio-ingress/datamesh-rate-limits",
+        f"      spec.configPatches: order only: {', '.join(patches)} -> {', '.join([patches[0], patches[2], patches[1], patches[3]])}",
+        "== stack outputs",
+        '      meshNamespaces: order only: "customer", "sales" -> "sales", "customer"',
+        out[-1],
+    ]
+    assert out[-1].startswith("0 to add, 2 to change, 0 to delete; 1 output change(s)")
+
+
 def test_shifting_weights_shows_each_weight(dev_render, tmp_path):
     # Canary releases do not exist yet; a weighted route is simulated on the render itself.
     def with_weights(folder: Path, stable: int, canary: int) -> Path:
@@ -222,6 +246,8 @@ def test_masked_secrets_do_not_show():
     ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 50}}]},
      {"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 30}}]},
      ["  blockDeviceMappings[/dev/xvda].ebs.volumeSize: 50 -> 30"]),
+    ({"data": {"server.py": "a\nb\n"}}, {"data": {"server.py": "a\nc\n"}},
+     ["  data.server.py: text changed (2 lines)", "      -b", "      +c"]),
     ({"items": [{"a": 1}]}, {"items": [{"a": 2}]},  # nothing to key an item by: a content hash
      ['- items[#f9d86028]: {"a": 1}', '+ items[#e5a9d5b0]: {"a": 2}']),
     ({"policy": '{"Statement": [{"Sid": "a", "Action": "s3:Get"}]}'},

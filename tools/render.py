@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rendered stack {args.stack} into {args.out}")
     print(summary(counts))
     print(cost_summary(args.out))
-    for problem in json.loads((args.out / "cost.json").read_text())["unpriced"]:
+    for problem in json.loads((args.out / "cost.json").read_text())["warnings"]:
         print(f"warning: cost: {problem}", file=sys.stderr)
     for v in violations:
         print(f"policy {v.level}: {v.rule}: {v.message} ({v.urn})", file=sys.stderr)

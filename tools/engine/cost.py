@@ -42,7 +42,7 @@ class _Estimator:
         self.by_urn = {r["urn"]: r for r in resources}
         self.p = prices
         self.hours = float(prices["hoursPerMonth"])
-        self.unpriced: list[str] = []
+        self.warnings: list[str] = []
 
     def cluster(self, r: dict[str, Any]) -> list[dict[str, Any]]:
         inputs = r["inputs"]
@@ -66,7 +66,7 @@ class _Estimator:
         table = self.p["ec2OnDemandPerHour"]
         missing = [t for t in types if t not in table]
         if missing:
-            self.unpriced.append(f"{r['name']}: no price for instance type(s) {', '.join(missing)} in prices.yaml")
+            self.warnings.append(f"{r['name']}: no price for instance type(s) {', '.join(missing)} in prices.yaml")
         known = [t for t in types if t in table]
         if not known:
             return [], None
@@ -144,6 +144,10 @@ def estimate(resources: list[dict[str, Any]], prices: dict[str, Any] | None = No
     """cost.json: per priced resource its items and monthly figure, the total, and what was assumed."""
     prices = prices or load_prices()
     est = _Estimator(resources, prices)
+    regions = sorted({r["inputs"].get("region") for r in resources
+                      if r["type"] == "pulumi:providers:aws" and r["inputs"].get("region")})
+    est.warnings += [f"the stack is in {region}; the price table is for {prices['region']}: figures are indicative"
+                     for region in regions if region != prices["region"]]
     rows = []
     low = high = 0.0
     for r in resources:
@@ -169,5 +173,5 @@ def estimate(resources: list[dict[str, Any]], prices: dict[str, Any] | None = No
         "resources": rows,
         "total": round(sum(r["monthly"] for r in rows), 2),
         "totalRange": [round(low, 2), round(high, 2)],
-        "unpriced": est.unpriced,
+        "warnings": est.warnings,
     }
