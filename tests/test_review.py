@@ -225,6 +225,16 @@ def test_outputs_policy_findings_and_cost_are_diffed(tmp_path):
                                      "1 policy finding change(s); cost +$39.84/month ($79.68 list price)")
 
 
+def test_a_base_without_cost_json_is_not_priced_at_zero(dev_render, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(dev_render, base)
+    (base / "cost.json").unlink()  # renders from before the estimate
+    text = diff_renders(base, dev_render)
+    total = json.loads((dev_render / "cost.json").read_text())["total"]
+    assert text == ("0 to add, 0 to change, 0 to delete; 0 output change(s); 0 policy finding change(s); "
+                    f"cost not compared (a render without cost.json; ${total:,.2f} list price)\n")
+
+
 def test_masked_secrets_do_not_show():
     old = {"key": "[secret]", "n": 1}
     assert diff_values(old, {"key": "[secret]", "n": 2}) == [Change("n", "~", 1, 2)]

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     open_findings, stale = gate(findings, accepted)
     for entry in stale:
-        print(f"stale: {entry['check']} {entry['resources']}: matched no finding; remove it from {args.baseline}")
+        print(f"stale: {entry['check']} {entry['resources']}: matched no finding in these reports "
+              f"(remove it from {args.baseline} once no stack's render needs it)")
     for f in open_findings:
         print(f"error: {f['check_id']} {f['check_name']}: {f['resource']} ({f['file_path']}): "
               f"fix it, or justify it in {args.baseline}", file=sys.stderr)

@@ -251,6 +251,7 @@ class RenderDiff:
     policy: list[str] = field(default_factory=list)
     cost_lines: list[tuple[str, float, float]] = field(default_factory=list)
     cost_total: tuple[float, float] = (0.0, 0.0)
+    cost_missing: bool = False  # one side has no cost.json (a render older than the estimate)
     changed_urns: set[str] = field(default_factory=set)
 
     @property
@@ -259,9 +260,10 @@ class RenderDiff:
 
     def summary(self) -> str:
         before, after = self.cost_total
+        cost = (f"cost not compared (a render without cost.json; ${after:,.2f} list price)" if self.cost_missing
+                else f"cost {_money(after - before, signed=True)}/month (${after:,.2f} list price)")
         return (f"{self.added} to add, {self.changed} to change, {self.removed} to delete; "
-                f"{len(self.outputs)} output change(s); {len(self.policy)} policy finding change(s); "
-                f"cost {_money(after - before, signed=True)}/month (${after:,.2f} list price)")
+                f"{len(self.outputs)} output change(s); {len(self.policy)} policy finding change(s); {cost}")
 
 
 def _money(value: float, signed: bool = False) -> str:
@@ -320,7 +322,11 @@ def compare_renders(old_dir: Path, new_dir: Path) -> RenderDiff:
     result.policy = ([f"+ {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(new_f.items()) if k not in old_f]
                      + [f"- {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(old_f.items()) if k not in new_f])
 
-    old_cost, new_cost = _read(old_dir, "cost.json", {}), _read(new_dir, "cost.json", {})
+    old_cost, new_cost = _read(old_dir, "cost.json", None), _read(new_dir, "cost.json", None)
+    if old_cost is None or new_cost is None:  # a render from before cost.json: no delta to tell
+        result.cost_missing = True
+        result.cost_total = (0.0, (new_cost or {}).get("total", 0.0))
+        return result
     old_by = {c["urn"]: c for c in old_cost.get("resources", [])}
     new_by = {c["urn"]: c for c in new_cost.get("resources", [])}
     for urn in sorted(set(old_by) | set(new_by)):
