@@ -60,6 +60,7 @@ cluster = Cluster("cluster", ClusterArgs(
     node_max_size=settings.node_max_size,
     node_disk_size=settings.node_disk_size,
     tags=settings.tag_map,
+    network_path=tuple(network.egress_path),
 ), aws_opts)
 
 # 3. AWS Load Balancer Controller, so Services can get NLBs.

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tools.engine.mockrun import SECRET
 from tools.engine.stackconfig import SECRET_PLACEHOLDER, load_stack_config
 
-FIELDS = {"urn", "type", "name", "parent", "provider", "providers", "dependencies", "inputs"}
+FIELDS = {"urn", "type", "name", "custom", "deletedWith", "parent", "provider", "providers", "dependencies", "inputs"}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])

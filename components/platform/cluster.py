@@ -43,6 +43,8 @@ class ClusterArgs:
         node_capacity_type, node_instance_types, node_min_size, node_desired_size,
         node_max_size, node_disk_size: the managed node group.
         tags: tags for every resource.
+        network_path: what nodes need to reach the internet and AWS APIs (``Network.egress_path``);
+            the node group waits for it, so it is created first and deleted last.
     """
 
     cluster_name: str
@@ -63,6 +65,7 @@ class ClusterArgs:
     node_max_size: int
     node_disk_size: int
     tags: dict[str, str]
+    network_path: tuple[pulumi.Resource, ...] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -152,31 +155,32 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         sg_child = pulumi.ResourceOptions(parent=node_sg)
-        aws.ec2.SecurityGroupRule(
+        # Every rule is a dependency of the node group: created before the nodes
+        # start, deleted only after everything on them (the controller deleting the NLB).
+        rules = [aws.ec2.SecurityGroupRule(
             f"{name}-nodes-self",
             type="ingress", protocol="-1", from_port=0, to_port=0,
             security_group_id=node_sg.id, source_security_group_id=node_sg.id,
             description="Node to node and pod to pod", opts=sg_child,
-        )
-        aws.ec2.SecurityGroupRule(
+        ), aws.ec2.SecurityGroupRule(
             f"{name}-nodes-egress",
             type="egress", protocol="-1", from_port=0, to_port=0,
             security_group_id=node_sg.id, cidr_blocks=["0.0.0.0/0"],
             description="Image pulls, AWS APIs, the control plane", opts=sg_child,
-        )
+        )]
         for purpose, port in CONTROL_PLANE_TO_NODE_PORTS.items():
-            aws.ec2.SecurityGroupRule(
+            rules.append(aws.ec2.SecurityGroupRule(
                 f"{name}-control-plane-{purpose}",
                 type="ingress", protocol="tcp", from_port=port, to_port=port,
                 security_group_id=node_sg.id, source_security_group_id=control_plane_sg,
                 description=f"Control plane to {purpose} on {port}", opts=sg_child,
-            )
-        aws.ec2.SecurityGroupRule(
+            ))
+        rules.append(aws.ec2.SecurityGroupRule(
             f"{name}-nodes-to-api",
             type="ingress", protocol="tcp", from_port=443, to_port=443,
             security_group_id=control_plane_sg, source_security_group_id=node_sg.id,
             description="Nodes to the Kubernetes API", opts=sg_child,
-        )
+        ))
 
         node_role = aws.iam.Role(
             f"{name}-nodes",
@@ -245,7 +249,7 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.eks, *attachments],
+                depends_on=[self.eks, *attachments, *rules, *args.network_path],
                 # The autoscaler (or a person) moves desiredSize; don't fight it on every up.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),

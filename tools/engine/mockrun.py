@@ -44,17 +44,20 @@ class Registration:
     inputs: dict[str, Any]
     # Components (remote ones like eks:index:Cluster among them) get a map of providers instead.
     providers: dict[str, str] = field(default_factory=dict)
+    deleted_with: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
+            "custom": self.custom,
             "parent": self.parent,
             "provider": self.provider,
             "providers": self.providers,
             "dependencies": self.dependencies,
             "inputs": self.inputs,
+            "deletedWith": self.deleted_with,
         }
 
 
@@ -124,6 +127,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             dependencies=sorted(deps),
             inputs=plain(json_format.MessageToDict(request.object)),
             providers=dict(request.providers),
+            deleted_with=request.deletedWith or None,
         ))
         return response
 
