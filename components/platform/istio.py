@@ -39,14 +39,24 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
         "base": {"defaultRevision": revision or "default"},
         "istiod": {
             **rev,
-            "pilot": {"autoscaleMin": 2, "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}}},
+            # Top-level keys: the chart moved them out of "pilot:" in 1.24. Two replicas at
+            # least, so the injection webhook (which fails closed) survives a node drain or
+            # a spot interruption; the chart renders its PodDisruptionBudget only when
+            # autoscaleMin > 1.
+            "autoscaleEnabled": True,
+            "autoscaleMin": 2,
+            "autoscaleMax": 5,
+            "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+            "pdb": {"minAvailable": 1},
             "meshConfig": {
                 # Access logs are configured with the Telemetry API (components/observability.py).
                 "enablePrometheusMerge": True,
                 # Export Envoy's local rate limiter counters (rate_limited, ok, ...) with the proxy metrics.
                 "defaultConfig": {"proxyStatsMatcher": {"inclusionRegexps": [".*http_local_rate_limit.*"]}},
             },
-            "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
+            # No holdApplicationUntilProxyStarts: not a 1.30 chart value, and with native
+            # sidecars (ENABLE_NATIVE_SIDECARS=auto, on for the Kubernetes versions we
+            # accept) the proxy starts before the application anyway.
         },
         "gateway": {
             **rev,
@@ -57,6 +67,8 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             # waits for its deletion (the controller's finalizer) before the controller goes.
             "service": {"type": "None"},
             "autoscaling": {"minReplicas": 2},
+            # Rendered only when set and with more than one replica: keeps one gateway through a drain.
+            "podDisruptionBudget": {"minAvailable": 1},
         },
     }
 
