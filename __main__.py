@@ -44,6 +44,7 @@ network = Network("network", NetworkArgs(
 cluster = Cluster("cluster", ClusterArgs(
     cluster_name=settings.cluster_name,
     kubernetes_version=settings.kubernetes_version,
+    support_type=settings.eks_support_type,
     vpc_id=network.vpc_id,
     public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids,

@@ -139,7 +139,7 @@ def test_the_key_check_catches_what_helm_ignores():
     assert unknown_keys("istiod", "1.30.5", {"global": {"proxy": {"holdApplicationUntilProxyStarts": True}}}) == [
         "global.proxy.holdApplicationUntilProxyStarts"]
     assert unknown_keys("istiod", "1.30.5", {"autoscaleMin": 2, "meshConfig": {"anything": {"goes": 1}}}) == []
-    assert unknown_keys("aws-load-balancer-controller", "1.17.1",
+    assert unknown_keys("aws-load-balancer-controller", "3.5.0",
                         {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "x"}}}) == []
     assert schema_errors("gateway", "1.30.5", {"replicaCountt": 2})
 

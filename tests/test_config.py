@@ -50,6 +50,7 @@ BAD_CONFIGS = [
     ({"datamesh:tags": {"team": 7}}, (), "datamesh:tags", "team: the value must be a string"),
     ({"datamesh:products": ["customer-features", "customer-features"]}, (), "datamesh:products", "twice"),
     ({"datamesh:istioRevision": "1.30"}, (), "datamesh:istioRevision", "DNS label"),
+    ({"datamesh:eksSupportType": "standard"}, (), "datamesh:eksSupportType", "STANDARD, EXTENDED"),
     ({}, ("datamesh:kubernetesVersion",), "datamesh:kubernetesVersion", "is required"),
     ({}, ("aws:region",), "aws:region", "is required"),
     ({"aws:region": "Ireland"}, (), "aws:region", "not an AWS region name"),

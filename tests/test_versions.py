@@ -18,7 +18,18 @@ def test_istio_releases_are_exact_patch_versions():
     for version in versions.ISTIO_RELEASES:
         assert re.fullmatch(r"1\.\d+\.\d+", version)
     assert re.fullmatch(r"\d+\.\d+\.\d+", versions.LBC_CHART_VERSION)
-    assert versions.LBC_APP_VERSION == "v2." + versions.LBC_CHART_VERSION.split(".", 1)[1]
+    # From chart 3.0.0 the chart version is the controller version.
+    assert versions.LBC_APP_VERSION == "v" + versions.LBC_CHART_VERSION
+    assert versions.LBC_CHART_VERSION.startswith("3.")
+
+
+def test_matrix_facts():
+    # EKS standard support calendar and Istio's minimum Kubernetes, as researched (docs/reference.md names the sources).
+    assert versions.KUBERNETES_STANDARD_SUPPORT_ENDS["1.36"] == "2027-08-02"
+    assert versions.ISTIO_RELEASES["1.28.10"].kubernetes[0] == "1.30"
+    assert istio_release("1.30.5", "1.36").version == "1.30.5"
+    with pytest.raises(UnsupportedVersionError):
+        istio_release("1.28.10", "1.29")
 
 
 def test_unsupported_pair_names_the_releases_that_fit():

@@ -34,7 +34,9 @@ class ClusterArgs:
 
     Attributes:
         cluster_name: the EKS cluster's name.
-        kubernetes_version: EKS minor version, e.g. ``1.33``.
+        kubernetes_version: EKS minor version, e.g. ``1.35``.
+        support_type: EKS upgrade policy, ``STANDARD`` or ``EXTENDED`` (set explicitly:
+            left unset, EKS bills extended support once standard support ends).
         vpc_id, public_subnet_ids, private_subnet_ids: from ``Network``; nodes go in the private ones.
         service_cidr: the Kubernetes Service CIDR.
         endpoint_public_access, endpoint_private_access, public_access_cidrs: API endpoint exposure.
@@ -49,6 +51,7 @@ class ClusterArgs:
 
     cluster_name: str
     kubernetes_version: str
+    support_type: str
     vpc_id: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
@@ -127,6 +130,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=args.support_type),
             vpc_id=args.vpc_id,
             public_subnet_ids=args.public_subnet_ids,
             private_subnet_ids=args.private_subnet_ids,
