@@ -19,6 +19,9 @@ GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 STATUS_PORT = 15021
 # The one Gateway every data product's route binds to, as "<namespace>/<name>".
 SHARED_GATEWAY = "datamesh"
+# What that Gateway serves; the NLB Service opens exactly these ports, nothing more
+# (the NLB health-checks STATUS_PORT on the pods directly, without a listener).
+SERVED_PORTS = ({"number": 80, "name": "http", "protocol": "HTTP"},)
 
 NLB_ANNOTATIONS = {
     # "external" hands the Service to the load balancer controller, not the in-tree
@@ -97,7 +100,7 @@ class Istio(pulumi.ComponentResource):
     ``base`` release (CRDs), then ``istiod``, then the ``gateway`` release, each
     waiting for the one before; and the gateway's LoadBalancer Service, which
     the load balancer controller turns into an internet-facing NLB with IP
-    targets. That Service depends on the controller's release, so it is created
+    targets, listening only on the ports the shared Gateway serves. That Service depends on the controller's release, so it is created
     after the controller serves its webhook and deleted, NLB and all, before
     the controller is removed. Last, the shared ``datamesh`` Gateway (HTTP on
     port 80, any host) that data products bind their routes to.
@@ -149,9 +152,8 @@ class Istio(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": dict(GATEWAY_SELECTOR),
                 "ports": [
-                    {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
-                    {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"},
-                    {"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"},
+                    {"name": p["name"], "port": p["number"], "targetPort": p["number"], "protocol": "TCP"}
+                    for p in SERVED_PORTS
                 ],
             },
             # The controller first: its webhook must serve before the Service is made,
@@ -169,7 +171,7 @@ class Istio(pulumi.ComponentResource):
             metadata={"name": SHARED_GATEWAY, "namespace": ingress_ns.metadata.name},
             spec={
                 "selector": dict(GATEWAY_SELECTOR),
-                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+                "servers": [{"port": dict(port), "hosts": ["*"]} for port in SERVED_PORTS],
             },
             # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[base, gateway])),
