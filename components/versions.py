@@ -95,3 +95,23 @@ PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 PROMETHEUS_CHART_VERSION = "28.10.0"  # Prometheus v3.10.0
 KIALI_CHART_REPO = "https://kiali.org/helm-charts"
 KIALI_CHART_VERSION = "2.33.0"
+
+# Cluster add-ons (components/addons/). The EKS managed add-ons' versions are not
+# pinned here: each is looked up for the cluster's Kubernetes version at deploy
+# time (aws.eks.get_addon_version, most recent), so they follow the cluster.
+EKS_MANAGED_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+# metrics-server: kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1).
+METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
+METRICS_SERVER_CHART_VERSION = "3.13.1"
+# Cluster Autoscaler: chart 9.59.0 (kubernetes/autoscaler, 2026-07-21) ships app
+# 1.35.0; the autoscaler's minor must match the cluster's, so the image tag is
+# chosen per Kubernetes minor: the newest patch tagged in kubernetes/autoscaler
+# (cluster-autoscaler-1.<minor>.<patch>, all tagged 2026-07-22).
+CLUSTER_AUTOSCALER_CHART_REPO = "https://kubernetes.github.io/autoscaler"
+CLUSTER_AUTOSCALER_CHART_VERSION = "9.59.0"
+CLUSTER_AUTOSCALER_IMAGE_TAGS = {
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}

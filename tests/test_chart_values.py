@@ -28,6 +28,8 @@ OPEN_MAPS = {
     "gateway": ("labels",),
     # templates/configmap.yaml renders all of .Values into Kiali's config.yaml: any Kiali CR spec field goes.
     "kiali-server": ("external_services", "auth", "deployment", "server", "kiali_feature_flags"),
+    # templates/deployment.yaml turns every extraArgs entry into a --flag of the autoscaler.
+    "cluster-autoscaler": ("extraArgs",),
 }
 
 
@@ -113,7 +115,8 @@ def releases(dev, prod, tmp_path_factory):
 
 def test_every_pinned_chart_is_checked(releases):
     charts = {(r["chart"], r["version"]) for r in releases.values()}
-    assert {"base", "istiod", "gateway", "aws-load-balancer-controller", "prometheus", "kiali-server"} <= {c for c, _ in charts}
+    assert {"base", "istiod", "gateway", "aws-load-balancer-controller", "prometheus", "kiali-server",
+            "metrics-server", "cluster-autoscaler"} <= {c for c, _ in charts}
     for chart, version in charts:
         chart_keys(chart, version)  # fails when a chart has no recorded key list
 

@@ -54,6 +54,10 @@ def test_documented_matrix_matches_the_code():
     assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in reference
     assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART_VERSION} (prometheus-community) |" in reference
     assert f"| Kiali | kiali-server {versions.KIALI_CHART_VERSION} |" in reference
+    assert f"metrics-server chart {versions.METRICS_SERVER_CHART_VERSION}" in reference
+    tags = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS
+    assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART_VERSION}, image {' / '.join(tags.values())}"
+            f" for Kubernetes {' / '.join(tags)} |") in reference
 
 
 def test_pulumi_yaml_and_config_reference_are_generated_from_the_schema():

@@ -77,12 +77,12 @@ class Cluster(pulumi.ComponentResource):
     Creates: a KMS key (with rotation) and alias for envelope encryption of
     Kubernetes Secrets; the ``eks:index:Cluster`` (API access entries only, an
     IAM OIDC provider for IRSA, control-plane logs, the EKS-created security
-    group, no default node group) with an access entry per admin principal; the
+    group, no default node group, no add-ons of its own) with an access entry per admin principal; the
     node security group with its rules (node to node, nodes to the API,
     control plane to kubelet, 443 and the webhook ports 15017 and 9443, all
     egress); the node IAM role and its three managed policy attachments; a
     launch template requiring IMDSv2; the managed node group in the private
-    subnets; and the Kubernetes provider, which waits for the node group so
+    subnets, at the cluster's Kubernetes version; and the Kubernetes provider, which waits for the node group so
     that nothing is scheduled on a cluster without nodes.
     """
 
@@ -91,6 +91,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     provider: k8s.Provider
+    node_group: aws.eks.NodeGroup
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:cluster:Cluster", name, None, opts)
@@ -144,6 +145,12 @@ class Cluster(pulumi.ComponentResource):
             endpoint_private_access=args.endpoint_private_access,
             public_access_cidrs=list(args.public_access_cidrs) or None,
             skip_default_node_group=True,
+            # CoreDNS, kube-proxy and the VPC CNI are EKS managed add-ons owned by
+            # components/addons/eks_addons.py, created once nodes exist; left on,
+            # pulumi-eks would create kube-proxy and the CNI itself, twice-managed.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+            use_default_vpc_cni=True,
             # The control plane keeps only the EKS-created security group; nodes get their own below.
             skip_default_security_groups=True,
             tags=args.tags,
@@ -233,7 +240,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        node_group = aws.eks.NodeGroup(
+        node_group = self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=args.cluster_name,
             node_role_arn=node_role.arn,
@@ -241,6 +248,9 @@ class Cluster(pulumi.ComponentResource):
             capacity_type=args.node_capacity_type,
             instance_types=list(args.node_instance_types),
             ami_type="AL2023_x86_64_STANDARD",
+            # Follows the control plane: raising kubernetesVersion rolls the nodes too
+            # (after the control plane, which the node group depends on).
+            version=args.kubernetes_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=args.node_min_size,
                 desired_size=args.node_desired_size,
