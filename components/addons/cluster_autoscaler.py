@@ -65,8 +65,9 @@ def default_values(cluster_name: str, region: str, kubernetes_version: str, role
             "annotations": {"eks.amazonaws.com/role-arn": role_arn},
         }},
         "extraArgs": {
-            # Spread across zones: node groups span zones, so balance similar ones.
-            "balance-similar-node-groups": True,
+            # The platform's own kube-system Deployments (CoreDNS, metrics-server, the
+            # controller) may move: each runs two replicas behind a PodDisruptionBudget,
+            # so a node holding one can still be scaled in.
             "skip-nodes-with-system-pods": False,
         },
     }

@@ -13,7 +13,6 @@ credentials, and unless DATAMESH_E2E=1: `.ci/run` collects it and never runs it.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -86,14 +85,13 @@ def test_up_smoke_destroy_leaves_nothing(tmp_path):
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", "render", "Pulumi.*.yaml"))
     if (ROOT / ".venv").exists():
         (work / ".venv").symlink_to(ROOT / ".venv")
+    # dev's configuration, typed as in its stack file, without its placeholder API keys;
+    # `stack init` keeps an existing stack file and adds its encryption salt.
+    config = {k: v for k, v in base.items() if k != "datamesh:apiKeys"}
+    (work / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
     stack = auto.create_stack(name, work_dir=str(work))
     keys = {"analytics": secrets.token_hex(24), "partner-portal": secrets.token_hex(24)}
     try:
-        for key, value in base.items():
-            if key == "datamesh:apiKeys":
-                continue
-            text = value if isinstance(value, str) else json.dumps(value)
-            stack.set_config(key, auto.ConfigValue(text))
         for consumer, key in keys.items():
             stack.set_config(f"datamesh:apiKeys.{consumer}[0]", auto.ConfigValue(key, secret=True), path=True)
 
