@@ -77,13 +77,15 @@ class Cluster(pulumi.ComponentResource):
     Creates: a KMS key (with rotation) and alias for envelope encryption of
     Kubernetes Secrets; the ``eks:index:Cluster`` (API access entries only, an
     IAM OIDC provider for IRSA, control-plane logs, the EKS-created security
-    group, no default node group, no add-ons of its own) with an access entry per admin principal; the
-    node security group with its rules (node to node, nodes to the API,
-    control plane to kubelet, 443 and the webhook ports 15017 and 9443, all
-    egress); the node IAM role and its three managed policy attachments; a
-    launch template requiring IMDSv2; the managed node group in the private
-    subnets, at the cluster's Kubernetes version; and the Kubernetes provider, which waits for the node group so
-    that nothing is scheduled on a cluster without nodes.
+    group, an explicit upgrade policy, no default node group and no add-ons of
+    its own) with an access entry per admin principal; the node security group
+    with its rules (node to node, nodes to the API, control plane to kubelet,
+    443 and the webhook ports 15017 and 9443, all egress); the node IAM role and
+    its three managed policy attachments; a launch template requiring IMDSv2;
+    the managed node group in the private subnets, at the cluster's Kubernetes
+    version, after the security-group rules and the network path; and the
+    Kubernetes provider, which waits for the node group so that nothing is
+    scheduled on a cluster without nodes.
     """
 
     cluster_name: str
