@@ -254,6 +254,10 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         raise _fail("istioVersion", str(exc)) from None
     if v["eksSupportType"] not in versions.EKS_SUPPORT_TYPES:
         raise _fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {v['eksSupportType']!r}")
+    if v["eksSupportType"] == "STANDARD" and k8s in versions.KUBERNETES_PAST_STANDARD_SUPPORT:
+        ends = versions.KUBERNETES_STANDARD_SUPPORT_ENDS[k8s]
+        raise _fail("eksSupportType", f"STANDARD: Kubernetes {k8s} left standard support on {ends}; "
+                    "set EXTENDED until the cluster is upgraded")
     revision = v["istioRevision"]
     if revision and not is_dns_label(revision):
         raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")

@@ -26,6 +26,9 @@ KUBERNETES_STANDARD_SUPPORT_ENDS = {
 # 4.4.0 leaves it to EKS, whose default is EXTENDED: billed extra once standard
 # support ends. STANDARD instead auto-upgrades the control plane at that date.
 EKS_SUPPORT_TYPES = ("STANDARD", "EXTENDED")
+# Accepted versions whose standard support has already ended (as of 2026-11):
+# only EXTENDED support applies to them. Move a version here when its date passes.
+KUBERNETES_PAST_STANDARD_SUPPORT = ("1.33",)
 KUBERNETES_VERSIONS = tuple(KUBERNETES_STANDARD_SUPPORT_ENDS)
 
 

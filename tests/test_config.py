@@ -51,6 +51,8 @@ BAD_CONFIGS = [
     ({"datamesh:products": ["customer-features", "customer-features"]}, (), "datamesh:products", "twice"),
     ({"datamesh:istioRevision": "1.30"}, (), "datamesh:istioRevision", "DNS label"),
     ({"datamesh:eksSupportType": "standard"}, (), "datamesh:eksSupportType", "STANDARD, EXTENDED"),
+    ({"datamesh:kubernetesVersion": "1.33", "datamesh:istioVersion": "1.29.8"}, (), "datamesh:eksSupportType",
+     "1.33 left standard support on 2026-07-29"),
     ({}, ("datamesh:kubernetesVersion",), "datamesh:kubernetesVersion", "is required"),
     ({}, ("aws:region",), "aws:region", "is required"),
     ({"aws:region": "Ireland"}, (), "aws:region", "not an AWS region name"),

@@ -26,6 +26,8 @@ def test_istio_releases_are_exact_patch_versions():
 def test_matrix_facts():
     # EKS standard support calendar and Istio's minimum Kubernetes, as researched (docs/reference.md names the sources).
     assert versions.KUBERNETES_STANDARD_SUPPORT_ENDS["1.36"] == "2027-08-02"
+    assert set(versions.KUBERNETES_PAST_STANDARD_SUPPORT) == {
+        k for k, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items() if ends < "2026-11-01"}
     assert versions.ISTIO_RELEASES["1.28.10"].kubernetes[0] == "1.30"
     assert istio_release("1.30.5", "1.36").version == "1.30.5"
     with pytest.raises(UnsupportedVersionError):
