@@ -5,7 +5,13 @@ provider) and deletes it before them. So "A waits for B" proves both that B
 exists before A on `pulumi up` and that A is gone before B on `pulumi destroy`.
 """
 
+import json
+
+import pytest
+
 from tests.conftest import closure, waits_for
+from tools.engine.order import Graph
+from tools.engine.render import write_render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -67,13 +73,6 @@ def test_closure_follows_dependencies_and_providers(dev):
 
 
 # --- The network path, on the engine's rules (tools/engine/order.py) --------------
-
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tools.engine.order import Graph  # noqa: E402
-from tools.engine.render import write_render  # noqa: E402
 
 # What the nodes and the load balancer controller need to reach AWS and the internet.
 NETWORK_PATH = (
