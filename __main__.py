@@ -5,6 +5,9 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
+from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
 from components.governance.access import load_access
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
@@ -44,6 +47,7 @@ network = Network("network", NetworkArgs(
 cluster = Cluster("cluster", ClusterArgs(
     cluster_name=settings.cluster_name,
     kubernetes_version=settings.kubernetes_version,
+    support_type=settings.eks_support_type,
     vpc_id=network.vpc_id,
     public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids,
@@ -60,6 +64,27 @@ cluster = Cluster("cluster", ClusterArgs(
     node_max_size=settings.node_max_size,
     node_disk_size=settings.node_disk_size,
     tags=settings.tag_map,
+    network_path=tuple(network.egress_path),
+), aws_opts)
+
+# 2b. Cluster add-ons: EKS-managed VPC CNI, kube-proxy and CoreDNS (following the cluster
+#     version), metrics-server for the HPAs, and the Cluster Autoscaler for the nodes.
+addons = ManagedAddons("eks-addons", ManagedAddonsArgs(
+    cluster_name=settings.cluster_name,
+    kubernetes_version=settings.kubernetes_version,
+    node_group=cluster.node_group,
+    tags=settings.tag_map,
+), aws_opts)
+MetricsServer("metrics-server", MetricsServerArgs(provider=cluster.provider, after=tuple(addons.addons.values())))
+ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
+    cluster_name=settings.cluster_name,
+    region=settings.region,
+    kubernetes_version=settings.kubernetes_version,
+    oidc_provider_arn=cluster.oidc_provider_arn,
+    oidc_issuer=cluster.oidc_issuer,
+    provider=cluster.provider,
+    tags=settings.tag_map,
+    after=tuple(addons.addons.values()),
 ), aws_opts)
 
 # 3. AWS Load Balancer Controller, so Services can get NLBs.

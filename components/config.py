@@ -42,6 +42,8 @@ SCHEMA: dict[str, Key] = {
     "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
     "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
     "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion."),
+    "eksSupportType": Key("string", "EKS upgrade policy: STANDARD (auto-upgrade when standard support ends) or EXTENDED (billed extra).",
+                          "STANDARD"),
     "istioRevision": Key("string", "Istio revision name (e.g. 1-30). Empty: the default revision and istio-injection=enabled.", ""),
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
@@ -128,6 +130,7 @@ class Settings:
     secret_keys: frozenset[str] = frozenset()
     anypoint_client_id: str = field(repr=False, default="")
     anypoint_client_secret: str = field(repr=False, default="")
+    eks_support_type: str = "STANDARD"
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -249,6 +252,12 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         istio = versions.istio_release(v["istioVersion"], k8s)
     except versions.UnsupportedVersionError as exc:
         raise _fail("istioVersion", str(exc)) from None
+    if v["eksSupportType"] not in versions.EKS_SUPPORT_TYPES:
+        raise _fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {v['eksSupportType']!r}")
+    if v["eksSupportType"] == "STANDARD" and k8s in versions.KUBERNETES_PAST_STANDARD_SUPPORT:
+        ends = versions.KUBERNETES_STANDARD_SUPPORT_ENDS[k8s]
+        raise _fail("eksSupportType", f"STANDARD: Kubernetes {k8s} left standard support on {ends}; "
+                    "set EXTENDED until the cluster is upgraded")
     revision = v["istioRevision"]
     if revision and not is_dns_label(revision):
         raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
@@ -320,6 +329,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         region=region,
         cluster_name=cluster_name,
         kubernetes_version=k8s,
+        eks_support_type=v["eksSupportType"],
         istio=istio,
         istio_revision=revision,
         vpc_cidr=vpc_cidr,

@@ -12,12 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # EKS Kubernetes versions the program accepts, oldest first, with the end of
-# EKS standard support (extended support runs 12 months more, at extra cost).
+# EKS standard support (extended support runs 12 months more, at $0.60 instead
+# of $0.10 per cluster-hour). Source: the EKS Kubernetes versions page, via
+# endoflife.date products/amazon-eks.md (2026-08-22). 1.33 is accepted only to
+# upgrade away from it: its standard support has ended.
 KUBERNETES_STANDARD_SUPPORT_ENDS = {
     "1.33": "2026-07-29",
     "1.34": "2026-12-02",
     "1.35": "2027-03-27",
+    "1.36": "2027-08-02",
 }
+# EKS upgrade policies (aws.eks.Cluster upgradePolicy.supportType). pulumi-eks
+# 4.4.0 leaves it to EKS, whose default is EXTENDED: billed extra once standard
+# support ends. STANDARD instead auto-upgrades the control plane at that date.
+EKS_SUPPORT_TYPES = ("STANDARD", "EXTENDED")
+# Accepted versions whose standard support has already ended (as of 2026-11):
+# only EXTENDED support applies to them. Move a version here when its date passes.
+KUBERNETES_PAST_STANDARD_SUPPORT = ("1.33",)
 KUBERNETES_VERSIONS = tuple(KUBERNETES_STANDARD_SUPPORT_ENDS)
 
 
@@ -37,24 +48,30 @@ def _k8s_range(first: int, last: int) -> tuple[str, ...]:
 ISTIO_RELEASES = {
     r.version: r
     for r in (
-        IstioRelease("1.28.10", _k8s_range(29, 34)),
+        IstioRelease("1.28.10", _k8s_range(30, 34)),
         IstioRelease("1.29.8", _k8s_range(31, 35)),
         IstioRelease("1.30.5", _k8s_range(32, 36)),
     )
 }
 ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 
-# AWS Load Balancer Controller: chart 1.X.Y ships controller v2.X.Y. The IAM
-# policy file is the controller's docs/install/iam_policy.json of exactly this
-# version, verbatim (as AWS CDK also ships it: aws-cdk-lib 2.276.0,
-# aws-eks/lib/addons/alb-iam_policy-v2.17.1.json); its digest is pinned so an
-# edit, say a widened action, fails the tests.
+# AWS Load Balancer Controller: from 3.0.0 the chart version equals the
+# controller version (appVersion v3.X.Y). The IAM policy file is the
+# controller's docs/install/iam_policy.json of exactly this version, verbatim
+# (kubernetes-sigs/aws-load-balancer-controller v3.5.0, commit 11eb202c; the same
+# bytes as at v2.17.1: unchanged since 2025-03-27); its digest is pinned so an
+# edit, say a widened action, fails the tests. Helm never upgrades a chart's
+# CRDs, so crds/ holds the chart's crds/crds.yaml (aws/eks-charts 5239609,
+# identical at the controller's v3.5.0 tag), applied by Pulumi before the chart.
+# The chart's gateway-crds.yaml is left out: only its Gateway API feature needs it.
 LBC_CHART_REPO = "https://aws.github.io/eks-charts"
 LBC_CHART = "aws-load-balancer-controller"
-LBC_CHART_VERSION = "1.17.1"
-LBC_APP_VERSION = "v2.17.1"
-LBC_IAM_POLICY_FILE = "aws-load-balancer-controller-v2.17.1.json"
+LBC_CHART_VERSION = "3.5.0"
+LBC_APP_VERSION = "v3.5.0"
+LBC_IAM_POLICY_FILE = "aws-load-balancer-controller-v3.5.0.json"
 LBC_IAM_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
+LBC_CRDS_FILE = "aws-load-balancer-controller-v3.5.0.yaml"
+LBC_CRDS_SHA256 = "cb00e9a8ee22cc51307bbed799faff306ab4d23a9fd201d26fcd53ab035777d9"
 
 
 class UnsupportedVersionError(ValueError):
@@ -81,3 +98,23 @@ PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 PROMETHEUS_CHART_VERSION = "28.10.0"  # Prometheus v3.10.0
 KIALI_CHART_REPO = "https://kiali.org/helm-charts"
 KIALI_CHART_VERSION = "2.33.0"
+
+# Cluster add-ons (components/addons/). The EKS managed add-ons' versions are not
+# pinned here: each is looked up for the cluster's Kubernetes version at deploy
+# time (aws.eks.get_addon_version, most recent), so they follow the cluster.
+EKS_MANAGED_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+# metrics-server: kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1).
+METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
+METRICS_SERVER_CHART_VERSION = "3.13.1"
+# Cluster Autoscaler: chart 9.59.0 (kubernetes/autoscaler, 2026-07-21) ships app
+# 1.35.0; the autoscaler's minor must match the cluster's, so the image tag is
+# chosen per Kubernetes minor: the newest patch tagged in kubernetes/autoscaler
+# (cluster-autoscaler-1.<minor>.<patch>, all tagged 2026-07-22).
+CLUSTER_AUTOSCALER_CHART_REPO = "https://kubernetes.github.io/autoscaler"
+CLUSTER_AUTOSCALER_CHART_VERSION = "9.59.0"
+CLUSTER_AUTOSCALER_IMAGE_TAGS = {
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}

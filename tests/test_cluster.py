@@ -21,6 +21,16 @@ def test_eks_uses_access_entries_oidc_and_kms_envelope_encryption(dev):
     assert key.urn in eks(dev).dependencies
     assert inputs["version"] == "1.35"
     assert inputs["skipDefaultNodeGroup"] is True
+    # Explicit: left unset, EKS moves the cluster to (billed) extended support.
+    assert inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+
+
+def test_kubernetes_136_renders_and_extended_support_is_a_choice(tmp_path):
+    from tests.conftest import render_variant
+
+    result = render_variant(tmp_path, {"datamesh:kubernetesVersion": "1.36", "datamesh:eksSupportType": "EXTENDED"})
+    assert eks(result).inputs["version"] == "1.36"
+    assert eks(result).inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
 
 
 def test_control_plane_logs_and_endpoint_follow_the_stack(dev, prod):

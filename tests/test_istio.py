@@ -31,7 +31,8 @@ def test_gateway_service_is_an_internet_facing_ip_target_nlb(dev):
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["selector"] == {"istio": "ingressgateway"}
     assert svc["metadata"]["namespace"] == "istio-ingress"
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"status-port": 15021, "http2": 80, "https": 443}
+    # Only what the Gateway serves is open to the internet: no status port, no 443 without a TLS server.
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 80}
 
 
 def test_gateway_hostname_is_a_stack_output(dev):
@@ -63,3 +64,11 @@ def test_revision_labels_namespaces_and_charts(tmp_path):
     assert result.one(RELEASE, "istiod").inputs["values"]["revision"] == "1-30"
     assert result.one(RELEASE, "istio-ingressgateway").inputs["values"]["revision"] == "1-30"
     assert result.one(RELEASE, "istio-base").inputs["values"]["defaultRevision"] == "1-30"
+
+
+def test_nlb_opens_exactly_the_ports_the_gateway_serves(dev, prod):
+    for result in (dev, prod):
+        service = result.one("kubernetes:core/v1:Service", "istio-ingressgateway").inputs
+        gateway = result.one("kubernetes:networking.istio.io/v1:Gateway", "datamesh").inputs
+        served = sorted(s["port"]["number"] for s in gateway["spec"]["servers"])
+        assert sorted(p["port"] for p in service["spec"]["ports"]) == served == [80]

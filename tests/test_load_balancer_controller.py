@@ -71,3 +71,20 @@ def test_release_waits_for_its_permissions(dev):
     release = dev.one(RELEASE, "aws-load-balancer-controller")
     attachment = dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws-load-balancer-controller-policy")
     assert attachment.urn in release.dependencies
+
+
+def test_crds_are_vendored_verbatim_and_applied_before_the_chart(dev):
+    import hashlib
+
+    from components.platform.load_balancer_controller import CRDS_PATH
+
+    assert hashlib.sha256(CRDS_PATH.read_bytes()).hexdigest() == versions.LBC_CRDS_SHA256
+    assert versions.LBC_APP_VERSION in CRDS_PATH.name
+    crds = dev.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+    names = {c.inputs["metadata"]["name"] for c in crds}
+    assert {"targetgroupbindings.elbv2.k8s.aws", "ingressclassparams.elbv2.k8s.aws"} <= names
+    release = dev.one(RELEASE, "aws-load-balancer-controller")
+    lbc_crds = [c for c in crds if c.inputs["metadata"]["name"].endswith((".elbv2.k8s.aws", ".aga.k8s.aws"))]
+    assert len(lbc_crds) == 4
+    assert {c.urn for c in lbc_crds} <= set(release.dependencies)
+    assert release.inputs["skipCrds"] is True  # Helm would install them once and never upgrade them

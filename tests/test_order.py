@@ -5,7 +5,13 @@ provider) and deletes it before them. So "A waits for B" proves both that B
 exists before A on `pulumi up` and that A is gone before B on `pulumi destroy`.
 """
 
+import json
+
+import pytest
+
 from tests.conftest import closure, waits_for
+from tools.engine.order import Graph
+from tools.engine.render import write_render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -64,3 +70,73 @@ def test_closure_follows_dependencies_and_providers(dev):
     # The helper itself: a resource with no dependencies reaches only its provider.
     vpc = dev.one("aws:ec2/vpc:Vpc", "network-vpc")
     assert closure(dev, vpc.urn) == {dev.one("pulumi:providers:aws", "aws").urn}
+
+
+# --- The network path, on the engine's rules (tools/engine/order.py) --------------
+
+# What the nodes and the load balancer controller need to reach AWS and the internet.
+NETWORK_PATH = (
+    "aws:ec2/route:Route",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/securityGroupRule:SecurityGroupRule",
+)
+
+
+def graph_from_render(result, tmp_path_factory) -> Graph:
+    out = tmp_path_factory.mktemp("render")
+    write_render(result, out)
+    return Graph(json.loads((out / "resources.json").read_text()))
+
+
+def must_go_first(graph: Graph) -> list[str]:
+    """Every object in the cluster: the gateway Service, every Helm release, every product's resources.
+
+    Components are left out: deleting one is a no-op that follows its children.
+    """
+    return [n.urn for n in graph.nodes.values() if n.type.startswith("kubernetes:")]
+
+
+def descendants(graph: Graph, urn: str) -> set[str]:
+    found, todo = set(), [urn]
+    while todo:
+        parent = todo.pop()
+        kids = [n.urn for n in graph.nodes.values() if n.parent == parent]
+        found.update(kids)
+        todo.extend(kids)
+    return found
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_cluster_contents_are_deleted_before_the_network_path(stack, request, tmp_path_factory):
+    graph = graph_from_render(request.getfixturevalue(stack), tmp_path_factory)
+    network = [u for t in NETWORK_PATH for u in graph.of_type(t)]
+    first = must_go_first(graph)
+    assert len(network) >= 10 and len(first) >= 10
+    if stack == "dev":  # prod runs no products yet
+        products = graph.of_type("datamesh:product:DataProduct")
+        assert len(products) == 3
+        for product in products:
+            assert descendants(graph, product) and descendants(graph, product) <= set(first)
+    assert graph.find("kubernetes:core/v1:Service", "istio-ingressgateway") in first
+    assert graph.of_type(RELEASE) and set(graph.of_type(RELEASE)) <= set(first)
+    missing = sorted({(graph.nodes[a].name, graph.nodes[b].name) for a in first for b in network
+                      if not graph.must_precede(a, b)})
+    assert not missing, f"not ordered by the graph: {missing[:5]}"
+    for schedule in ("engine", "eager"):
+        wave = Graph.wave_of(graph.deletion_waves(schedule))
+        assert max(wave[u] for u in first) < min(wave[u] for u in network), schedule
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_node_group_is_created_after_the_network_path(stack, request, tmp_path_factory):
+    graph = graph_from_render(request.getfixturevalue(stack), tmp_path_factory)
+    nodes = graph.find("aws:eks/nodeGroup:NodeGroup", "cluster-nodes")
+    controller = graph.find(RELEASE, "aws-load-balancer-controller")
+    created = Graph.wave_of(graph.creation_waves())
+    for t in NETWORK_PATH:
+        for urn in graph.of_type(t):
+            assert graph.must_precede(nodes, urn), graph.nodes[urn].name
+            assert graph.must_precede(controller, urn), graph.nodes[urn].name
+            assert created[urn] < created[nodes]

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tools.engine.mockrun import SECRET
 from tools.engine.stackconfig import SECRET_PLACEHOLDER, load_stack_config
 
-FIELDS = {"urn", "type", "name", "parent", "provider", "providers", "dependencies", "inputs"}
+FIELDS = {"urn", "type", "name", "custom", "deletedWith", "parent", "provider", "providers", "dependencies", "inputs"}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -39,7 +39,7 @@ def test_resources_json_lists_every_resource_with_its_graph(rendered):
             assert r["provider"].rsplit("::", 1)[0] in urns
     types = {r["type"] for r in resources}
     assert {"eks:index:Cluster", "kubernetes:helm.sh/v3:Release", "aws:iam/policy:Policy"} <= types
-    modules = {"network", "cluster", "loadbalancer", "istio", "mesh", "governance", "observability"}
+    modules = {"network", "cluster", "addons", "loadbalancer", "istio", "mesh", "governance", "observability"}
     modules |= {"product"} if stack == "dev" else set()
     assert {r["type"].split(":")[1] for r in resources if r["type"].startswith("datamesh:")} == modules
 

@@ -18,7 +18,20 @@ def test_istio_releases_are_exact_patch_versions():
     for version in versions.ISTIO_RELEASES:
         assert re.fullmatch(r"1\.\d+\.\d+", version)
     assert re.fullmatch(r"\d+\.\d+\.\d+", versions.LBC_CHART_VERSION)
-    assert versions.LBC_APP_VERSION == "v2." + versions.LBC_CHART_VERSION.split(".", 1)[1]
+    # From chart 3.0.0 the chart version is the controller version.
+    assert versions.LBC_APP_VERSION == "v" + versions.LBC_CHART_VERSION
+    assert versions.LBC_CHART_VERSION.startswith("3.")
+
+
+def test_matrix_facts():
+    # EKS standard support calendar and Istio's minimum Kubernetes, as researched (docs/reference.md names the sources).
+    assert versions.KUBERNETES_STANDARD_SUPPORT_ENDS["1.36"] == "2027-08-02"
+    assert set(versions.KUBERNETES_PAST_STANDARD_SUPPORT) == {
+        k for k, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items() if ends < "2026-11-01"}
+    assert versions.ISTIO_RELEASES["1.28.10"].kubernetes[0] == "1.30"
+    assert istio_release("1.30.5", "1.36").version == "1.30.5"
+    with pytest.raises(UnsupportedVersionError):
+        istio_release("1.28.10", "1.29")
 
 
 def test_unsupported_pair_names_the_releases_that_fit():
@@ -43,6 +56,10 @@ def test_documented_matrix_matches_the_code():
     assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in reference
     assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART_VERSION} (prometheus-community) |" in reference
     assert f"| Kiali | kiali-server {versions.KIALI_CHART_VERSION} |" in reference
+    assert f"metrics-server chart {versions.METRICS_SERVER_CHART_VERSION}" in reference
+    tags = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS
+    assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART_VERSION}, image {' / '.join(tags.values())}"
+            f" for Kubernetes {' / '.join(tags)} |") in reference
 
 
 def test_pulumi_yaml_and_config_reference_are_generated_from_the_schema():

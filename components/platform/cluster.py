@@ -34,7 +34,9 @@ class ClusterArgs:
 
     Attributes:
         cluster_name: the EKS cluster's name.
-        kubernetes_version: EKS minor version, e.g. ``1.33``.
+        kubernetes_version: EKS minor version, e.g. ``1.35``.
+        support_type: EKS upgrade policy, ``STANDARD`` or ``EXTENDED`` (set explicitly:
+            left unset, EKS bills extended support once standard support ends).
         vpc_id, public_subnet_ids, private_subnet_ids: from ``Network``; nodes go in the private ones.
         service_cidr: the Kubernetes Service CIDR.
         endpoint_public_access, endpoint_private_access, public_access_cidrs: API endpoint exposure.
@@ -43,10 +45,13 @@ class ClusterArgs:
         node_capacity_type, node_instance_types, node_min_size, node_desired_size,
         node_max_size, node_disk_size: the managed node group.
         tags: tags for every resource.
+        network_path: what nodes need to reach the internet and AWS APIs (``Network.egress_path``);
+            the node group waits for it, so it is created first and deleted last.
     """
 
     cluster_name: str
     kubernetes_version: str
+    support_type: str
     vpc_id: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
@@ -63,6 +68,7 @@ class ClusterArgs:
     node_max_size: int
     node_disk_size: int
     tags: dict[str, str]
+    network_path: tuple[pulumi.Resource, ...] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -71,13 +77,15 @@ class Cluster(pulumi.ComponentResource):
     Creates: a KMS key (with rotation) and alias for envelope encryption of
     Kubernetes Secrets; the ``eks:index:Cluster`` (API access entries only, an
     IAM OIDC provider for IRSA, control-plane logs, the EKS-created security
-    group, no default node group) with an access entry per admin principal; the
-    node security group with its rules (node to node, nodes to the API,
-    control plane to kubelet, 443 and the webhook ports 15017 and 9443, all
-    egress); the node IAM role and its three managed policy attachments; a
-    launch template requiring IMDSv2; the managed node group in the private
-    subnets; and the Kubernetes provider, which waits for the node group so
-    that nothing is scheduled on a cluster without nodes.
+    group, an explicit upgrade policy, no default node group and no add-ons of
+    its own) with an access entry per admin principal; the node security group
+    with its rules (node to node, nodes to the API, control plane to kubelet,
+    443 and the webhook ports 15017 and 9443, all egress); the node IAM role and
+    its three managed policy attachments; a launch template requiring IMDSv2;
+    the managed node group in the private subnets, at the cluster's Kubernetes
+    version, after the security-group rules and the network path; and the
+    Kubernetes provider, which waits for the node group so that nothing is
+    scheduled on a cluster without nodes.
     """
 
     cluster_name: str
@@ -85,6 +93,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     provider: k8s.Provider
+    node_group: aws.eks.NodeGroup
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:cluster:Cluster", name, None, opts)
@@ -124,6 +133,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=args.support_type),
             vpc_id=args.vpc_id,
             public_subnet_ids=args.public_subnet_ids,
             private_subnet_ids=args.private_subnet_ids,
@@ -137,6 +147,12 @@ class Cluster(pulumi.ComponentResource):
             endpoint_private_access=args.endpoint_private_access,
             public_access_cidrs=list(args.public_access_cidrs) or None,
             skip_default_node_group=True,
+            # CoreDNS, kube-proxy and the VPC CNI are EKS managed add-ons owned by
+            # components/addons/eks_addons.py, created once nodes exist; left on,
+            # pulumi-eks would create kube-proxy and the CNI itself, twice-managed.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+            use_default_vpc_cni=True,
             # The control plane keeps only the EKS-created security group; nodes get their own below.
             skip_default_security_groups=True,
             tags=args.tags,
@@ -152,31 +168,32 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         sg_child = pulumi.ResourceOptions(parent=node_sg)
-        aws.ec2.SecurityGroupRule(
+        # Every rule is a dependency of the node group: created before the nodes
+        # start, deleted only after everything on them (the controller deleting the NLB).
+        rules = [aws.ec2.SecurityGroupRule(
             f"{name}-nodes-self",
             type="ingress", protocol="-1", from_port=0, to_port=0,
             security_group_id=node_sg.id, source_security_group_id=node_sg.id,
             description="Node to node and pod to pod", opts=sg_child,
-        )
-        aws.ec2.SecurityGroupRule(
+        ), aws.ec2.SecurityGroupRule(
             f"{name}-nodes-egress",
             type="egress", protocol="-1", from_port=0, to_port=0,
             security_group_id=node_sg.id, cidr_blocks=["0.0.0.0/0"],
             description="Image pulls, AWS APIs, the control plane", opts=sg_child,
-        )
+        )]
         for purpose, port in CONTROL_PLANE_TO_NODE_PORTS.items():
-            aws.ec2.SecurityGroupRule(
+            rules.append(aws.ec2.SecurityGroupRule(
                 f"{name}-control-plane-{purpose}",
                 type="ingress", protocol="tcp", from_port=port, to_port=port,
                 security_group_id=node_sg.id, source_security_group_id=control_plane_sg,
                 description=f"Control plane to {purpose} on {port}", opts=sg_child,
-            )
-        aws.ec2.SecurityGroupRule(
+            ))
+        rules.append(aws.ec2.SecurityGroupRule(
             f"{name}-nodes-to-api",
             type="ingress", protocol="tcp", from_port=443, to_port=443,
             security_group_id=control_plane_sg, source_security_group_id=node_sg.id,
             description="Nodes to the Kubernetes API", opts=sg_child,
-        )
+        ))
 
         node_role = aws.iam.Role(
             f"{name}-nodes",
@@ -225,7 +242,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        node_group = aws.eks.NodeGroup(
+        node_group = self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=args.cluster_name,
             node_role_arn=node_role.arn,
@@ -233,6 +250,9 @@ class Cluster(pulumi.ComponentResource):
             capacity_type=args.node_capacity_type,
             instance_types=list(args.node_instance_types),
             ami_type="AL2023_x86_64_STANDARD",
+            # Follows the control plane: raising kubernetesVersion rolls the nodes too
+            # (after the control plane, which the node group depends on).
+            version=args.kubernetes_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=args.node_min_size,
                 desired_size=args.node_desired_size,
@@ -245,7 +265,7 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.eks, *attachments],
+                depends_on=[self.eks, *attachments, *rules, *args.network_path],
                 # The autoscaler (or a person) moves desiredSize; don't fight it on every up.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),

@@ -37,8 +37,13 @@ def pinned_release(
     namespace: pulumi.Input[str],
     values: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
+    skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
-    """A Helm release of an exact chart version that waits for its workloads."""
+    """A Helm release of an exact chart version that waits for its workloads.
+
+    ``skip_crds``: the chart's CRDs are applied as resources of their own (Helm
+    installs a chart's crds/ once and never upgrades them).
+    """
     return k8s.helm.v3.Release(
         name,
         name=name,
@@ -51,5 +56,6 @@ def pinned_release(
         cleanup_on_fail=True,
         skip_await=False,  # readiness is what dependants wait for
         timeout=600,
+        skip_crds=skip_crds,
         opts=opts,
     )

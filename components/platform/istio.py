@@ -19,6 +19,9 @@ GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 STATUS_PORT = 15021
 # The one Gateway every data product's route binds to, as "<namespace>/<name>".
 SHARED_GATEWAY = "datamesh"
+# What that Gateway serves; the NLB Service opens exactly these ports, nothing more
+# (the NLB health-checks STATUS_PORT on the pods directly, without a listener).
+SERVED_PORTS = ({"number": 80, "name": "http", "protocol": "HTTP"},)
 
 NLB_ANNOTATIONS = {
     # "external" hands the Service to the load balancer controller, not the in-tree
@@ -39,14 +42,24 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
         "base": {"defaultRevision": revision or "default"},
         "istiod": {
             **rev,
-            "pilot": {"autoscaleMin": 2, "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}}},
+            # Top-level keys: the chart moved them out of "pilot:" in 1.24. Two replicas at
+            # least, so the injection webhook (which fails closed) survives a node drain or
+            # a spot interruption; the chart renders its PodDisruptionBudget only when
+            # autoscaleMin > 1.
+            "autoscaleEnabled": True,
+            "autoscaleMin": 2,
+            "autoscaleMax": 5,
+            "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+            "pdb": {"minAvailable": 1},
             "meshConfig": {
                 # Access logs are configured with the Telemetry API (components/observability.py).
                 "enablePrometheusMerge": True,
                 # Export Envoy's local rate limiter counters (rate_limited, ok, ...) with the proxy metrics.
                 "defaultConfig": {"proxyStatsMatcher": {"inclusionRegexps": [".*http_local_rate_limit.*"]}},
             },
-            "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
+            # No holdApplicationUntilProxyStarts: not a 1.30 chart value, and with native
+            # sidecars (ENABLE_NATIVE_SIDECARS=auto, on for the Kubernetes versions we
+            # accept) the proxy starts before the application anyway.
         },
         "gateway": {
             **rev,
@@ -57,6 +70,8 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             # waits for its deletion (the controller's finalizer) before the controller goes.
             "service": {"type": "None"},
             "autoscaling": {"minReplicas": 2},
+            # Rendered only when set and with more than one replica: keeps one gateway through a drain.
+            "podDisruptionBudget": {"minAvailable": 1},
         },
     }
 
@@ -85,7 +100,7 @@ class Istio(pulumi.ComponentResource):
     ``base`` release (CRDs), then ``istiod``, then the ``gateway`` release, each
     waiting for the one before; and the gateway's LoadBalancer Service, which
     the load balancer controller turns into an internet-facing NLB with IP
-    targets. That Service depends on the controller's release, so it is created
+    targets, listening only on the ports the shared Gateway serves. That Service depends on the controller's release, so it is created
     after the controller serves its webhook and deleted, NLB and all, before
     the controller is removed. Last, the shared ``datamesh`` Gateway (HTTP on
     port 80, any host) that data products bind their routes to.
@@ -137,9 +152,8 @@ class Istio(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": dict(GATEWAY_SELECTOR),
                 "ports": [
-                    {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
-                    {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"},
-                    {"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"},
+                    {"name": p["name"], "port": p["number"], "targetPort": p["number"], "protocol": "TCP"}
+                    for p in SERVED_PORTS
                 ],
             },
             # The controller first: its webhook must serve before the Service is made,
@@ -157,7 +171,7 @@ class Istio(pulumi.ComponentResource):
             metadata={"name": SHARED_GATEWAY, "namespace": ingress_ns.metadata.name},
             spec={
                 "selector": dict(GATEWAY_SELECTOR),
-                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+                "servers": [{"port": dict(port), "hosts": ["*"]} for port in SERVED_PORTS],
             },
             # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[base, gateway])),

@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import yaml
 
 from components import versions
 from components.platform.helm import merge_values, pinned_release
@@ -19,11 +20,17 @@ NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 IAM_POLICY_PATH = Path(__file__).parent / "iam" / versions.LBC_IAM_POLICY_FILE
+CRDS_PATH = Path(__file__).parent / "crds" / versions.LBC_CRDS_FILE
 
 
 def iam_policy_document() -> dict[str, Any]:
     """The controller's own IAM policy for the pinned version, unchanged."""
     return json.loads(IAM_POLICY_PATH.read_text())
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    """The chart's CustomResourceDefinitions for the pinned version, as vendored."""
+    return [doc for doc in yaml.safe_load_all(CRDS_PATH.read_text()) if doc]
 
 
 def default_values(cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str]) -> dict[str, Any]:
@@ -74,9 +81,12 @@ class LoadBalancerControllerArgs:
 class LoadBalancerController(pulumi.ComponentResource):
     """Creates: the controller's IAM policy (its documented policy, nothing
     widened); an IAM role trusted only by the controller's service account
-    through the cluster's OIDC provider; the policy attachment; and the Helm
-    release, which waits for the attachment and, being a waiting release,
-    is ready (webhook serving) before anything that depends on it starts.
+    through the cluster's OIDC provider; the policy attachment; the chart's
+    CustomResourceDefinitions (TargetGroupBinding, IngressClassParams, ...) as
+    resources of their own, so an upgrade updates them (``helm upgrade`` never
+    does); and the Helm release (CRDs skipped), which waits for the attachment
+    and the CRDs and, being a waiting release, is ready (webhook serving)
+    before anything that depends on it starts.
     """
 
     release: k8s.helm.v3.Release
@@ -108,6 +118,15 @@ class LoadBalancerController(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=role),
         )
 
+        crds = [
+            k8s.apiextensions.v1.CustomResourceDefinition(
+                doc["metadata"]["name"],
+                metadata=doc["metadata"],
+                spec=doc["spec"],
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
+            for doc in crd_documents()
+        ]
         values = merge_values(default_values(args.cluster_name, args.region, args.vpc_id, role.arn), args.values)
         self.release = pinned_release(
             "aws-load-balancer-controller",
@@ -116,8 +135,9 @@ class LoadBalancerController(pulumi.ComponentResource):
             repo=versions.LBC_CHART_REPO,
             namespace=NAMESPACE,
             values=values,
-            # Permissions first; on destroy the role outlives the controller,
-            # which still needs it to delete load balancers.
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[attachment]),
+            skip_crds=True,
+            # Permissions and CRDs first; on destroy the role outlives the
+            # controller, which still needs it to delete load balancers.
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[attachment, *crds]),
         )
         self.register_outputs({"release": self.release.name, "roleArn": role.arn})

@@ -40,9 +40,15 @@ class Network(pulumi.ComponentResource):
     the internet gateway and its associations; NAT gateways with their Elastic
     IPs (one, or one per zone); per zone a private route table with a default
     route through its NAT gateway, and its association.
+
+    ``egress_path`` lists the resources traffic to the internet and the AWS APIs
+    passes through (internet gateway, NAT gateways, routes, associations): the
+    node group depends on them, so by the engine's rules they exist before any
+    node starts and are deleted only after everything running on the nodes.
     """
 
     vpc_id: pulumi.Output[str]
+    egress_path: list[pulumi.Resource]
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
 
@@ -66,14 +72,15 @@ class Network(pulumi.ComponentResource):
         vpc_child = pulumi.ResourceOptions(parent=vpc)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=vpc_child)
 
+        path: list[pulumi.Resource] = [igw]
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=tags("public"), opts=vpc_child)
-        aws.ec2.Route(
+        path += [aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
             gateway_id=igw.id,
             opts=pulumi.ResourceOptions(parent=public_rt),
-        )
+        )]
 
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
@@ -90,12 +97,12 @@ class Network(pulumi.ComponentResource):
                 tags=tags(f"public-{zone}", {**cluster_tag, "kubernetes.io/role/elb": "1"}),
                 opts=vpc_child,
             )
-            aws.ec2.RouteTableAssociation(
+            path += [aws.ec2.RouteTableAssociation(
                 f"{name}-public-{zone}",
                 subnet_id=public.id,
                 route_table_id=public_rt.id,
                 opts=pulumi.ResourceOptions(parent=public),
-            )
+            )]
             public_subnets.append(public)
 
             private = aws.ec2.Subnet(
@@ -124,25 +131,26 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=public, depends_on=[igw]),
                 )
                 nat_ids.append(nat.id)
+                path.append(nat)
 
             private_rt = aws.ec2.RouteTable(
                 f"{name}-private-{zone}", vpc_id=vpc.id, tags=tags(f"private-{zone}"), opts=vpc_child
             )
-            aws.ec2.Route(
+            path += [aws.ec2.Route(
                 f"{name}-private-{zone}-default",
                 route_table_id=private_rt.id,
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=nat_ids[-1],
                 opts=pulumi.ResourceOptions(parent=private_rt),
-            )
-            aws.ec2.RouteTableAssociation(
+            ), aws.ec2.RouteTableAssociation(
                 f"{name}-private-{zone}",
                 subnet_id=private.id,
                 route_table_id=private_rt.id,
                 opts=pulumi.ResourceOptions(parent=private),
-            )
+            )]
 
         self.vpc_id = vpc.id
+        self.egress_path = path
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.register_outputs(

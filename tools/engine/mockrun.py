@@ -44,17 +44,20 @@ class Registration:
     inputs: dict[str, Any]
     # Components (remote ones like eks:index:Cluster among them) get a map of providers instead.
     providers: dict[str, str] = field(default_factory=dict)
+    deleted_with: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
+            "custom": self.custom,
             "parent": self.parent,
             "provider": self.provider,
             "providers": self.providers,
             "dependencies": self.dependencies,
             "inputs": self.inputs,
+            "deletedWith": self.deleted_with,
         }
 
 
@@ -64,6 +67,8 @@ class RunResult:
 
     resources: list[Registration]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # (token, arguments) of every invoke the program made, as the mocks answered them.
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -124,6 +129,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             dependencies=sorted(deps),
             inputs=plain(json_format.MessageToDict(request.object)),
             providers=dict(request.providers),
+            deleted_with=request.deletedWith or None,
         ))
         return response
 
@@ -133,6 +139,7 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
 
     def __init__(self, region: str) -> None:
         self.region = region
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         name, state = args.name, dict(args.inputs)
@@ -173,7 +180,13 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
         return f"{name}-PLACEHOLDER-id", state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        # The program makes no invokes; one appearing here is a new cloud lookup the render must learn to fake.
+        self.invokes.append((args.token, dict(args.args)))
+        if args.token == "aws:eks/getAddonVersion:getAddonVersion":
+            # EKS answers with the newest build of the add-on for that Kubernetes version.
+            addon, k8s = args.args["addonName"], args.args["kubernetesVersion"]
+            return {"addonName": addon, "kubernetesVersion": k8s, "mostRecent": args.args.get("mostRecent"),
+                    "version": f"v0.0.0-PLACEHOLDER-for-{k8s}", "id": f"{addon}-PLACEHOLDER-id"}, []
+        # Any other invoke is a new cloud lookup the render must learn to fake.
         raise NotImplementedError(f"offline render has no answer for invoke {args.token}")
 
 
@@ -206,7 +219,8 @@ def run_program(
     reset_options(project=project, stack=stack, preview=False)
     set_all_config(dict(config), list(secret_keys))
     region = config.get("aws:region", "us-east-1")
-    monitor = RecordingMonitor(PlaceholderMocks(region))
+    mocks = PlaceholderMocks(region)
+    monitor = RecordingMonitor(mocks)
     pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
@@ -216,4 +230,4 @@ def run_program(
         outputs.update(await _resolve_outputs(dict(getattr(root, "outputs", {}))))
 
     _sync_await(run_pulumi_func(program_then_outputs))
-    return RunResult(resources=list(monitor.registrations), outputs=outputs)
+    return RunResult(resources=list(monitor.registrations), outputs=outputs, invokes=list(mocks.invokes))

@@ -1,0 +1,66 @@
+"""EKS managed add-ons: the VPC CNI, kube-proxy and CoreDNS, at versions that follow the cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import versions
+
+
+@dataclass(frozen=True)
+class ManagedAddonsArgs:
+    """Inputs of ``ManagedAddons``.
+
+    Attributes:
+        cluster_name: the EKS cluster.
+        kubernetes_version: the cluster's minor version; each add-on's version is
+            the most recent EKS publishes for it, so raising it upgrades them too.
+        node_group: the managed node group; CoreDNS needs nodes to become active,
+            and every add-on is removed before the nodes on destroy.
+        tags: tags for the add-ons.
+    """
+
+    cluster_name: str
+    kubernetes_version: str
+    node_group: pulumi.Resource
+    tags: dict[str, str]
+
+
+class ManagedAddons(pulumi.ComponentResource):
+    """Creates: one ``aws.eks.Addon`` each for ``vpc-cni``, ``kube-proxy`` and
+    ``coredns``, taking over the copies EKS installs at cluster creation
+    (conflicts resolved by overwriting them), each at the most recent version
+    EKS offers for the cluster's Kubernetes version.
+
+    pulumi-eks would manage kube-proxy and the VPC CNI itself, and CoreDNS only
+    with a default node group; ``Cluster`` turns all three off there, so each
+    add-on has exactly one owner and is visible here.
+    """
+
+    addons: dict[str, aws.eks.Addon]
+
+    def __init__(self, name: str, args: ManagedAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:addons:ManagedAddons", name, None, opts)
+        self.addons = {}
+        for addon in versions.EKS_MANAGED_ADDONS:
+            version = aws.eks.get_addon_version_output(
+                addon_name=addon, kubernetes_version=args.kubernetes_version, most_recent=True,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).version
+            self.addons[addon] = aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=args.cluster_name,
+                addon_name=addon,
+                addon_version=version,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                # Removing the add-on from EKS's management keeps its pods running:
+                # pod networking and DNS must not vanish under what still runs.
+                preserve=True,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.node_group]),
+            )
+        self.register_outputs({addon: a.addon_version for addon, a in self.addons.items()})

@@ -1,0 +1,95 @@
+"""Cluster add-ons: EKS managed add-ons following the cluster, metrics-server, the Cluster Autoscaler."""
+
+import json
+
+import pytest
+
+from components import versions
+from tests.conftest import render_variant
+from tools.engine.order import Graph
+
+ADDON = "aws:eks/addon:Addon"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NODES = ("aws:eks/nodeGroup:NodeGroup", "cluster-nodes")
+
+
+def graph(result) -> Graph:
+    return Graph([r.as_json() for r in result.resources])
+
+
+def test_three_managed_addons_at_the_newest_version_for_the_cluster(dev):
+    addons = {a.inputs["addonName"]: a.inputs for a in dev.of_type(ADDON)}
+    assert sorted(addons) == ["coredns", "kube-proxy", "vpc-cni"]
+    for inputs in addons.values():
+        assert inputs["addonVersion"] == "v0.0.0-PLACEHOLDER-for-1.35"  # what the mocked lookup answered for 1.35
+        assert inputs["clusterName"] == "datamesh-dev"
+        assert inputs["resolveConflictsOnCreate"] == inputs["resolveConflictsOnUpdate"] == "OVERWRITE"
+        assert inputs["preserve"] is True
+    lookups = [a for token, a in dev.invokes if token == "aws:eks/getAddonVersion:getAddonVersion"]
+    assert sorted(a["addonName"] for a in lookups) == ["coredns", "kube-proxy", "vpc-cni"]
+    assert all(a["kubernetesVersion"] == "1.35" and a["mostRecent"] is True for a in lookups)
+
+
+def test_pulumi_eks_manages_no_addon_itself(dev):
+    # Otherwise kube-proxy and the VPC CNI would have two owners (pulumi-eks 4.4.0 creates them by default).
+    inputs = dev.one("eks:index:Cluster", "cluster-eks").inputs
+    assert inputs["corednsAddonOptions"]["enabled"] is False
+    assert inputs["kubeProxyAddonOptions"]["enabled"] is False
+    assert inputs["useDefaultVpcCni"] is True
+
+
+def test_a_version_bump_moves_nodes_addons_and_autoscaler(tmp_path):
+    result = render_variant(tmp_path, {"datamesh:kubernetesVersion": "1.36"})
+    assert result.one(*NODES).inputs["version"] == "1.36"
+    assert {a.inputs["addonVersion"] for a in result.of_type(ADDON)} == {"v0.0.0-PLACEHOLDER-for-1.36"}
+    ca = result.one(RELEASE, "cluster-autoscaler").inputs["values"]
+    assert ca["image"]["tag"] == "v1.36.1"
+
+
+def test_node_group_follows_the_cluster_version(dev, prod):
+    for result in (dev, prod):
+        eks_version = result.one("eks:index:Cluster", "cluster-eks").inputs["version"]
+        assert result.one(*NODES).inputs["version"] == eks_version
+
+
+def test_every_supported_kubernetes_version_has_an_autoscaler_of_its_minor():
+    assert set(versions.CLUSTER_AUTOSCALER_IMAGE_TAGS) == set(versions.KUBERNETES_VERSIONS)
+    for minor, tag in versions.CLUSTER_AUTOSCALER_IMAGE_TAGS.items():
+        assert tag.startswith(f"v{minor}.")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_addons_wait_for_what_they_need_and_go_before_the_nodes(stack, request):
+    result = request.getfixturevalue(stack)
+    g = graph(result)
+    nodes = g.find(*NODES)
+    coredns = next(a.urn for a in result.of_type(ADDON) if a.inputs["addonName"] == "coredns")
+    addons = [a.urn for a in result.of_type(ADDON)]
+    releases = [g.find(RELEASE, "metrics-server"), g.find(RELEASE, "cluster-autoscaler")]
+    for urn in addons + releases:
+        assert g.must_precede(urn, nodes), g.nodes[urn].name  # created after, deleted before the nodes
+    for urn in releases:
+        assert g.must_precede(urn, coredns)
+    ca = g.find(RELEASE, "cluster-autoscaler")
+    assert g.must_precede(ca, g.find("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "cluster-autoscaler-policy"))
+    deleted = Graph.wave_of(g.deletion_waves("eager"))
+    assert max(deleted[u] for u in addons + releases) < deleted[nodes]
+
+
+def test_metrics_server_is_highly_available(dev):
+    values = dev.one(RELEASE, "metrics-server").inputs["values"]
+    assert values["replicas"] == 2 and values["podDisruptionBudget"]["enabled"] is True
+    assert dev.one(RELEASE, "metrics-server").inputs["version"] == versions.METRICS_SERVER_CHART_VERSION
+
+
+def test_autoscaler_scales_only_this_clusters_groups_through_irsa(dev):
+    policy = json.loads(dev.one("aws:iam/policy:Policy", "cluster-autoscaler-policy").inputs["policy"])
+    writes = [s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"]]
+    assert writes == [next(s for s in policy["Statement"] if s.get("Sid") == "ScaleOwnGroups")]
+    assert writes[0]["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/datamesh-dev": "owned"}}
+    role = dev.one("aws:iam/role:Role", "cluster-autoscaler-irsa")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:kube-system:cluster-autoscaler" in trust.values()
+    values = dev.one(RELEASE, "cluster-autoscaler").inputs["values"]
+    assert values["autoDiscovery"] == {"clusterName": "datamesh-dev"}
+    assert values["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"

