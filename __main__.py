@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import from_pulumi
-from components.governance.access import load_access
+from components.governance.access import key_salt, load_access
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
 from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.governance.observability import Observability, ObservabilityArgs
@@ -113,7 +113,8 @@ data_products = {
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
     ApiGovernance("api-governance", ApiGovernanceArgs(
-        products=products, consumers=access.consumers, tiers=access.tiers, gateway=istio.gateway, provider=cluster.provider,
+        products=products, consumers=access.consumers, salt=key_salt(settings.cluster_name), tiers=access.tiers,
+        gateway=istio.gateway, provider=cluster.provider,
     ))
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(
