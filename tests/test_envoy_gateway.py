@@ -11,6 +11,7 @@ import base64
 import copy
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -257,3 +258,16 @@ def test_the_translation_refuses_what_it_cannot_translate(dev, upstreams):
     keys["spec"]["configPatches"][0]["patch"]["operation"] = "REPLACE"
     with pytest.raises(UnsupportedConfigError, match="REPLACE"):
         gateway_bootstrap(objects, addresses)
+
+
+def test_buckets_refill_continuously_not_once_per_period(tmp_path, upstreams):
+    # 2 per 2 s: a burst of 2, then one token back each second (not 2 at the period's end).
+    result = render_variant(tmp_path, {"datamesh:productOverrides": {
+        "revenue-predictor": {"rateLimit": {"requests": 2, "period": "2s"}}}})
+    auth = [("Authorization", basic(ANALYTICS))]
+    with running_gateway(result, upstreams) as envoy:
+        burst = [call(envoy.port(), "revenue-predictor", auth).status for _ in range(3)]
+        time.sleep(1.2)
+        after = [call(envoy.port(), "revenue-predictor", auth).status for _ in range(2)]
+    assert burst == [200, 200, 429]
+    assert after == [200, 429]
