@@ -43,6 +43,9 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             "meshConfig": {
                 # Access logs are configured with the Telemetry API (components/observability.py).
                 "enablePrometheusMerge": True,
+                # Egress closed: a proxy reaches only hosts in the registry (Services, and the ServiceEntries
+                # products declare in `egress:`), not any external address.
+                "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
                 # Export Envoy's local rate limiter counters (rate_limited, ok, ...) with the proxy metrics.
                 "defaultConfig": {"proxyStatsMatcher": {"inclusionRegexps": [".*http_local_rate_limit.*"]}},
             },
