@@ -31,7 +31,8 @@ def test_gateway_service_is_an_internet_facing_ip_target_nlb(dev):
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["selector"] == {"istio": "ingressgateway"}
     assert svc["metadata"]["namespace"] == "istio-ingress"
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"status-port": 15021, "http2": 80, "https": 443}
+    # dev: plain HTTP (datamesh:allowPlainHttp); with a domain, 443 alone (tests/test_edge_tls.py)
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"status-port": 15021, "http2": 80}
 
 
 def test_gateway_hostname_is_a_stack_output(dev):

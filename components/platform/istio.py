@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import merge_values, pinned_release
 
 SYSTEM_NAMESPACE = "istio-system"
@@ -30,6 +31,19 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(STATUS_PORT),
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz/ready",
 }
+HTTP_PORT = {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"}
+# With TLS at the edge, the NLB's only traffic listener: TLS on 443 with the ACM certificate, forwarding
+# the decrypted stream to the gateway's HTTP server. No listener on 80: plain HTTP never reaches a pod.
+HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
+
+
+def tls_annotations(certificate_arn: str) -> dict[str, str]:
+    """The load balancer controller's annotations for a TLS listener on the ``https`` port."""
+    return {
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": HTTPS_PORT["name"],
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": TLS_POLICY,
+    }
 
 
 def chart_values(revision: str) -> dict[str, dict[str, Any]]:
@@ -74,6 +88,8 @@ class IstioArgs:
         provider: the cluster's Kubernetes provider.
         load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
+        tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
+            port 80. None: plain HTTP on 80 (datamesh:allowPlainHttp).
     """
 
     release: versions.IstioRelease
@@ -81,6 +97,7 @@ class IstioArgs:
     provider: k8s.Provider
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls_certificate_arn: pulumi.Input[str] | None = None
 
 
 class Istio(pulumi.ComponentResource):
@@ -90,7 +107,9 @@ class Istio(pulumi.ComponentResource):
     the load balancer controller turns into an internet-facing NLB with IP
     targets. That Service depends on the controller's release, so it is created
     after the controller serves its webhook and deleted, NLB and all, before
-    the controller is removed. Last, the shared ``datamesh`` Gateway (HTTP on
+    the controller is removed. With a certificate, the NLB terminates TLS on
+    443 and listens on nothing else for traffic; without, it serves HTTP on
+    80. Last, the shared ``datamesh`` Gateway (the gateway's HTTP server on
     port 80, any host) that data products bind their routes to.
     """
 
@@ -128,21 +147,25 @@ class Istio(pulumi.ComponentResource):
         # Gateway pods are injected by istiod, so istiod must be serving first.
         gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
 
+        tls = args.tls_certificate_arn is not None
+        annotations: pulumi.Input[dict[str, str]] = NLB_ANNOTATIONS
+        if tls:
+            annotations = pulumi.Output.from_input(args.tls_certificate_arn).apply(
+                lambda arn: {**NLB_ANNOTATIONS, **tls_annotations(arn)})
         self.gateway_service = k8s.core.v1.Service(
             GATEWAY_NAME,
             metadata={
                 "name": GATEWAY_NAME,
                 "namespace": ingress_ns.metadata.name,
                 "labels": {"app": GATEWAY_NAME, **GATEWAY_SELECTOR},
-                "annotations": NLB_ANNOTATIONS,
+                "annotations": annotations,
             },
             spec={
                 "type": "LoadBalancer",
                 "selector": dict(GATEWAY_SELECTOR),
                 "ports": [
                     {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
-                    {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"},
-                    {"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"},
+                    HTTPS_PORT if tls else HTTP_PORT,
                 ],
             },
             # The controller first: its webhook must serve before the Service is made,
