@@ -114,6 +114,7 @@ def test_a_valid_key_reaches_the_product_as_its_consumer_and_the_key_does_not(ga
     ("unpadded base64", [("Authorization", "Basic " + base64.b64encode(f"{ANALYTICS}:".encode()).decode().rstrip("="))]),
     ("a password", [("Authorization", basic(ANALYTICS, "anything"))]),
     ("the header twice", [("Authorization", basic(ANALYTICS)), ("Authorization", basic(ANALYTICS))]),
+    ("the header four times", [("Authorization", basic(ANALYTICS))] * 4),
 ])
 def test_harmless_variants_of_a_valid_key_are_accepted(gateway, upstreams, name, headers):
     assert "=" in base64.b64encode(f"{ANALYTICS}:".encode()).decode()  # so "unpadded" really drops padding
@@ -132,6 +133,7 @@ def test_harmless_variants_of_a_valid_key_are_accepted(gateway, upstreams, name,
     ("keys of two consumers", [("Authorization", basic(ANALYTICS)), ("Authorization", basic(PARTNER))]),
     ("a known key then an unknown one", [("Authorization", basic(ANALYTICS)), ("Authorization", basic(UNKNOWN))]),
     ("a spoofed consumer header alone", [("x-datamesh-consumer", "analytics")]),
+    ("the same key five times", [("Authorization", basic(ANALYTICS))] * 5),
 ])
 def test_missing_or_unknown_credentials_get_401_with_a_basic_challenge(gateway, upstreams, name, headers):
     before = len(upstreams["features"].seen)

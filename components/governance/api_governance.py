@@ -17,6 +17,7 @@ HEADER_PREFIX = "x-datamesh-"  # only the gateway sets these; a client's are dro
 CONSUMER_HEADER = HEADER_PREFIX + "consumer"
 RATE_LIMITED_HEADER = HEADER_PREFIX + "rate-limited"
 REALM = "datamesh"
+MAX_CREDENTIALS = 4  # Authorization values per request; more answer 401
 STAT_PREFIX = "http_local_rate_limiter"
 GATEWAY_VHOST = "*:80"  # Istio names the gateway's virtual host <host>:<port>
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
@@ -95,10 +96,12 @@ function envoy_on_request(request_handle)
     headers:remove(name)
   end
   -- A header sent twice arrives joined with ","; every value must name the same consumer.
-  local consumer = nil
+  -- At most {MAX_CREDENTIALS} values, so no request can make the gateway hash at length.
+  local consumer, values = nil, 0
   for credentials in (headers:get("authorization") or ""):gmatch("[^,]+") do
     local named = consumer_of(credentials)
-    if named == nil or (consumer ~= nil and consumer ~= named) then
+    values = values + 1
+    if named == nil or values > {MAX_CREDENTIALS} or (consumer ~= nil and consumer ~= named) then
       consumer = nil
       break
     end
