@@ -115,7 +115,7 @@ def demo_upstreams() -> Iterator[dict[str, Upstream]]:
 
 
 def gateway_objects(result: RunResult) -> list[dict[str, Any]]:
-    """The Kubernetes objects of a render, unmasked inputs as registered."""
+    """The Kubernetes objects of a render, from the inputs as registered (only secret-marked values are masked)."""
     return [manifest(r) for r in result.resources if is_manifest(r)]
 
 

@@ -212,9 +212,9 @@ def encodings(key):
 
 
 def test_no_key_is_in_the_declared_resources_nor_the_gateways_config(dev, upstreams):
-    # Inputs as registered: not masked, so a key anywhere in them would show.
+    # Inputs as registered. The key filter holds no secret and is not secret-marked, so its code is here to search.
     everything = json.dumps([r.inputs for r in dev.resources])
-    assert "sha256_hex" in everything  # the key filter's code is there, unmasked, to be searched
+    assert "sha256_hex" in everything
     for key in (ANALYTICS, PARTNER):
         for text in encodings(key):
             assert text not in everything, text
@@ -226,6 +226,34 @@ def test_no_key_is_in_the_declared_resources_nor_the_gateways_config(dev, upstre
     for key in (ANALYTICS, PARTNER):
         for text in encodings(key):
             assert text not in dump, text
+
+
+def test_no_key_is_in_the_render_even_with_secrets_unmasked(monkeypatch):
+    from pulumi.runtime import rpc
+
+    from tests.conftest import render_stack
+    from tools.engine import mockrun
+
+    masking = mockrun.plain
+
+    def unmasking(value):
+        if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return unmasking(value["value"])
+        if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_output_value_sig \
+                and value.get("secret") and "value" in value:
+            return unmasking(value["value"])
+        if isinstance(value, dict) and rpc._special_sig_key not in value:
+            return {k: unmasking(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unmasking(v) for v in value]
+        return masking(value)
+
+    monkeypatch.setattr(mockrun, "plain", unmasking)
+    everything = json.dumps([r.inputs for r in render_stack("dev").resources])
+    assert "[secret]" not in everything and "PLACEHOLDER.eu-west-1.eks.amazonaws.com" in everything  # the kubeconfig, unmasked
+    for key in (ANALYTICS, PARTNER):
+        for text in encodings(key):
+            assert text not in everything, text
 
 
 # --- the translation itself -----------------------------------------------------
