@@ -118,3 +118,16 @@ def test_gateway_tls_rule():
     [found] = rule(service({}, [("http2", 80)]))
     assert "terminates no TLS" in found
     assert rule(Resource("urn", "kubernetes:core/v1:Service", "x", {"spec": {"type": "ClusterIP"}})) == []
+
+
+def test_gateway_tls_rule_runs_in_a_first_preview_while_the_certificate_is_unknown():
+    # As the policy pack hands props over during `pulumi preview`: reading an unknown value raises.
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+    def previewed(annotations):
+        return Resource("urn", "kubernetes:core/v1:Service", "gw", unknown_checking_proxy({
+            "metadata": {"name": "gw", "namespace": "istio-ingress", "annotations": annotations},
+            "spec": {"type": "LoadBalancer", "ports": [{"name": "status-port", "port": 15021}, {"name": "https", "port": 443}]}}))
+
+    assert list(check_gateway_tls(previewed({LB + "ssl-cert": UNKNOWN_STRING_VALUE, LB + "ssl-ports": "https"}), Context())) == []
+    assert list(check_gateway_tls(previewed({}), Context()))

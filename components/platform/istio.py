@@ -37,7 +37,7 @@ HTTP_PORT = {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"}
 HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
 
 
-def tls_annotations(certificate_arn: str) -> dict[str, str]:
+def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     """The load balancer controller's annotations for a TLS listener on the ``https`` port."""
     return {
         "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
@@ -148,10 +148,8 @@ class Istio(pulumi.ComponentResource):
         gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
 
         tls = args.tls_certificate_arn is not None
-        annotations: pulumi.Input[dict[str, str]] = NLB_ANNOTATIONS
-        if tls:
-            annotations = pulumi.Output.from_input(args.tls_certificate_arn).apply(
-                lambda arn: {**NLB_ANNOTATIONS, **tls_annotations(arn)})
+        # Only the certificate's ARN waits for ACM: the other keys stay known in a preview, for the policy pack.
+        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(args.tls_certificate_arn) if tls else {})}
         self.gateway_service = k8s.core.v1.Service(
             GATEWAY_NAME,
             metadata={
