@@ -36,8 +36,8 @@ def test_prod_requests_a_certificate_validated_in_its_zone_and_the_nlb_terminate
     ports = {p["port"]: p for p in service.inputs["spec"]["ports"]}
     assert set(ports) == {15021, 443}  # no listener on 80: plain HTTP never reaches a gateway pod
     assert ports[443] == {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
-    # The listener is made only once ACM has issued the certificate.
-    assert waits_for(prod, service, validation)
+    # The listener is made only once ACM has issued the certificate, and goes before it on destroy.
+    assert waits_for(prod, service, validation) and waits_for(prod, service, cert)
 
 
 def test_prod_points_its_name_at_the_nlb_and_publishes_https_urls(prod):
