@@ -9,12 +9,13 @@ from components.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutos
 from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
 from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
-from components.governance.access import load_access
+from components.governance.access import key_salt, load_access
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
 from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.governance.observability import Observability, ObservabilityArgs
 from components.governance.zero_trust import ZeroTrust, ZeroTrustArgs
 from components.platform.cluster import Cluster, ClusterArgs
+from components.platform.edge_tls import EdgeCertificate, EdgeCertificateArgs, EdgeDnsName, EdgeDnsNameArgs
 from components.platform.istio import Istio, IstioArgs
 from components.platform.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.platform.mesh_namespaces import MeshNamespaces, MeshNamespacesArgs
@@ -98,13 +99,23 @@ lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControl
     tags=settings.tag_map,
 ), aws_opts)
 
-# 4. Istio: base, istiod, the ingress gateway behind an internet-facing NLB.
+# 4. Istio: base, istiod, the ingress gateway behind an internet-facing NLB that terminates
+#    TLS with an issued ACM certificate for datamesh:domain (plain HTTP only if the stack says so).
+certificate = EdgeCertificate("edge", EdgeCertificateArgs(
+    domain=settings.domain, hosted_zone_id=settings.hosted_zone_id,
+    certificate_arn=settings.certificate_arn, tags=settings.tag_map,
+), aws_opts) if settings.domain else None
 istio = Istio("istio", IstioArgs(
     release=settings.istio,
     revision=settings.istio_revision,
     provider=cluster.provider,
     load_balancer_controller=lbc.release,
+    tls_certificate_arn=certificate.certificate_arn if certificate else None,
 ))
+gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
+if settings.domain and settings.hosted_zone_id:
+    EdgeDnsName("edge", EdgeDnsNameArgs(
+        domain=settings.domain, hosted_zone_id=settings.hosted_zone_id, target=gateway_host), aws_opts)
 
 # 5. Namespaces for data products (one per domain), injected once istiod is up.
 mesh = MeshNamespaces("mesh", MeshNamespacesArgs(
@@ -138,7 +149,8 @@ data_products = {
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
     ApiGovernance("api-governance", ApiGovernanceArgs(
-        products=products, consumers=access.consumers, tiers=access.tiers, gateway=istio.gateway, provider=cluster.provider,
+        products=products, consumers=access.consumers, salt=key_salt(settings.cluster_name), tiers=access.tiers,
+        gateway=istio.gateway, provider=cluster.provider,
     ))
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(
@@ -152,8 +164,9 @@ Observability("observability", ObservabilityArgs(
 ))
 
 # 10. Discovery: every product's external URL and the Backstage catalog.
-gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
-product_urls = gateway_host.apply(lambda host: {p.name: f"http://{host}{p.route_prefix}" for p in products})
+gateway_url = pulumi.Output.from_input(f"https://{settings.domain}") if settings.domain else gateway_host.apply(
+    lambda host: f"http://{host}")
+product_urls = gateway_url.apply(lambda base: {p.name: f"{base}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)
 pulumi.export("catalog", product_urls.apply(lambda urls: catalog.entities(products, urls)))
 
@@ -166,3 +179,4 @@ pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
 pulumi.export("istioVersion", settings.istio.version)
 pulumi.export("meshNamespaces", list(mesh.namespaces))
 pulumi.export("ingressGatewayHostname", gateway_host)
+pulumi.export("gatewayUrl", gateway_url)

@@ -72,6 +72,13 @@ SCHEMA: dict[str, Key] = {
     "anypointClientId": Key("string", "Secret. Anypoint connected-app client id, with governanceAdapter anypoint.", ""),
     "anypointClientSecret": Key("string", "Secret. Anypoint connected-app client secret, with governanceAdapter anypoint.", ""),
     "observability": Key("boolean", "Install Prometheus and Kiali in the cluster (access logs and metrics are always on).", False),
+    "domain": Key("string", "DNS name of the gateway, e.g. api.example.com (not a zone apex): HTTPS on 443 with an ACM "
+                  "certificate, no plain HTTP. Empty: no TLS, which needs allowPlainHttp.", ""),
+    "hostedZoneId": Key("string", "Route 53 public hosted zone holding domain: its ACM validation record and the "
+                        "gateway's CNAME are created there.", ""),
+    "certificateArn": Key("string", "An issued ACM certificate for domain in aws:region, used instead of requesting one.", ""),
+    "allowPlainHttp": Key("boolean", "Serve plain HTTP on port 80 without TLS; only for a stack without domain, and "
+                          "refused by the gateway-tls policy where it is mandatory (prod).", False),
 }
 # Keys whose values must come from `pulumi config set --secret`.
 SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
@@ -88,6 +95,8 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOSTED_ZONE = re.compile(r"^Z[A-Z0-9]{1,31}$")
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,11 @@ class Settings:
     anypoint_client_id: str = field(repr=False, default="")
     anypoint_client_secret: str = field(repr=False, default="")
     eks_support_type: str = "STANDARD"
+    # TLS at the edge (components/platform/edge_tls.py): a domain, or plain HTTP said explicitly.
+    domain: str = ""
+    hosted_zone_id: str = ""
+    certificate_arn: str = ""
+    allow_plain_http: bool = False
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -323,6 +337,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
             raise _fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
     if v["governanceAdapter"] not in ADAPTERS:
         raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {v['governanceAdapter']!r}")
+    _check_edge(v, region)
 
     return Settings(
         stack=stack,
@@ -360,7 +375,34 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         secret_keys=frozenset(k for k in secret if k in SECRET_KEYS),
         anypoint_client_id=v["anypointClientId"],
         anypoint_client_secret=v["anypointClientSecret"],
+        domain=v["domain"],
+        hosted_zone_id=v["hostedZoneId"],
+        certificate_arn=v["certificateArn"],
+        allow_plain_http=v["allowPlainHttp"],
     )
+
+
+def _check_edge(v: Mapping[str, Any], region: str) -> None:
+    """TLS at the edge: a domain with a way to a certificate, or plain HTTP asked for by name."""
+    domain, zone, arn = v["domain"], v["hostedZoneId"], v["certificateArn"]
+    if not domain:
+        for key in ("hostedZoneId", "certificateArn"):
+            if v[key]:
+                raise _fail(key, "is set but domain is not: set datamesh:domain, the name the certificate is for")
+        if not v["allowPlainHttp"]:
+            raise _fail("domain", "is required for HTTPS at the gateway; set it with hostedZoneId or certificateArn, "
+                        "or set datamesh:allowPlainHttp: true to serve plain HTTP (keys then cross the network in clear)")
+        return
+    if not _DOMAIN.match(domain):
+        raise _fail("domain", f"{domain!r} is not a DNS name like api.example.com (lowercase, no wildcard, no trailing dot)")
+    if v["allowPlainHttp"]:
+        raise _fail("allowPlainHttp", "must be false when domain is set: with TLS the gateway serves no plain HTTP")
+    if not zone and not arn:
+        raise _fail("domain", "needs hostedZoneId (to validate a new ACM certificate) or certificateArn (an issued one)")
+    if zone and not _HOSTED_ZONE.match(zone):
+        raise _fail("hostedZoneId", f"{zone!r} is not a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ")
+    if arn and not re.fullmatch(rf"arn:aws[a-z-]*:acm:{re.escape(region)}:\d{{12}}:certificate/[0-9a-f-]{{36}}", arn):
+        raise _fail("certificateArn", f"{arn!r} is not an ACM certificate ARN in aws:region {region} (the NLB's region)")
 
 
 def raw_config(namespace: str = NAMESPACE) -> dict[str, str]:

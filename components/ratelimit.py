@@ -15,7 +15,12 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A token bucket: ``requests`` per ``period_seconds``, refilled whole each period."""
+    """A token bucket of ``requests`` tokens, refilled continuously at ``requests`` per ``period_seconds``.
+
+    Envoy's local rate limiter (max_tokens = tokens_per_fill = requests,
+    fill_interval = period) admits a burst of ``requests``, then one request
+    every ``period / requests``; tests/test_envoy_gateway.py measures it.
+    """
 
     requests: int
     period_seconds: int

@@ -175,6 +175,28 @@ def check_load_balancers(r: Resource, ctx: Context) -> Iterator[str]:
                    f"({', '.join(allowed)}) may be: expose products through the gateway instead")
 
 
+_LB = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def check_gateway_tls(r: Resource, ctx: Context) -> Iterator[str]:
+    """A LoadBalancer Service's listeners all terminate TLS (the health-check port aside)."""
+    if not (r.is_k8s("Service") and r.spec.get("type") == "LoadBalancer"):
+        return
+    where = f"LoadBalancer Service {r.namespace}/{r.k8s_name}"
+    annotations = r.metadata.get("annotations") or {}
+    # Presence, not the value: in a first preview the certificate's ARN is not known yet.
+    if _LB + "ssl-cert" not in set(annotations):  # set(): a policy proxy raises on reading an unknown value
+        yield f"{where} terminates no TLS: set datamesh:domain with hostedZoneId or certificateArn"
+        return
+    # The controller makes every port TLS when ssl-ports is absent.
+    tls = {p.strip() for p in str(annotations.get(_LB + "ssl-ports") or "").split(",") if p.strip()}
+    plain_allowed = ctx.setting("plainPorts", ["status-port"])
+    for port in r.spec.get("ports") or []:
+        name, number = str(port.get("name", "")), str(port.get("port", ""))
+        if tls and name not in tls and number not in tls and name not in plain_allowed:
+            yield f"{where} serves port {number} ({name or 'unnamed'}) without TLS: keys would cross the internet in clear"
+
+
 def check_namespace_injection(r: Resource, ctx: Context) -> Iterator[str]:
     if not r.is_k8s("Namespace"):
         return
@@ -294,6 +316,8 @@ RULES: tuple[Rule, ...] = (
          resource_check=check_eks_hardening),
     Rule("eks-public-endpoint", "The EKS API endpoint is not open to 0.0.0.0/0 (mandatory for prod through its config).",
          ADVISORY, resource_check=check_eks_public_endpoint),
+    Rule("gateway-tls", "The gateway's load balancer terminates TLS on every traffic port (mandatory for prod through its config).",
+         ADVISORY, resource_check=check_gateway_tls, settings={"plainPorts": {"type": "array", "items": {"type": "string"}}}),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
 

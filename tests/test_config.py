@@ -13,7 +13,8 @@ from tools.engine import mockrun
 from tools.engine.stackconfig import load_stack_config
 from tools.render import main as render_main
 
-GOOD = {"kubernetesVersion": "1.35", "istioVersion": "1.30.5", "availabilityZones": '["eu-west-1a", "eu-west-1b"]'}
+GOOD = {"kubernetesVersion": "1.35", "istioVersion": "1.30.5", "availabilityZones": '["eu-west-1a", "eu-west-1b"]',
+        "allowPlainHttp": "true"}
 
 # (overrides on top of Pulumi.dev.yaml, keys to drop, the key the message must name, what it must say)
 BAD_CONFIGS = [

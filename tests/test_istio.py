@@ -67,8 +67,12 @@ def test_revision_labels_namespaces_and_charts(tmp_path):
 
 
 def test_nlb_opens_exactly_the_ports_the_gateway_serves(dev, prod):
-    for result in (dev, prod):
+    # dev serves plain HTTP (allowPlainHttp): the NLB listens on what the Gateway serves.
+    # prod has TLS at the edge: the NLB's only listener is 443, forwarding to that same port.
+    for result, listeners in ((dev, [80]), (prod, [443])):
         service = result.one("kubernetes:core/v1:Service", "istio-ingressgateway").inputs
         gateway = result.one("kubernetes:networking.istio.io/v1:Gateway", "datamesh").inputs
         served = sorted(s["port"]["number"] for s in gateway["spec"]["servers"])
-        assert sorted(p["port"] for p in service["spec"]["ports"]) == served == [80]
+        assert served == [80]
+        assert sorted(p["port"] for p in service["spec"]["ports"]) == listeners
+        assert sorted(p["targetPort"] for p in service["spec"]["ports"]) == served

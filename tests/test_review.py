@@ -86,7 +86,7 @@ def test_adding_a_consumer_to_a_product_reads_as_two_insertions(dev_render, tmp_
     code, out = diff_lines(dev_render, new)
     assert code == 2
     rate_limit_route = ("spec.configPatches[HTTP_ROUTE 80 *:80 customer-features].patch.value.typed_per_filter_config"
-                        ".envoy.filters.http.local_ratelimit.value.descriptors[consumer=partner-portal]")
+                        ".envoy.filters.http.local_ratelimit.descriptors[consumer=partner-portal]")
     assert out[:3] == [
         "== ApiGovernance api-governance",
         "~ AuthorizationPolicy istio-ingress/datamesh-api-keys",

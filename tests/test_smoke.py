@@ -17,6 +17,11 @@ def gateway(rate_limit: bool):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             auth = self.headers.get("Authorization")
+            if auth not in (smoke.basic_auth(GOOD), smoke.basic_auth(OTHER)):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="datamesh"')
+                self.end_headers()
+                return
             if self.path != smoke.PREDICT_PATH or auth != smoke.basic_auth(GOOD):
                 self.send_response(403)
                 self.end_headers()
@@ -47,7 +52,7 @@ def env(monkeypatch):
 def test_passes_against_a_governed_gateway(env, capsys):
     server = gateway(rate_limit=True)
     try:
-        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}"]) == 0
+        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http", "--gateway-replicas", "1"]) == 0
     finally:
         server.shutdown()
     out = capsys.readouterr().out
@@ -58,10 +63,10 @@ def test_passes_against_a_governed_gateway(env, capsys):
 def test_fails_when_nothing_is_rate_limited(env, capsys):
     server = gateway(rate_limit=False)
     try:
-        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}"]) == 1
+        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http", "--gateway-replicas", "1"]) == 1
     finally:
         server.shutdown()
-    assert "FAIL  the third request within a minute gets 429" in capsys.readouterr().out
+    assert "FAIL  the predictor admits 2 a minute per replica (1), then 429" in capsys.readouterr().out
 
 
 def test_keys_come_from_the_environment_only(monkeypatch, capsys):

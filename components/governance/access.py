@@ -9,7 +9,7 @@ positions, never a key.
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -29,12 +29,21 @@ class Consumer:
     name: str
     products: tuple[str, ...]
     tier: str | None
-    keys: tuple[str, ...] = field(repr=False)  # plaintext only until wrapped in a secret Output
+    keys: tuple[str, ...] = field(repr=False)  # plaintext here; the cluster gets only their digests
 
-    @property
-    def basic_auth_values(self) -> tuple[str, ...]:
-        """The Authorization header each key produces: the key as username, empty password (the article's scheme)."""
-        return tuple("Basic " + base64.b64encode(f"{k}:".encode()).decode() for k in self.keys)
+
+def key_salt(cluster_name: str) -> str:
+    """The salt of a cluster's key digests: public, stable across runs, different per cluster.
+
+    Its job is only to make digests differ between clusters, so no table
+    precomputed for one serves another; keys themselves must be random.
+    """
+    return hashlib.sha256(f"datamesh api keys {cluster_name}".encode()).hexdigest()[:32]
+
+
+def key_digest(key: str, salt: str) -> str:
+    """What the cluster holds for a key: hex SHA-256 of salt followed by key (the gateway's Lua computes the same)."""
+    return hashlib.sha256((salt + key).encode()).hexdigest()
 
 
 def _fail(key: str, problem: str) -> ConfigError:

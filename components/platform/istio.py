@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import merge_values, pinned_release
 
 SYSTEM_NAMESPACE = "istio-system"
@@ -33,6 +34,18 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(STATUS_PORT),
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz/ready",
 }
+# With TLS at the edge, the NLB's only traffic listener: TLS on 443 with the ACM certificate, forwarding
+# the decrypted stream to the gateway's HTTP server. No listener on 80: plain HTTP never reaches a pod.
+HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
+
+
+def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The load balancer controller's annotations for a TLS listener on the ``https`` port."""
+    return {
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": HTTPS_PORT["name"],
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": TLS_POLICY,
+    }
 
 
 def chart_values(revision: str) -> dict[str, dict[str, Any]]:
@@ -54,6 +67,9 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             "meshConfig": {
                 # Access logs are configured with the Telemetry API (components/observability.py).
                 "enablePrometheusMerge": True,
+                # Egress closed: a proxy reaches only hosts in the registry (Services, and the ServiceEntries
+                # products declare in `egress:`), not any external address.
+                "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
                 # Export Envoy's local rate limiter counters (rate_limited, ok, ...) with the proxy metrics.
                 "defaultConfig": {"proxyStatsMatcher": {"inclusionRegexps": [".*http_local_rate_limit.*"]}},
             },
@@ -86,6 +102,8 @@ class IstioArgs:
         provider: the cluster's Kubernetes provider.
         load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
+        tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
+            port 80. None: plain HTTP on 80 (datamesh:allowPlainHttp).
     """
 
     release: versions.IstioRelease
@@ -93,6 +111,7 @@ class IstioArgs:
     provider: k8s.Provider
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls_certificate_arn: pulumi.Input[str] | None = None
 
 
 class Istio(pulumi.ComponentResource):
@@ -102,7 +121,9 @@ class Istio(pulumi.ComponentResource):
     the load balancer controller turns into an internet-facing NLB with IP
     targets, listening only on the ports the shared Gateway serves. That Service depends on the controller's release, so it is created
     after the controller serves its webhook and deleted, NLB and all, before
-    the controller is removed. Last, the shared ``datamesh`` Gateway (HTTP on
+    the controller is removed. With a certificate, the NLB terminates TLS on
+    443 and listens on nothing else for traffic; without, it serves HTTP on
+    80. Last, the shared ``datamesh`` Gateway (the gateway's HTTP server on
     port 80, any host) that data products bind their routes to.
     """
 
@@ -140,18 +161,23 @@ class Istio(pulumi.ComponentResource):
         # Gateway pods are injected by istiod, so istiod must be serving first.
         gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
 
+        tls = args.tls_certificate_arn is not None
+        # Only the certificate's ARN waits for ACM: the other keys stay known in a preview, for the policy pack.
+        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(args.tls_certificate_arn) if tls else {})}
         self.gateway_service = k8s.core.v1.Service(
             GATEWAY_NAME,
             metadata={
                 "name": GATEWAY_NAME,
                 "namespace": ingress_ns.metadata.name,
                 "labels": {"app": GATEWAY_NAME, **GATEWAY_SELECTOR},
-                "annotations": NLB_ANNOTATIONS,
+                "annotations": annotations,
             },
             spec={
                 "type": "LoadBalancer",
                 "selector": dict(GATEWAY_SELECTOR),
                 "ports": [
+                    HTTPS_PORT,
+                ] if tls else [
                     {"name": p["name"], "port": p["number"], "targetPort": p["number"], "protocol": "TCP"}
                     for p in SERVED_PORTS
                 ],

@@ -121,7 +121,10 @@ class DataProduct(pulumi.ComponentResource):
     whose port is named for Istio protocol selection; a PodDisruptionBudget;
     a HorizontalPodAutoscaler when it autoscales; a VirtualService routing its
     prefix from the ingress gateway; a DestinationRule (mutual TLS, outlier
-    detection); and a Sidecar that scopes its proxy to its upstreams.
+    detection); per external host it declares in ``egress``, a ServiceEntry
+    visible in its namespace only (the mesh is REGISTRY_ONLY: nothing else
+    outside is reachable); and a Sidecar that scopes its proxy to its upstreams
+    and those hosts.
     """
 
     def __init__(self, name: str, args: DataProductArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -238,6 +241,22 @@ class DataProduct(pulumi.ComponentResource):
             },
             opts=k8s_opts,
         )
+        for host, port in p.egress:
+            k8s.apiextensions.CustomResource(
+                f"{p.name}-egress-{host}",
+                api_version="networking.istio.io/v1",
+                kind="ServiceEntry",
+                metadata={**meta, "name": f"{p.name}-egress-{host.replace('.', '-')}"},
+                spec={
+                    "hosts": [host],
+                    "ports": [{"number": port, "name": f"tls-{port}", "protocol": "TLS"}],
+                    "resolution": "DNS",
+                    "location": "MESH_EXTERNAL",
+                    # Its namespace only; and only this product's Sidecar lists the host.
+                    "exportTo": ["."],
+                },
+                opts=k8s_opts,
+            )
         k8s.apiextensions.CustomResource(
             f"{p.name}-sidecar",
             api_version="networking.istio.io/v1",
@@ -245,9 +264,10 @@ class DataProduct(pulumi.ComponentResource):
             metadata=meta,
             spec={
                 "workloadSelector": {"labels": selector},
-                # The proxy learns istiod's namespace and its own upstreams, nothing else:
-                # its configuration grows with its dependencies, not with the mesh.
-                "egress": [{"hosts": ["istio-system/*", *(f"{u.namespace}/{u.service_host}" for u in args.upstreams)]}],
+                # The proxy learns istiod's namespace, its own upstreams and its declared external
+                # hosts, nothing else: its configuration grows with its dependencies, not with the mesh.
+                "egress": [{"hosts": ["istio-system/*", *(f"{u.namespace}/{u.service_host}" for u in args.upstreams),
+                                      *(f"./{host}" for host, _ in p.egress)]}],
             },
             opts=k8s_opts,
         )

@@ -42,6 +42,8 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATAIKU_PORT = 12000
 DATAIKU_HEALTH_PATH = "/isAlive/"
 
+EGRESS_PATTERN = r"^(?=[^:]{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[1-9][0-9]{0,4})?$"
+EGRESS_DEFAULT_PORT = 443
 _QUANTITY_CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
 _QUANTITY_MEM = r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 _RESOURCES = {
@@ -103,6 +105,8 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         },
         "routePrefix": {"type": "string", "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
         "consumes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
+        # External hosts the product calls over TLS, "host" (port 443) or "host:port"; nothing else leaves the mesh.
+        "egress": {"type": "array", "items": {"type": "string", "pattern": EGRESS_PATTERN}, "uniqueItems": True},
         "command": {"type": "array", "items": {"type": "string"}},
         "args": {"type": "array", "items": {"type": "string"}},
         "env": {"type": "object", "additionalProperties": {"type": "string"},
@@ -150,6 +154,7 @@ class Product:
     route_prefix: str
     rate_limit: RateLimit | None
     consumes: tuple[str, ...]
+    egress: tuple[tuple[str, int], ...]  # (external host, TLS port)
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: Mapping[str, str]
@@ -299,6 +304,13 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
     if doc["name"] in doc.get("consumes", []):
         raise _fail(source, "consumes", f"{doc['name']!r} cannot consume itself")
 
+    egress = []
+    for entry in doc.get("egress", []):
+        host, _, port = entry.partition(":")
+        if port and int(port) > 65535:
+            raise _fail(source, "egress", f"{entry!r}: the port must be 1 to 65535")
+        egress.append((host, int(port or EGRESS_DEFAULT_PORT)))
+
     files = {}
     for name, ref in doc.get("files", {}).items():
         try:
@@ -328,6 +340,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
         route_prefix=doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"),
         rate_limit=_rate_limit(doc.get("rateLimit")),
         consumes=tuple(doc.get("consumes", [])),
+        egress=tuple(egress),
         command=tuple(doc.get("command", [])),
         args=tuple(doc.get("args", [])),
         env=dict(doc.get("env", {})),

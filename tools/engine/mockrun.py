@@ -173,6 +173,14 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
                 state["keyId"] = f"{name}-PLACEHOLDER-key-id"
             if args.typ == "aws:eks/nodeGroup:NodeGroup":
                 state.setdefault("nodeGroupName", f"{name}-PLACEHOLDER")
+            if args.typ == "aws:acm/certificate:Certificate":
+                state["domainValidationOptions"] = [{
+                    "domainName": args.inputs.get("domainName"), "resourceRecordType": "CNAME",
+                    "resourceRecordName": f"_PLACEHOLDER.{args.inputs.get('domainName')}.",
+                    "resourceRecordValue": "_PLACEHOLDER.acm-validations.aws.",
+                }]
+            if args.typ == "aws:route53/record:Record":
+                state["fqdn"] = args.inputs.get("name")
         if args.typ == "kubernetes:core/v1:Service" and state.get("spec", {}).get("type") == "LoadBalancer":
             state["status"] = {"loadBalancer": {"ingress": [
                 {"hostname": f"PLACEHOLDER-{name}.elb.{self.region}.amazonaws.com"}
