@@ -20,7 +20,8 @@ import pulumi
 
 from components import versions
 from components.cidr import CidrError, SubnetPlan, overlaps, plan_subnets
-from components.names import is_dns_label
+from components.inputs import show as _show
+from components.names import is_dns_label, is_name
 
 NAMESPACE = "datamesh"
 
@@ -81,11 +82,13 @@ NAT_MODES = ("single", "perAz")
 RESERVED_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
 )
-_CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+# Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
+_CLUSTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}", re.ASCII)
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
+_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+_TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
 
 
 @dataclass(frozen=True)
@@ -175,29 +178,29 @@ def _parse_value(key: str, spec: Key, raw: str | None) -> Any:
         try:
             return int(raw, 10)
         except ValueError:
-            raise _fail(key, f"must be a whole number, got {raw!r}") from None
+            raise _fail(key, f"must be a whole number, got {_show(raw)}") from None
     if spec.type == "boolean":
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        raise _fail(key, f"must be true or false, got {raw!r}")
+        raise _fail(key, f"must be true or false, got {_show(raw)}")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise _fail(key, f"must be a YAML {'list' if spec.type == 'array' else 'map'}, got {raw!r}") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise _fail(key, f"must be a YAML {'list' if spec.type == 'array' else 'map'}, got {_show(raw)}") from None
     if spec.type == "array":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(key, f"must be a list of strings, got {raw}")
+            raise _fail(key, f"must be a list of strings, got {_show(value)}")
         return value
     if not isinstance(value, dict):
-        raise _fail(key, f"must be a map, got {raw}")
+        raise _fail(key, f"must be a map, got {_show(value)}")
     return value
 
 
 def _cidr(key: str, value: str) -> str:
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
-    except ValueError as exc:
-        raise _fail(key, f"{value!r} is not a valid IPv4 network CIDR ({exc})") from None
+    except ValueError:
+        raise _fail(key, f"{_show(value)} is not a valid IPv4 network CIDR") from None
 
 
 def _int_range(key: str, value: int, low: int, high: int) -> int:
@@ -210,7 +213,7 @@ def _unique(key: str, values: list[str]) -> tuple[str, ...]:
     seen = set()
     for v in values:
         if v in seen:
-            raise _fail(key, f"lists {v!r} twice")
+            raise _fail(key, f"lists {_show(v)} twice")
         seen.add(v)
     return tuple(values)
 
@@ -218,7 +221,7 @@ def _unique(key: str, values: list[str]) -> tuple[str, ...]:
 def _each(key: str, values: list[str], ok: Callable[[str], bool], what: str) -> list[str]:
     for v in values:
         if not ok(v):
-            raise _fail(key, f"{v!r} is not {what}")
+            raise _fail(key, f"{_show(v)} is not {what}")
     return values
 
 
@@ -231,27 +234,33 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     if unknown:
         known = ", ".join(sorted(SCHEMA))
         raise _fail(unknown[0], f"is not a known key (known keys: {known})")
+    # First, before any message could quote a value: a secure: value on a key datamesh does not
+    # handle as a secret would reach plain outputs, tags and messages once decrypted. Refuse it.
+    not_secret = sorted(set(secret) - SECRET_KEYS)
+    if not_secret:
+        raise _fail(not_secret[0], "is set with --secret (secure:), but datamesh handles it as plain text and would "
+                    f"show it; only {', '.join(sorted(SECRET_KEYS))} may be secret (value hidden)")
     v = {key: _parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items()}
 
     if not region:
         raise ConfigError("aws:region: is required (pulumi config set aws:region <region>)")
-    if not _REGION.match(region):
-        raise ConfigError(f"aws:region: {region!r} is not an AWS region name")
+    if not _REGION.fullmatch(region):
+        raise ConfigError(f"aws:region: {_show(region)} is not an AWS region name")
 
     cluster_name = v["clusterName"] or f"datamesh-{stack}"
-    if not _CLUSTER_NAME.match(cluster_name):
-        raise _fail("clusterName", f"{cluster_name!r} must start with a letter and hold only letters, digits and '-' (100 at most)")
+    if not _CLUSTER_NAME.fullmatch(cluster_name):
+        raise _fail("clusterName", f"{_show(cluster_name)} must start with a letter and hold only letters, digits and '-' (100 at most)")
 
     k8s = v["kubernetesVersion"]
     if k8s not in versions.KUBERNETES_VERSIONS:
-        raise _fail("kubernetesVersion", f"{k8s!r} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
+        raise _fail("kubernetesVersion", f"{_show(k8s)} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
     try:
         istio = versions.istio_release(v["istioVersion"], k8s)
     except versions.UnsupportedVersionError as exc:
         raise _fail("istioVersion", str(exc)) from None
     revision = v["istioRevision"]
     if revision and not is_dns_label(revision):
-        raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
+        raise _fail("istioRevision", f"{_show(revision)} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
 
     vpc_cidr = _cidr("vpcCidr", v["vpcCidr"])
     if ipaddress.IPv4Network(vpc_cidr).prefixlen > 24:
@@ -265,18 +274,18 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         raise _fail("availabilityZones", f"EKS needs 2 to 6 zones, got {len(zones)}")
     for zone in zones:
         if not re.fullmatch(re.escape(region) + r"[a-z]", zone):
-            raise _fail("availabilityZones", f"{zone!r} is not a zone of aws:region {region}")
+            raise _fail("availabilityZones", f"{_show(zone)} is not a zone of aws:region {region}")
     try:
         subnets = tuple(plan_subnets(vpc_cidr, list(zones)))
     except CidrError as exc:
         raise _fail("vpcCidr", str(exc)) from None
 
     if v["natGateways"] not in NAT_MODES:
-        raise _fail("natGateways", f"must be one of {', '.join(NAT_MODES)}, got {v['natGateways']!r}")
+        raise _fail("natGateways", f"must be one of {', '.join(NAT_MODES)}, got {_show(v['natGateways'])}")
     if v["nodeCapacityType"] not in CAPACITY_TYPES:
-        raise _fail("nodeCapacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {v['nodeCapacityType']!r}")
+        raise _fail("nodeCapacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {_show(v['nodeCapacityType'])}")
     instance_types = _unique("nodeInstanceTypes", _each(
-        "nodeInstanceTypes", v["nodeInstanceTypes"], _INSTANCE_TYPE.match, "an EC2 instance type like m6i.large"))
+        "nodeInstanceTypes", v["nodeInstanceTypes"], _INSTANCE_TYPE.fullmatch, "an EC2 instance type like m6i.large"))
     if not instance_types:
         raise _fail("nodeInstanceTypes", "must list at least one instance type")
     low = _int_range("nodeMinSize", v["nodeMinSize"], 1, 100)
@@ -294,26 +303,32 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     logs = _unique("controlPlaneLogs", _each(
         "controlPlaneLogs", v["controlPlaneLogs"], LOG_TYPES.__contains__, f"one of {', '.join(LOG_TYPES)}"))
     admins = _unique("adminPrincipalArns", _each(
-        "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.match, "an IAM role or user ARN"))
+        "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.fullmatch, "an IAM role or user ARN"))
 
     namespaces = _unique("meshNamespaces", _each(
         "meshNamespaces", v["meshNamespaces"], is_dns_label,
         "a DNS label (lowercase letters, digits, '-', 63 at most)"))
     for ns in namespaces:
         if ns in RESERVED_NAMESPACES:
-            raise _fail("meshNamespaces", f"{ns!r} is reserved for the platform")
+            raise _fail("meshNamespaces", f"{_show(ns)} is reserved for the platform")
 
+    if len(v["tags"]) > 40:  # AWS allows 50 per resource; datamesh adds its own
+        raise _fail("tags", f"has {len(v['tags'])} tags; 40 at most")
     for tag_key, tag_value in v["tags"].items():
-        if not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
-            raise _fail("tags", f"{tag_key!r} is not a usable AWS tag key")
+        if not _TAG_KEY.fullmatch(tag_key) or tag_key.lower().startswith("aws:"):
+            raise _fail("tags", f"{_show(tag_key)} is not a usable AWS tag key")
         if not isinstance(tag_value, str):
-            raise _fail("tags", f"{tag_key}: the value must be a string, got {json.dumps(tag_value)}")
-    products = _unique("products", v["products"])
+            raise _fail("tags", f"{tag_key}: the value must be a string, got {_show(tag_value)}")
+        if not _TAG_VALUE.fullmatch(tag_value):
+            raise _fail("tags", f"{tag_key}: {_show(tag_value)} is not a usable AWS tag value")
+    # Names, never paths: each selects products/<name>.yaml.
+    products = _unique("products", _each("products", v["products"], is_name,
+                                         "a product name (lowercase letters, digits, '-'; no paths)"))
     for key in sorted(SECRET_KEYS):
         if key in raw and key not in secret:
             raise _fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
     if v["governanceAdapter"] not in ADAPTERS:
-        raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {v['governanceAdapter']!r}")
+        raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {_show(v['governanceAdapter'])}")
 
     return Settings(
         stack=stack,
