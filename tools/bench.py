@@ -166,7 +166,7 @@ MAX_SIZE = 2000
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isdigit() and len(text) <= 6) or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
         return int(text)
     return parse
