@@ -46,13 +46,14 @@ class InputError(ValueError):
 def read_text(path: Path, root: Path | None = None, limit: int = MAX_FILE_BYTES) -> str:
     """The text of ``path``, which must resolve inside ``root`` (when given) and be a small UTF-8 regular file."""
     try:
-        resolved = path.resolve(strict=True)
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except (OSError, RuntimeError):  # a symlink loop, a path too long, a component not a directory
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, a path too long
         raise InputError("cannot be resolved to a file") from None
+    # Containment before existence: whether a file outside exists is not for an error message to tell.
     if root is not None and not resolved.is_relative_to(root.resolve()):
-        raise InputError(f"is outside {root} (after following symlinks); files must live inside it")
+        raise InputError(f"is outside {root.name}/ (after following symlinks); files must live inside it")
+    if not resolved.exists():
+        raise InputError("no such file")
     try:
         fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except PermissionError:
