@@ -4,7 +4,9 @@ Every ``datamesh:*`` key the program reads is declared once, in ``SCHEMA``, with
 its type, default and description (``Pulumi.yaml`` declares the same keys for
 the CLI; a test keeps the two in step). ``load_settings`` turns the raw strings
 Pulumi hands the program into an immutable ``Settings``; any bad value raises
-``ConfigError`` with one line naming the key.
+``ConfigError`` with one line naming the key. Only ``SECRET_KEYS`` may be (and
+must be) secret: a ``secure:`` value on any other key is refused before a
+message could quote it (docs/reference.md, "Secrets: the secure: rule").
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ SCHEMA: dict[str, Key] = {
     "anypointClientSecret": Key("string", "Secret. Anypoint connected-app client secret, with governanceAdapter anypoint.", ""),
     "observability": Key("boolean", "Install Prometheus and Kiali in the cluster (access logs and metrics are always on).", False),
 }
-# Keys whose values must come from `pulumi config set --secret`.
+# Keys whose values must come from `pulumi config set --secret`; no other key may.
 SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
 ADAPTERS = ("istio", "anypoint")
 

@@ -93,16 +93,19 @@ except ImportError:  # pragma: no cover - a PyYAML without libyaml
     _FAST = False
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A document this loader refuses on purpose; its problem is ours, so safe to print."""
+
+
 class _Composer(Composer):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not accepted", event.start_mark)
+            raise _Refused(None, None, "aliases (*name) are not accepted", event.start_mark)
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.MarkedYAMLError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
-                                           self.peek_event().start_mark)
+                raise _Refused(None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -118,15 +121,15 @@ class _Constructor(SafeConstructor):
                     duplicate = key in seen
                     seen.add(key)
                 except TypeError:
-                    raise yaml.MarkedYAMLError(None, None, "a map key must be a plain value", key_node.start_mark) from None
+                    raise _Refused(None, None, "a map key must be a plain value", key_node.start_mark) from None
                 if duplicate:
-                    raise yaml.MarkedYAMLError(None, None, "duplicate key", key_node.start_mark)
+                    raise _Refused(None, None, "duplicate key", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: Any) -> Any:
         digits = sum(c.isdigit() for c in str(node.value))
         if digits > MAX_INT_DIGITS:
-            raise yaml.MarkedYAMLError(None, None, f"an integer longer than {MAX_INT_DIGITS} digits", node.start_mark)
+            raise _Refused(None, None, f"an integer longer than {MAX_INT_DIGITS} digits", node.start_mark)
         return super().construct_yaml_int(node)
 
 
@@ -181,7 +184,8 @@ def load_yaml(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = exc.problem if exc.problem in _OWN_PROBLEMS or _own(exc.problem) else "not valid YAML"
+        # PyYAML's own messages may quote the offending characters; ours never do.
+        problem = exc.problem if isinstance(exc, _Refused) and exc.problem else "not valid YAML"
         raise InputError(f"{problem}{where}") from None
     except yaml.YAMLError:
         raise InputError("not valid YAML") from None
@@ -189,10 +193,3 @@ def load_yaml(text: str) -> Any:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels") from None
     except (ValueError, TypeError, OverflowError):  # a constructor refused a scalar (a float out of range...)
         raise InputError("not valid YAML (a value cannot be read)") from None
-
-
-_OWN_PROBLEMS = {"aliases (*name) are not accepted", "duplicate key", "a map key must be a plain value"}
-
-
-def _own(problem: str | None) -> bool:
-    return bool(problem) and (problem.startswith("nesting deeper") or problem.startswith("an integer longer"))

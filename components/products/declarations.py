@@ -7,6 +7,9 @@ resources). The shape is a JSON Schema (``DECLARATION_SCHEMA``); meaning that
 a schema cannot say (pinned images, known upstreams, no cycles, a valid
 OpenAPI document) is checked after it. Every problem raises
 ``DeclarationError``: one line naming the file, the field and what is wrong.
+Declarations are untrusted: files they name must resolve inside the products
+folder, every read is bounded (``components.inputs``), patterns match whole,
+and a message quotes at most a short excerpt of a value, never a file's content.
 """
 
 from __future__ import annotations

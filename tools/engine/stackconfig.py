@@ -3,6 +3,9 @@
 The CLI passes every value as a string (maps and lists as JSON) and marks
 ``secure:`` values as secrets. Offline there is no passphrase, so secure values
 are never decrypted: each becomes a distinct placeholder the program sees as a secret.
+Files are read through ``components.inputs`` (1 MiB, UTF-8, strict YAML); a value
+mixing ``secure:`` and plaintext parts, or a malformed ``secure:`` map, is refused
+naming the key only.
 """
 
 from __future__ import annotations
