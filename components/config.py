@@ -235,7 +235,8 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     unknown = sorted(set(raw) - set(SCHEMA))
     if unknown:
         known = ", ".join(sorted(SCHEMA))
-        raise _fail(unknown[0], f"is not a known key (known keys: {known})")
+        shown = unknown[0] if re.fullmatch(r"[\w.:/-]{1,100}", unknown[0], re.ASCII) else _show(unknown[0])
+        raise _fail(shown, f"is not a known key (known keys: {known})")
     # First, before any message could quote a value: a secure: value on a key datamesh does not
     # handle as a secret would reach plain outputs, tags and messages once decrypted. Refuse it.
     not_secret = sorted(set(secret) - SECRET_KEYS)

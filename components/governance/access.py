@@ -81,7 +81,7 @@ def parse_consumers(
             raise _fail(f"consumers: {name}.products", "must be a non-empty list of product names")
         for product in wanted:
             if product not in products:
-                raise _fail(f"consumers: {name}.products", f"{product!r} is not a selected product")
+                raise _fail(f"consumers: {name}.products", f"{product!r:.60} is not a selected product")
         tier = spec.get("tier")
         if tier is not None and (not isinstance(tier, str) or tier not in tiers):
             raise _fail(f"consumers: {name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers")
@@ -95,7 +95,7 @@ def parse_consumers(
 
     for name in raw_keys:
         if name not in raw_consumers:
-            raise _fail("apiKeys", f"{name}: is not a declared consumer")
+            raise _fail("apiKeys", f"{name if is_name(name) else repr(name)[:60]}: is not a declared consumer")
     owners: dict[str, str] = {}
     for consumer in consumers:
         for i, key in enumerate(consumer.keys):

@@ -11,13 +11,15 @@ naming the key only.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.inputs import InputError, load_yaml, read_text
+from components.inputs import InputError, load_yaml, read_text, show
 
 SECRET_PLACEHOLDER = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+_KEY = re.compile(r"[\w.:/-]{1,256}", re.ASCII)  # namespace:name, as `pulumi config set` takes it
 
 
 class StackConfigError(ValueError):
@@ -96,7 +98,9 @@ def load_stack_config(project_dir: Path, stack: str, config_file: Path | None = 
     secret_keys: list[str] = []
     counter = [0]  # distinct placeholders: two secrets must not look equal
     for key, value in config.items():
-        full_key = str(key) if ":" in str(key) else f"{project}:{key}"  # the CLI's rule for bare keys
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise StackConfigError(f"{path}: config: {show(key)}: is not a configuration key (namespace:name)")
+        full_key = key if ":" in key else f"{project}:{key}"  # the CLI's rule for bare keys
         where = f"{path}: config: {full_key}"
         if value is None:
             raise StackConfigError(f"{where}: has no value")
