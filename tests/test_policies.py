@@ -308,6 +308,28 @@ def test_pack_reports_through_pulumi_policy():
     assert reported == []
 
 
+def test_the_pack_declares_to_pulumi_the_schema_the_render_validates_against():
+    from policies.pack import build_policies
+    from policies.rules import config_schema
+    from tools.engine.render import policy_config_schema
+
+    whole = policy_config_schema()
+    for policy in build_policies():
+        declared = policy.config_schema.properties
+        assert declared == config_schema(RULES_BY_NAME[policy.name])["properties"]
+        checked = whole["properties"][policy.name]["oneOf"][1]["properties"]
+        assert {k: v for k, v in checked.items() if k != "enforcementLevel"} == declared
+
+
+def test_the_pack_fails_closed_on_a_malformed_exemption():
+    from policies.pack import build_policies
+
+    policies = {p.name: p for p in build_policies()}
+    with pytest.raises(PolicyConfigError, match="exemptions: must be a list of strings"):
+        # A string would otherwise be read letter by letter, and "*" exempts everything.
+        policies["pinned-images"].validate(Args(deployment(image="x:latest"), {"exemptions": "legacy-*"}), lambda m, u: None)
+
+
 def test_pack_files():
     pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
     assert pack["runtime"]["name"] == "python" and pack["runtime"]["options"]["virtualenv"]
