@@ -135,6 +135,9 @@ def test_proxy_settings_in_the_environment_are_ignored(env, monkeypatch, capsys)
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
+    import urllib.request
+
+    urllib.request.install_opener(None)  # urllib's global opener reads the environment again on next use
     server = gateway(rate_limit=True)
     try:
         assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}"]) == 0
