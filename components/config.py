@@ -4,11 +4,14 @@ Every ``datamesh:*`` key the program reads is declared once, in ``SCHEMA``, with
 its type, default and description (``Pulumi.yaml`` declares the same keys for
 the CLI; a test keeps the two in step). ``load_settings`` turns the raw strings
 Pulumi hands the program into an immutable ``Settings``; any bad value raises
-``ConfigError`` with one line naming the key.
+``ConfigError`` with one line naming the key. Only ``SECRET_KEYS`` may be (and
+must be) secret: a ``secure:`` value on any other key is refused before a
+message could quote it (docs/reference.md, "Secrets: the secure: rule").
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -20,7 +23,8 @@ import pulumi
 
 from components import versions
 from components.cidr import CidrError, SubnetPlan, overlaps, plan_subnets
-from components.names import is_dns_label
+from components.inputs import show as _show
+from components.names import is_dns_label, is_name
 
 NAMESPACE = "datamesh"
 
@@ -80,7 +84,7 @@ SCHEMA: dict[str, Key] = {
     "allowPlainHttp": Key("boolean", "Serve plain HTTP on port 80 without TLS; only for a stack without domain, and "
                           "refused by the gateway-tls policy where it is mandatory (prod).", False),
 }
-# Keys whose values must come from `pulumi config set --secret`.
+# Keys whose values must come from `pulumi config set --secret`; no other key may.
 SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
 ADAPTERS = ("istio", "anypoint")
 
@@ -90,13 +94,15 @@ NAT_MODES = ("single", "perAz")
 RESERVED_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
 )
-_CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_HOSTED_ZONE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
+_CLUSTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}", re.ASCII)
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
+_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+_TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
 
 
 @dataclass(frozen=True)
@@ -192,29 +198,29 @@ def _parse_value(key: str, spec: Key, raw: str | None) -> Any:
         try:
             return int(raw, 10)
         except ValueError:
-            raise _fail(key, f"must be a whole number, got {raw!r}") from None
+            raise _fail(key, f"must be a whole number, got {_show(raw)}") from None
     if spec.type == "boolean":
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        raise _fail(key, f"must be true or false, got {raw!r}")
+        raise _fail(key, f"must be true or false, got {_show(raw)}")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise _fail(key, f"must be a YAML {'list' if spec.type == 'array' else 'map'}, got {raw!r}") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise _fail(key, f"must be a YAML {'list' if spec.type == 'array' else 'map'}, got {_show(raw)}") from None
     if spec.type == "array":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(key, f"must be a list of strings, got {raw}")
+            raise _fail(key, f"must be a list of strings, got {_show(value)}")
         return value
     if not isinstance(value, dict):
-        raise _fail(key, f"must be a map, got {raw}")
+        raise _fail(key, f"must be a map, got {_show(value)}")
     return value
 
 
 def _cidr(key: str, value: str) -> str:
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
-    except ValueError as exc:
-        raise _fail(key, f"{value!r} is not a valid IPv4 network CIDR ({exc})") from None
+    except ValueError:
+        raise _fail(key, f"{_show(value)} is not a valid IPv4 network CIDR") from None
 
 
 def _int_range(key: str, value: int, low: int, high: int) -> int:
@@ -227,7 +233,7 @@ def _unique(key: str, values: list[str]) -> tuple[str, ...]:
     seen = set()
     for v in values:
         if v in seen:
-            raise _fail(key, f"lists {v!r} twice")
+            raise _fail(key, f"lists {_show(v)} twice")
         seen.add(v)
     return tuple(values)
 
@@ -235,7 +241,7 @@ def _unique(key: str, values: list[str]) -> tuple[str, ...]:
 def _each(key: str, values: list[str], ok: Callable[[str], bool], what: str) -> list[str]:
     for v in values:
         if not ok(v):
-            raise _fail(key, f"{v!r} is not {what}")
+            raise _fail(key, f"{_show(v)} is not {what}")
     return values
 
 
@@ -246,22 +252,30 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     """Validate the ``datamesh:*`` config map (``raw``, keys without namespace; ``secret``: which are secrets) and ``aws:region``."""
     unknown = sorted(set(raw) - set(SCHEMA))
     if unknown:
-        known = ", ".join(sorted(SCHEMA))
-        raise _fail(unknown[0], f"is not a known key (known keys: {known})")
+        shown = unknown[0] if re.fullmatch(r"[\w.:/-]{1,100}", unknown[0], re.ASCII) else _show(unknown[0])
+        close = difflib.get_close_matches(unknown[0], SCHEMA, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise _fail(shown, f"is not a known key ({hint}every key is in docs/reference.md and Pulumi.yaml)")
+    # First, before any message could quote a value: a secure: value on a key datamesh does not
+    # handle as a secret would reach plain outputs, tags and messages once decrypted. Refuse it.
+    not_secret = sorted(set(secret) - SECRET_KEYS)
+    if not_secret:
+        raise _fail(not_secret[0], "is set with --secret (secure:), but datamesh handles it as plain text and would "
+                    f"show it; only {', '.join(sorted(SECRET_KEYS))} may be secret (value hidden)")
     v = {key: _parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items()}
 
     if not region:
         raise ConfigError("aws:region: is required (pulumi config set aws:region <region>)")
-    if not _REGION.match(region):
-        raise ConfigError(f"aws:region: {region!r} is not an AWS region name")
+    if not _REGION.fullmatch(region):
+        raise ConfigError(f"aws:region: {_show(region)} is not an AWS region name")
 
     cluster_name = v["clusterName"] or f"datamesh-{stack}"
-    if not _CLUSTER_NAME.match(cluster_name):
-        raise _fail("clusterName", f"{cluster_name!r} must start with a letter and hold only letters, digits and '-' (100 at most)")
+    if not _CLUSTER_NAME.fullmatch(cluster_name):
+        raise _fail("clusterName", f"{_show(cluster_name)} must start with a letter and hold only letters, digits and '-' (100 at most)")
 
     k8s = v["kubernetesVersion"]
     if k8s not in versions.KUBERNETES_VERSIONS:
-        raise _fail("kubernetesVersion", f"{k8s!r} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
+        raise _fail("kubernetesVersion", f"{_show(k8s)} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
     try:
         istio = versions.istio_release(v["istioVersion"], k8s)
     except versions.UnsupportedVersionError as exc:
@@ -274,7 +288,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
                     "set EXTENDED until the cluster is upgraded")
     revision = v["istioRevision"]
     if revision and not is_dns_label(revision):
-        raise _fail("istioRevision", f"{revision!r} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
+        raise _fail("istioRevision", f"{_show(revision)} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
 
     vpc_cidr = _cidr("vpcCidr", v["vpcCidr"])
     if ipaddress.IPv4Network(vpc_cidr).prefixlen > 24:
@@ -288,18 +302,18 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         raise _fail("availabilityZones", f"EKS needs 2 to 6 zones, got {len(zones)}")
     for zone in zones:
         if not re.fullmatch(re.escape(region) + r"[a-z]", zone):
-            raise _fail("availabilityZones", f"{zone!r} is not a zone of aws:region {region}")
+            raise _fail("availabilityZones", f"{_show(zone)} is not a zone of aws:region {region}")
     try:
         subnets = tuple(plan_subnets(vpc_cidr, list(zones)))
     except CidrError as exc:
         raise _fail("vpcCidr", str(exc)) from None
 
     if v["natGateways"] not in NAT_MODES:
-        raise _fail("natGateways", f"must be one of {', '.join(NAT_MODES)}, got {v['natGateways']!r}")
+        raise _fail("natGateways", f"must be one of {', '.join(NAT_MODES)}, got {_show(v['natGateways'])}")
     if v["nodeCapacityType"] not in CAPACITY_TYPES:
-        raise _fail("nodeCapacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {v['nodeCapacityType']!r}")
+        raise _fail("nodeCapacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {_show(v['nodeCapacityType'])}")
     instance_types = _unique("nodeInstanceTypes", _each(
-        "nodeInstanceTypes", v["nodeInstanceTypes"], _INSTANCE_TYPE.match, "an EC2 instance type like m6i.large"))
+        "nodeInstanceTypes", v["nodeInstanceTypes"], _INSTANCE_TYPE.fullmatch, "an EC2 instance type like m6i.large"))
     if not instance_types:
         raise _fail("nodeInstanceTypes", "must list at least one instance type")
     low = _int_range("nodeMinSize", v["nodeMinSize"], 1, 100)
@@ -317,26 +331,32 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     logs = _unique("controlPlaneLogs", _each(
         "controlPlaneLogs", v["controlPlaneLogs"], LOG_TYPES.__contains__, f"one of {', '.join(LOG_TYPES)}"))
     admins = _unique("adminPrincipalArns", _each(
-        "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.match, "an IAM role or user ARN"))
+        "adminPrincipalArns", v["adminPrincipalArns"], _IAM_PRINCIPAL.fullmatch, "an IAM role or user ARN"))
 
     namespaces = _unique("meshNamespaces", _each(
         "meshNamespaces", v["meshNamespaces"], is_dns_label,
         "a DNS label (lowercase letters, digits, '-', 63 at most)"))
     for ns in namespaces:
         if ns in RESERVED_NAMESPACES:
-            raise _fail("meshNamespaces", f"{ns!r} is reserved for the platform")
+            raise _fail("meshNamespaces", f"{_show(ns)} is reserved for the platform")
 
+    if len(v["tags"]) > 40:  # AWS allows 50 per resource; datamesh adds its own
+        raise _fail("tags", f"has {len(v['tags'])} tags; 40 at most")
     for tag_key, tag_value in v["tags"].items():
-        if not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
-            raise _fail("tags", f"{tag_key!r} is not a usable AWS tag key")
+        if not _TAG_KEY.fullmatch(tag_key) or tag_key.lower().startswith("aws:"):
+            raise _fail("tags", f"{_show(tag_key)} is not a usable AWS tag key")
         if not isinstance(tag_value, str):
-            raise _fail("tags", f"{tag_key}: the value must be a string, got {json.dumps(tag_value)}")
-    products = _unique("products", v["products"])
+            raise _fail("tags", f"{tag_key}: the value must be a string, got {_show(tag_value)}")
+        if not _TAG_VALUE.fullmatch(tag_value):
+            raise _fail("tags", f"{tag_key}: {_show(tag_value)} is not a usable AWS tag value")
+    # Names, never paths: each selects products/<name>.yaml.
+    products = _unique("products", _each("products", v["products"], is_name,
+                                         "a product name (lowercase letters, digits, '-'; no paths)"))
     for key in sorted(SECRET_KEYS):
         if key in raw and key not in secret:
             raise _fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
     if v["governanceAdapter"] not in ADAPTERS:
-        raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {v['governanceAdapter']!r}")
+        raise _fail("governanceAdapter", f"must be one of {', '.join(ADAPTERS)}, got {_show(v['governanceAdapter'])}")
     _check_edge(v, region)
 
     return Settings(
@@ -393,16 +413,16 @@ def _check_edge(v: Mapping[str, Any], region: str) -> None:
             raise _fail("domain", "is required for HTTPS at the gateway; set it with hostedZoneId or certificateArn, "
                         "or set datamesh:allowPlainHttp: true to serve plain HTTP (keys then cross the network in clear)")
         return
-    if not _DOMAIN.match(domain):
-        raise _fail("domain", f"{domain!r} is not a DNS name like api.example.com (lowercase, no wildcard, no trailing dot)")
+    if not _DOMAIN.fullmatch(domain):
+        raise _fail("domain", f"{_show(domain)} is not a DNS name like api.example.com (lowercase, no wildcard, no trailing dot)")
     if v["allowPlainHttp"]:
         raise _fail("allowPlainHttp", "must be false when domain is set: with TLS the gateway serves no plain HTTP")
     if not zone and not arn:
         raise _fail("domain", "needs hostedZoneId (to validate a new ACM certificate) or certificateArn (an issued one)")
-    if zone and not _HOSTED_ZONE.match(zone):
-        raise _fail("hostedZoneId", f"{zone!r} is not a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ")
+    if zone and not _HOSTED_ZONE.fullmatch(zone):
+        raise _fail("hostedZoneId", f"{_show(zone)} is not a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ")
     if arn and not re.fullmatch(rf"arn:aws[a-z-]*:acm:{re.escape(region)}:\d{{12}}:certificate/[0-9a-f-]{{36}}", arn):
-        raise _fail("certificateArn", f"{arn!r} is not an ACM certificate ARN in aws:region {region} (the NLB's region)")
+        raise _fail("certificateArn", f"{_show(arn)} is not an ACM certificate ARN in aws:region {region} (the NLB's region)")
 
 
 def raw_config(namespace: str = NAMESPACE) -> dict[str, str]:

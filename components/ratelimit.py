@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_PERIOD = re.compile(r"(\d+)(s|m|h)")
+_PERIOD = re.compile(r"([0-9]+)(s|m|h)")
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
+MAX_PERIOD_SECONDS = 86400  # a bucket refilled at most once a day; longer is a typo, not a rate limit
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class RateLimit:
 
 
 def period_seconds(period: str) -> int | None:
-    """``30s``, ``1m``, ``1h`` in seconds; None if it is not such a period."""
+    """``30s``, ``1m``, ``1h`` in seconds; None if it is not such a period, or not from 1s to 24h."""
     match = _PERIOD.fullmatch(period)
-    if not match or int(match.group(1)) == 0:
+    if not match or len(match.group(1)) > 6 or int(match.group(1)) == 0:
         return None
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    return seconds if seconds <= MAX_PERIOD_SECONDS else None

@@ -14,17 +14,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules import RULES, Resource, Rule, run_rule
+from policies.rules import RULES, Resource, Rule, config_schema, run_rule
 
 ReportViolation = Callable[[str, str | None], None]
 
 
 def _schema(rule: Rule) -> PolicyConfigSchema:
-    return PolicyConfigSchema(properties={
-        "exemptions": {"type": "array", "items": {"type": "string"},
-                       "description": "URNs or resource names (globs) this rule does not apply to"},
-        **rule.settings,
-    })
+    """The same schema the render validates config files against (``policies.rules.config_schema``)."""
+    return PolicyConfigSchema(properties=config_schema(rule)["properties"])
 
 
 def _resource_validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:

@@ -19,12 +19,17 @@ from components.images import image_pin_problem
 MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
 LEVELS = (MANDATORY, ADVISORY, DISABLED)
 
-# Istio's protocol selection (istio.io "Protocol Selection"): what a port name's
-# prefix or an appProtocol may say. Case does not matter to Istio.
-ISTIO_PROTOCOLS = frozenset({
-    "http", "http2", "https", "tcp", "tls", "grpc", "grpc-web", "mongo", "mysql", "redis", "udp",
-    "kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss",
-})
+# Istio's protocol selection for a Service port: ConvertProtocol in istio/istio
+# pkg/config/kube/conversion.go with protocol.Parse (pkg/config/protocol/instance.go),
+# read at 1.30.3 and unchanged from 1.28.10 to 1.31.0-rc.0. Values are Istio's protocol.Instance names.
+ISTIO_PARSE = {
+    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP", "http_proxy": "HTTP_PROXY",
+    "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo", "redis": "Redis", "mysql": "MySQL",
+}
+# Kubernetes' standard appProtocol values, honoured only through appProtocol, matched exactly.
+ISTIO_K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
+ISTIO_WELL_KNOWN_PORTS = frozenset({25, 53, 3306, 27017})  # SMTP, DNS, MySQL, MongoDB: TCP when unnamed
+UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
 INJECTION_LABELS = ("istio-injection", "istio.io/rev")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 PLATFORM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress")
@@ -105,20 +110,41 @@ class Violation:
 # --- istio-port-naming -------------------------------------------------------
 
 
-def istio_protocol(port: Mapping[str, Any]) -> str | None:
-    """The protocol Istio selects for a Service port, or None when it would sniff or treat it as opaque TCP.
+def convert_protocol(port: int, name: str, protocol: str, app_protocol: str | None) -> str:
+    """The protocol Istio selects for a Service port, exactly as Istio's ConvertProtocol does.
 
-    appProtocol wins when Istio knows it; otherwise the name's prefix before the
-    first '-' decides (so ``grpc-web`` and ``http-api`` both count).
+    UDP wins; a set appProtocol alone decides (the port name is then ignored, even
+    when appProtocol is unknown); "grpc-web" is matched as a prefix, case aside;
+    otherwise the part before the first "-" is looked up, case aside. Unknown is
+    ``UNSUPPORTED_PROTOCOL`` (Istio sniffs), except on the well-known ports (TCP).
     """
-    app = str(port.get("appProtocol") or "").lower()
-    if app in ISTIO_PROTOCOLS:
-        return app
-    name = str(port.get("name") or "").lower()
-    if name in ISTIO_PROTOCOLS:
-        return name
+    if protocol == "UDP":
+        return "UDP"
+    if app_protocol is not None:
+        name = app_protocol
+        if name in ISTIO_K8S_APP_PROTOCOLS:
+            return ISTIO_K8S_APP_PROTOCOLS[name]
+    # Go slices bytes; port names and appProtocols are ASCII in a valid Service, so bytes and characters agree.
+    if len(name) >= len("grpc-web") and name[: len("grpc-web")].lower() == "grpc-web":
+        return "GRPC-Web"
     prefix = name.split("-", 1)[0]
-    return prefix if prefix in ISTIO_PROTOCOLS else None
+    found = ISTIO_PARSE.get(prefix.lower(), UNSUPPORTED_PROTOCOL)
+    if found == UNSUPPORTED_PROTOCOL and port in ISTIO_WELL_KNOWN_PORTS:
+        return "TCP"
+    return found
+
+
+def istio_protocol(port: Mapping[str, Any]) -> str | None:
+    """The protocol Istio selects for a Service port (as in a Kubernetes manifest), or None when it would sniff."""
+    number = port.get("port")
+    app = port.get("appProtocol")
+    found = convert_protocol(
+        number if isinstance(number, int) else 0,
+        str(port.get("name") or ""),
+        str(port.get("protocol") or "TCP"),
+        None if app is None else str(app),
+    )
+    return None if found == UNSUPPORTED_PROTOCOL else found
 
 
 def suggest_port_name(port: Mapping[str, Any]) -> str:
@@ -142,13 +168,14 @@ def check_port_naming(resources: list[Resource], ctx: Context) -> Iterator[tuple
         if not svc.is_k8s("Service") or svc.namespace not in mesh:
             continue
         for index, port in enumerate(svc.spec.get("ports") or []):
-            if str(port.get("protocol", "TCP")).upper() == "UDP":
-                continue  # Istio does not proxy UDP
+            if not isinstance(port, Mapping):
+                continue
             if istio_protocol(port) is None:
                 label = f"port {port.get('name')!r}" if port.get("name") else f"unnamed port {index} ({port.get('port')})"
                 yield svc, (
                     f"Service {svc.namespace}/{svc.k8s_name} {label} does not select an Istio protocol: "
-                    f"name it '<protocol>[-<suffix>]', e.g. {suggest_port_name(port)!r}, or set appProtocol; "
+                    f"name it '<protocol>[-<suffix>]', e.g. {suggest_port_name(port)!r}, or set appProtocol "
+                    "(which, once set, alone decides); "
                     "otherwise Istio treats it as opaque TCP or sniffs, and HTTP authorization, rate limits "
                     "and telemetry stop applying to it"
                 )
@@ -326,19 +353,54 @@ RULES_BY_NAME = {r.name: r for r in RULES}
 
 
 class PolicyConfigError(ValueError):
-    """A policy config file names an unknown rule or level; the message says which."""
+    """A policy config that is not what the rules' schemas allow; the message says where."""
 
 
-def rule_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per rule."""
+EXEMPTIONS_PROPERTY = {"type": "array", "items": {"type": "string"},
+                       "description": "URNs or resource names (globs) this rule does not apply to"}
+
+
+def config_schema(rule: Rule) -> dict[str, Any]:
+    """The JSON Schema of one rule's config object: what the pack declares to Pulumi (``policies/pack.py``)
+    and what the render validates a config file against (besides ``enforcementLevel``, which Pulumi adds)."""
+    return {"type": "object", "properties": {"exemptions": EXEMPTIONS_PROPERTY, **rule.settings}}
+
+
+def _check_entry(key: str, entry: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+    """Fail closed, with the standard library only: every property known, every list a list of strings."""
+    for prop, value in entry.items():
+        if prop == "enforcementLevel":
+            if value not in LEVELS:
+                raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
+            continue
+        if prop not in properties:
+            raise PolicyConfigError(f"{key}.{str(prop)[:60]}: is not a setting of this policy "
+                                    f"({', '.join(['enforcementLevel', *properties])})")
+        wanted = properties[prop].get("type")
+        if wanted == "array" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise PolicyConfigError(f"{key}.{prop}: must be a list of strings")
+
+
+def rule_configs(config: Any) -> dict[str, dict[str, Any]]:
+    """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per rule.
+
+    Anything the rules' schemas do not allow is an error, never ignored: a
+    malformed exemption must not exempt everything.
+    """
+    if not isinstance(config, Mapping):
+        raise PolicyConfigError("(top level): must be a map of policy name to level or settings")
     result: dict[str, dict[str, Any]] = {name: {} for name in RULES_BY_NAME}
     for key, value in config.items():
         if key != "all" and key not in RULES_BY_NAME:
-            raise PolicyConfigError(f"{key}: is not a datamesh policy ({', '.join(RULES_BY_NAME)})")
-        entry = {"enforcementLevel": value} if isinstance(value, str) else dict(value)
-        level = entry.get("enforcementLevel")
-        if level is not None and level not in LEVELS:
-            raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {level!r}")
+            raise PolicyConfigError(f"{str(key)[:60]}: is not a datamesh policy ({', '.join(RULES_BY_NAME)})")
+        if isinstance(value, str):
+            entry: dict[str, Any] = {"enforcementLevel": value}
+        elif isinstance(value, Mapping):
+            entry = dict(value)
+        else:
+            raise PolicyConfigError(f"{key}: must be a level ({', '.join(LEVELS)}) or a map of settings")
+        properties = {"exemptions": EXEMPTIONS_PROPERTY} if key == "all" else config_schema(RULES_BY_NAME[key])["properties"]
+        _check_entry(key, entry, properties)
         for name in (RULES_BY_NAME if key == "all" else [key]):
             result[name] = {**result[name], **entry}
     return result
@@ -357,6 +419,8 @@ def run_rule(rule: Rule, resources: list[Resource], config: Mapping[str, Any]) -
         assert rule.stack_check is not None
         found = list(rule.stack_check(resources, ctx))
     patterns = config.get("exemptions", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise PolicyConfigError(f"{rule.name}.exemptions: must be a list of strings")  # never iterate a string's letters
     return [(r, m) for r, m in found if not exempt(r, patterns)]
 
 

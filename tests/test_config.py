@@ -187,6 +187,9 @@ def test_pulumi_yaml_declares_the_same_keys_types_and_defaults():
         assert declared[key].get("default") == spec.default, key
 
 
-def test_unknown_key_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"known keys: .*vpcCidr"):
+def test_unknown_key_suggests_the_closest_known_one():
+    with pytest.raises(ConfigError, match=r"^datamesh:vpcCdir: is not a known key \(did you mean vpcCidr\?"):
         load_settings({**GOOD, "vpcCdir": "10.0.0.0/16"}, "qa", "eu-west-1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, "zzzzzz": "1"}, "qa", "eu-west-1")
+    assert "did you mean" not in str(caught.value) and "docs/reference.md" in str(caught.value)

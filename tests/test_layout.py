@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-BASE = {"config", "versions", "cidr", "names", "images", "ratelimit"}
+BASE = {"config", "versions", "cidr", "names", "images", "ratelimit", "inputs"}
 # A layer may import the base and the layers before it in this list, never one after it.
 LAYERS = ["platform", "addons", "products", "governance"]
 STDLIB_ONLY = ["components/images.py", "components/names.py"]

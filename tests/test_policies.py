@@ -14,8 +14,8 @@ from policies.rules import (
     RULES_BY_NAME,
     PolicyConfigError,
     Resource,
+    convert_protocol,
     evaluate,
-    istio_protocol,
     rule_configs,
 )
 from tests.conftest import ROOT, write_stack
@@ -79,12 +79,48 @@ def test_port_naming_only_applies_in_mesh_namespaces():
     assert findings("istio-port-naming", [service("s", [{"name": "web"}])], config)
 
 
-def test_istio_protocol_semantics():
-    assert istio_protocol({"name": "grpc-web"}) == "grpc-web"
-    assert istio_protocol({"name": "HTTP2-x"}) == "http2"
-    assert istio_protocol({"name": "http-api", "appProtocol": "tcp"}) == "tcp"  # appProtocol wins
-    assert istio_protocol({"name": "tls-x", "appProtocol": "nonsense"}) == "tls"  # unless Istio does not know it
-    assert istio_protocol({"name": "status-port"}) is None
+# Istio's own TestConvertProtocol table (pkg/config/kube/conversion_test.go @ 1.30.3), verbatim:
+# (case, port, portName, protocol, appProtocol, expected). Istio's "" protocol is Kubernetes' default, TCP.
+ISTIO_TEST_TABLE = [
+    ("resolves empty", 0, "", "", None, "UnsupportedProtocol"),
+    ("resolves from protocol directly", 0, "", "UDP", None, "UDP"),
+    ("resolves from port name", 0, "http-something", "", None, "HTTP"),
+    ("prefers appProto over portName", 0, "http-something", "", "https", "HTTPS"),
+    ("resolves from appProto", 0, "something-httpx", "", "https", "HTTPS"),
+    ("resolves grpc-web", 0, "grpc-web-x", "", None, "GRPC-Web"),
+    ("makes sure grpc-web is not resolved incorrectly", 0, "grpcweb-x", "", None, "UnsupportedProtocol"),
+    ("resolves based on known ports", 3306, "random-name", "", None, "TCP"),
+    ("standard app protocol", 3306, "random-name", "", "kubernetes.io/h2c", "HTTP2"),
+]
+# Cases read from the same function's code (Istio's table has none for them).
+ISTIO_CODE_CASES = [
+    ("a set appProtocol alone decides, even unknown", 80, "http", "TCP", "foo", "UnsupportedProtocol"),
+    ("an empty appProtocol still replaces the name", 80, "http", "TCP", "", "UnsupportedProtocol"),
+    ("websocket appProtocol", 80, "web", "TCP", "kubernetes.io/ws", "HTTP"),
+    ("websocket over TLS appProtocol", 443, "web", "TCP", "kubernetes.io/wss", "HTTPS"),
+    ("kubernetes.io values match exactly", 80, "web", "TCP", "kubernetes.io/H2C", "UnsupportedProtocol"),
+    ("kubernetes.io values only through appProtocol", 80, "kubernetes.io/h2c", "TCP", None, "UnsupportedProtocol"),
+    ("other kubernetes.io values are unknown", 80, "web", "TCP", "kubernetes.io/foo", "UnsupportedProtocol"),
+    ("appProtocol is cut at the first dash too", 80, "web", "TCP", "http-foo", "HTTP"),
+    ("case does not matter to Parse", 80, "HTTP2-x", "TCP", None, "HTTP2"),
+    ("grpc-web is a prefix, case aside", 80, "GRPC-Webfoo", "TCP", None, "GRPC-Web"),
+    ("a name without a dash is used whole", 80, "https2", "TCP", None, "UnsupportedProtocol"),
+    ("udp by name with a TCP protocol", 80, "udp-x", "TCP", None, "UDP"),
+    ("well-known port, unknown appProtocol", 53, "http", "TCP", "foo", "TCP"),
+    ("well-known ports are 25, 53, 3306, 27017 only", 5432, "", "TCP", None, "UnsupportedProtocol"),
+    ("SCTP falls through to the name", 80, "http", "SCTP", None, "HTTP"),
+    ("http_proxy is an Istio protocol", 80, "http_proxy", "TCP", None, "HTTP_PROXY"),
+]
+
+
+@pytest.mark.parametrize(("case", "port", "name", "protocol", "app", "expected"), ISTIO_TEST_TABLE + ISTIO_CODE_CASES,
+                         ids=[c[0] for c in ISTIO_TEST_TABLE + ISTIO_CODE_CASES])
+def test_convert_protocol_judges_as_istio(case, port, name, protocol, app, expected):
+    assert convert_protocol(port, name, protocol or "TCP", app) == expected
+    # and the rule fails exactly the ports Istio cannot read
+    spec = {"name": name, "port": port, "protocol": protocol or "TCP", **({} if app is None else {"appProtocol": app})}
+    failed = findings("istio-port-naming", [namespace("sales"), service("s", [spec])])
+    assert bool(failed) == (expected == "UnsupportedProtocol")
 
 
 # --- the other rules, both ways --------------------------------------------------
@@ -271,6 +307,28 @@ def test_pack_reports_through_pulumi_policy():
     reported.clear()
     policies["pinned-images"].validate(Args(deployment(name="d", image="x:latest"), {"exemptions": ["d"]}), lambda m, u: reported.append(m))
     assert reported == []
+
+
+def test_the_pack_declares_to_pulumi_the_schema_the_render_validates_against():
+    from policies.pack import build_policies
+    from policies.rules import config_schema
+    from tools.engine.render import policy_config_schema
+
+    whole = policy_config_schema()
+    for policy in build_policies():
+        declared = policy.config_schema.properties
+        assert declared == config_schema(RULES_BY_NAME[policy.name])["properties"]
+        checked = whole["properties"][policy.name]["oneOf"][1]["properties"]
+        assert {k: v for k, v in checked.items() if k != "enforcementLevel"} == declared
+
+
+def test_the_pack_fails_closed_on_a_malformed_exemption():
+    from policies.pack import build_policies
+
+    policies = {p.name: p for p in build_policies()}
+    with pytest.raises(PolicyConfigError, match="exemptions: must be a list of strings"):
+        # A string would otherwise be read letter by letter, and "*" exempts everything.
+        policies["pinned-images"].validate(Args(deployment(image="x:latest"), {"exemptions": "legacy-*"}), lambda m, u: None)
 
 
 def test_pack_files():

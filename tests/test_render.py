@@ -118,13 +118,13 @@ def test_secure_values_are_never_decrypted(tmp_path):
     (tmp_path / "Pulumi.yaml").write_text("name: datamesh\nruntime: python\n")
     (tmp_path / "Pulumi.s.yaml").write_text(yaml.safe_dump({"config": {
         "datamesh:apiKey": {"secure": "v1:abc"},
-        "datamesh:consumers": [{"name": "a", "key": {"secure": "v1:def"}}],
+        "datamesh:consumers": [{"key": {"secure": "v1:def"}}],
         "datamesh:plain": 3,
         "region": "x",
     }}))
     cfg = load_stack_config(tmp_path, "s")
     assert cfg.values["datamesh:apiKey"] == f"{SECRET_PLACEHOLDER}-1"
-    assert json.loads(cfg.values["datamesh:consumers"]) == [{"name": "a", "key": f"{SECRET_PLACEHOLDER}-2"}]
+    assert json.loads(cfg.values["datamesh:consumers"]) == [{"key": f"{SECRET_PLACEHOLDER}-2"}]
     assert sorted(cfg.secret_keys) == ["datamesh:apiKey", "datamesh:consumers"]
     assert cfg.values["datamesh:plain"] == "3" and cfg.values["datamesh:region"] == "x"
     assert "v1:abc" not in json.dumps(cfg.values)

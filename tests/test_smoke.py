@@ -79,3 +79,137 @@ def test_basic_auth_is_key_as_username_with_empty_password():
     import base64
 
     assert base64.b64decode(smoke.basic_auth("abc").split()[1]) == b"abc:"
+
+
+# --- transport safety: loopback servers only -----------------------------------------
+
+import socket  # noqa: E402
+import time  # noqa: E402
+
+
+def recorder():
+    """A server on another port that records every request it gets (a host the keys must never reach)."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        do_GET = do_POST  # noqa: N815 (http.server method name)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def redirector(target_port):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(302)  # urllib follows a 302 after a POST, Authorization header included
+            self.send_header("Location", f"http://127.0.0.1:{target_port}{self.path}")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_redirect_is_never_followed_with_the_keys(env, capsys):
+    other, seen = recorder()
+    redirecting = redirector(other.server_port)
+    try:
+        assert smoke.main(["--gateway", f"127.0.0.1:{redirecting.server_port}", "--scheme", "http"]) == 1
+    finally:
+        redirecting.shutdown()
+        other.shutdown()
+    assert seen == []  # the other host got nothing, let alone an Authorization header
+    assert "HTTP 302" in capsys.readouterr().out
+
+
+def test_proxy_settings_in_the_environment_are_ignored(env, monkeypatch, capsys):
+    proxy, seen = recorder()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    import urllib.request
+
+    urllib.request.install_opener(None)  # urllib's global opener reads the environment again on next use
+    server = gateway(rate_limit=True)
+    try:
+        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http"]) == 0
+    finally:
+        server.shutdown()
+        proxy.shutdown()
+    assert seen == []
+
+
+def silent_server(reply: bytes | None):
+    """Accepts connections; answers ``reply`` and closes, or (None) never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if reply is None:
+                held.append(conn)
+            else:
+                conn.recv(65536)
+                conn.sendall(reply)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, held
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("refused", "connection refused"),
+    ("silent", "no answer within 0.5 s"),
+    ("not-http", "not HTTP"),
+    ("https-against-http", "TLS handshake failed"),
+])
+def test_an_unusable_gateway_is_one_line_exit_3(env, capfd, kind, message):
+    listener, server = None, None
+    if kind == "refused":
+        port, scheme = closed_port(), "http"
+    elif kind == "https-against-http":
+        server = gateway(rate_limit=True)
+        port, scheme = server.server_port, "https"
+    else:
+        listener, _ = silent_server(None if kind == "silent" else b"SSH-2.0-OpenSSH_9.6\r\n")
+        port, scheme = listener.getsockname()[1], "http"
+    start = time.monotonic()
+    try:
+        code = smoke.main(["--gateway", f"127.0.0.1:{port}", "--scheme", scheme, "--timeout", "0.5"])
+    finally:
+        if listener:
+            listener.close()
+        if server:
+            server.shutdown()
+    out, err = capfd.readouterr()
+    assert code == 3
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in out + err, err
+    assert GOOD not in out + err and OTHER not in out + err
+    assert time.monotonic() - start < 10  # the timeout holds

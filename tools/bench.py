@@ -28,10 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from tools.cli import OneLineParser, OutputPathError, check_output_file
 from tools.engine.mockrun import PROJECT_ROOT, RunResult, run_program
 from tools.engine.stackconfig import StackConfig, load_stack_config
 
@@ -159,16 +161,35 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
+MAX_SIZE = 2000
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not (text.isdigit() and len(text) <= 6) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return int(text)
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = OneLineParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=_bounded(1, MAX_SIZE), nargs="+", default=[10, 50, 200],
+                        help=f"mesh sizes in products (1 to {MAX_SIZE})")
+    parser.add_argument("--repeat", type=_bounded(1, 20), default=3, help="runs per cell, best kept (1 to 20)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        if args.child[0] not in ("render", "floor", "inputs") or not args.child[1].isdigit():
+            parser.error("--child: KIND is render, floor or inputs; COUNT a number")
         print(json.dumps(_child(args.child[0], int(args.child[1]))))
         return 0
+    if args.markdown is not None:
+        try:
+            check_output_file(args.markdown)  # before minutes of measuring, not after
+        except OutputPathError as exc:
+            parser.error(f"--markdown: {exc}")
 
     rows = []
     for size in args.sizes:
@@ -196,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.markdown:
-        args.markdown.write_text(table)
+        try:
+            args.markdown.write_text(table)
+        except OSError as exc:
+            print(f"error: --markdown: {args.markdown}: cannot be written ({exc.strerror})", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -13,24 +13,30 @@ DIR/graph.mmd (the dependency graph, clustered by component), DIR/policy-report.
 estimate), DIR/lineage.mmd and DIR/lineage.dot (domains, products, who consumes
 whom, which consumers may call what), then prints a summary with the monthly total.
 Exit 0 on success; 1 when a mandatory policy fails (everything is still
-written, and each failure is named on stderr); 2 on invalid configuration,
-with one line on stderr and nothing written. --diff prints the identity-keyed
-diff of two renders (resources, stack outputs, policy report, monthly cost); with
---exit-code it exits 0 when nothing changed, 2 when something did and 1 on an error
-(as `terraform plan -detailed-exitcode`); --graph-out DIR draws NEW_DIR's
-dependency graph with the added and changed resources highlighted. No Pulumi CLI, cloud credentials or network are used.
+written, and each failure is named on stderr); 2 on bad arguments or invalid
+input (stack file, declarations, policy config, --out), with one line on
+stderr and nothing written; 3 on an internal error (one line; please report).
+--diff prints the identity-keyed diff of two renders (resources, stack outputs,
+policy report, monthly cost): exit 0, or 2 on a bad render folder; with
+--exit-code it exits 0 when nothing changed, 2 when something did and 1 on an
+error (as `terraform plan -detailed-exitcode`); --graph-out DIR draws NEW_DIR's
+dependency graph with the added and changed resources highlighted. No Pulumi CLI,
+cloud credentials or network are used.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
+from components.inputs import InputError, read_text
 from policies.rules import MANDATORY
+from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir
 from tools.engine.render import (
     EXIT_INVALID_CONFIG,
     EXIT_OK,
@@ -45,13 +51,51 @@ from tools.engine.render import (
 from tools.engine.review import compare_renders, format_markdown, format_text, graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # Pulumi's stack name characters; never a path
+MAX_RENDER_BYTES = 256 * 1024 * 1024  # a resources.json to diff: renders of big meshes run to tens of MiB
+
+
 # --diff --exit-code, as `terraform plan -detailed-exitcode`: 0 no change, 2 changes, 1 error.
 EXIT_CHANGES = 2
 EXIT_DIFF_ERROR = 1
 
 
+class _BadInputError(Exception):
+    """A one-line user mistake found by the command line itself."""
+
+
+def _render_resources(folder: Path) -> None:
+    """Check that ``folder/resources.json`` is a render's, before diffing it."""
+    path = folder / "resources.json"
+    try:
+        doc: Any = json.loads(read_text(path, limit=MAX_RENDER_BYTES))
+    except InputError as exc:
+        hint = " (is it a render folder?)" if str(exc) == "no such file" else ""
+        raise _BadInputError(f"{path}: {exc}{hint}") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise _BadInputError(f"{path}: not valid JSON (a truncated or edited render?)") from None
+    fields = ("urn", "type", "name")
+    if not isinstance(doc, list) or not all(isinstance(r, dict) and all(isinstance(r.get(f), str) for f in fields)
+                                            for r in doc):
+        raise _BadInputError(f"{path}: not a render's resources.json (a list of resources with urn, type and name)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
+    try:
+        return _main(argv)
+    except _BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_CANNOT_FINISH
+    except Exception as exc:  # a bug, not a user mistake: still one line, and no content from the input
+        print(f"error: internal error ({type(exc).__name__}); please report it", file=sys.stderr)
+        return EXIT_CANNOT_FINISH
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = OneLineParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="stack name, e.g. dev or prod")
     parser.add_argument("--out", type=Path, help="folder to write the render into")
     parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
@@ -65,10 +109,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
     args = parser.parse_args(argv)
     if args.diff:
-        missing = [str(d / "resources.json") for d in args.diff if not (d / "resources.json").exists()]
-        if missing:
-            print(f"error: {missing[0]}: no such file (is it a render folder?)", file=sys.stderr)
-            return EXIT_DIFF_ERROR if args.exit_code else EXIT_INVALID_CONFIG
+        try:
+            for folder in args.diff:
+                _render_resources(folder)
+        except _BadInputError as exc:
+            if not args.exit_code:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DIFF_ERROR
+        if args.graph_out:
+            try:
+                check_output_dir(args.graph_out)
+            except OutputPathError as exc:
+                raise _BadInputError(f"--graph-out: {exc}") from None
         diff = compare_renders(*args.diff)
         print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
         if args.graph_out:
@@ -79,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CHANGES if args.exit_code and not diff.empty else EXIT_OK
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
+    if not STACK_NAME.fullmatch(args.stack):
+        parser.error("--stack: a stack name holds only letters, digits, '-', '_' and '.'")
+    try:
+        check_output_dir(args.out)  # before the program runs, not after
+    except OutputPathError as exc:
+        raise _BadInputError(f"--out: {exc}") from None
 
     try:
         policy_config = load_policy_config(args.stack, args.policy_config)
@@ -87,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     violations = check_policies(result, policy_config)
-    counts = write_render(result, args.out, violations)
+    try:
+        counts = write_render(result, args.out, violations)
+    except OSError as exc:
+        raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
     print(f"rendered stack {args.stack} into {args.out}")
     print(summary(counts))
     print(cost_summary(args.out))

@@ -2,7 +2,7 @@
 
     export SMOKE_KEY=...         # a key of a consumer allowed on the revenue predictor
     export SMOKE_OTHER_KEY=...   # a key of a consumer that is not
-    python -m tools.smoke --gateway HOST [--scheme http] [--gateway-replicas N]
+    python -m tools.smoke --gateway HOST [--scheme http] [--gateway-replicas N] [--timeout S]
 
 Keys are read from the environment, never from the command line (where any
 user of the machine could read them in the process list). Checks, in order:
@@ -13,19 +13,29 @@ connections over them, so with N replicas up to 2N requests may pass: the
 check sends at most 2N + 1 and passes when the first two get 200 and a 429
 with x-datamesh-rate-limited comes by the last (one more than all buckets
 hold). It needs fresh buckets: wait a minute between runs.
-Exit 0 when every check passes, 1 otherwise, 2 on bad usage.
+Credentials go to the given gateway only: redirects are never followed (a 3xx
+fails the check), proxy settings in the environment are ignored, and every
+request has a timeout (--timeout, default 10 s).
+Exit 0 when every check passes, 1 when one fails, 2 on bad usage, 3 when the
+gateway cannot be reached or does not answer HTTP (one line on stderr).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
+import http.client
+import ipaddress
 import json
 import os
+import re
+import socket
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, OneLineParser
 
 PREDICT_PATH = "/public/api/v1/revenue-predictor/revenue/predict"
 PREDICT_BODY = {"features": {"tenureMonths": 12, "ordersLastYear": 5, "avgBasket": 40.0}}
@@ -44,16 +54,35 @@ def basic_auth(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
 
+class GatewayError(Exception):
+    """The gateway could not be reached or did not answer HTTP; the message says which, without credentials."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the Authorization header to whatever host it names."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# No ProxyHandler settings from the environment (HTTP_PROXY would receive the keys), no redirects.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
 def post(url: str, key: str | None, timeout: float = 10) -> Response:
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["Authorization"] = basic_auth(key)
     request = urllib.request.Request(url, data=json.dumps(PREDICT_BODY).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
+        with _OPENER.open(request, timeout=timeout) as r:
             return Response(r.status, {k.lower(): v for k, v in r.headers.items()})
-    except urllib.error.HTTPError as e:
+    except urllib.error.HTTPError as e:  # 4xx, 5xx, and 3xx (not followed)
         return Response(e.code, {k.lower(): v for k, v in e.headers.items()})
+    except urllib.error.URLError as e:
+        raise GatewayError(_why(e.reason, timeout)) from None
+    except (http.client.HTTPException, ssl.SSLError, OSError) as e:
+        raise GatewayError(_why(e, timeout)) from None
 
 
 def rate_limit_holds(statuses: list[Response], replicas: int) -> tuple[bool, str]:
@@ -69,41 +98,87 @@ def rate_limit_holds(statuses: list[Response], replicas: int) -> tuple[bool, str
     return codes[:PREDICTOR_LIMIT] == [200] * PREDICTOR_LIMIT and len(codes) <= PREDICTOR_LIMIT * replicas + 1, detail
 
 
-def run(base_url: str, key: str, other_key: str, replicas: int = 1) -> list[tuple[str, bool, str]]:
+def _why(reason: object, timeout: float) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "host name does not resolve"
+    if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, ssl.SSLError):
+        return "TLS handshake failed (is the gateway serving https?)"
+    if isinstance(reason, (http.client.HTTPException, ConnectionResetError)):
+        return "the reply is not HTTP (is the gateway serving https, or another protocol?)"
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"unreachable ({reason.strerror})"
+    return f"unreachable ({type(reason).__name__})"
+
+
+_HOST = re.compile(r"(?P<host>[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:(?P<port>[0-9]{1,5}))?")
+
+
+def gateway_problem(gateway: str) -> str | None:
+    """What keeps ``gateway`` from being a host or host:port; None when it is one."""
+    match = _HOST.fullmatch(gateway)
+    if not match:
+        return "must be a host name or address, with an optional :port (no scheme, path or credentials)"
+    port = match.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        return "port must be from 1 to 65535"
+    host = match.group("host")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "is not a valid IPv6 address"
+    return None
+
+
+def run(base_url: str, key: str, other_key: str, replicas: int = 1, timeout: float = 10) -> list[tuple[str, bool, str]]:
     """The four checks, as (what, passed, detail)."""
     url = base_url.rstrip("/") + PREDICT_PATH
     results = []
-    r = post(url, None)
+    r = post(url, None, timeout)
     challenged = r.status == 401 and r.headers.get("www-authenticate", "").lower().startswith("basic")
     results.append(("no key gets 401 with a Basic challenge", challenged, f"HTTP {r.status}"))
-    r = post(url, other_key)
+    r = post(url, other_key, timeout)
     results.append(("another consumer's key gets 403", r.status == 403, f"HTTP {r.status}"))
-    sent = [post(url, key)]
+    sent = [post(url, key, timeout)]
     results.append(("a valid key gets 200", sent[0].status == 200, f"HTTP {sent[0].status}"))
     # Bounded: one request more than the buckets of all replicas hold together.
     while sent[-1].status != 429 and len(sent) < PREDICTOR_LIMIT * replicas + 1:
-        sent.append(post(url, key))
+        sent.append(post(url, key, timeout))
     passed, detail = rate_limit_holds(sent, replicas)
     results.append((f"the predictor admits {PREDICTOR_LIMIT} a minute per replica ({replicas}), then 429", passed, detail))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.smoke", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m tools.smoke", description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", required=True, help="the ingress gateway's host name (stack output ingressGatewayHostname)")
     parser.add_argument("--scheme", default="https", choices=["http", "https"],
                         help="https (default) for a stack with TLS; http only for one with datamesh:allowPlainHttp")
     parser.add_argument("--gateway-replicas", type=int, default=2, metavar="N",
                         help="ready ingress gateway pods (each has its own buckets); default 2, the chart's minimum here")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (0.1 to 120)")
     args = parser.parse_args(argv)
+    problem = gateway_problem(args.gateway)
+    if problem:
+        parser.error(f"--gateway: {problem}")
+    if not 0.1 <= args.timeout <= 120:
+        parser.error("--timeout: must be from 0.1 to 120 seconds")
     key, other = os.environ.get("SMOKE_KEY"), os.environ.get("SMOKE_OTHER_KEY")
     if not key or not other:
         print("error: set SMOKE_KEY and SMOKE_OTHER_KEY in the environment", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if args.gateway_replicas < 1:
         print("error: --gateway-replicas: must be at least 1", file=sys.stderr)
-        return 2
-    results = run(f"{args.scheme}://{args.gateway}", key, other, args.gateway_replicas)
+        return EXIT_BAD_INPUT
+    try:
+        results = run(f"{args.scheme}://{args.gateway}", key, other, args.gateway_replicas, args.timeout)
+    except GatewayError as exc:
+        print(f"error: {args.scheme}://{args.gateway}: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_FINISH
     for what, passed, detail in results:
         print(f"{'PASS' if passed else 'FAIL'}  {what}  ({detail})")
     failed = sum(not passed for _, passed, _ in results)

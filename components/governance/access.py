@@ -59,7 +59,7 @@ def parse_rate_limit(key: str, value: Any) -> RateLimit:
         raise _fail(key, f"requests must be a whole number from 1 to 1000000, got {json.dumps(requests)}")
     seconds = period_seconds(str(period))
     if seconds is None:
-        raise _fail(key, f"period must be like 30s, 1m or 1h, got {json.dumps(period)}")
+        raise _fail(key, f"period must be like 30s, 1m or 1h (24h at most), got {json.dumps(period)[:60]}")
     return RateLimit(requests, seconds)
 
 
@@ -90,21 +90,21 @@ def parse_consumers(
             raise _fail(f"consumers: {name}.products", "must be a non-empty list of product names")
         for product in wanted:
             if product not in products:
-                raise _fail(f"consumers: {name}.products", f"{product!r} is not a selected product")
+                raise _fail(f"consumers: {name}.products", f"{product!r:.60} is not a selected product")
         tier = spec.get("tier")
-        if tier is not None and tier not in tiers:
-            raise _fail(f"consumers: {name}.tier", f"{tier!r} is not a tier of datamesh:rateLimitTiers")
+        if tier is not None and (not isinstance(tier, str) or tier not in tiers):
+            raise _fail(f"consumers: {name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers")
         keys = raw_keys.get(name)
         if not isinstance(keys, list) or not keys:
             raise _fail("apiKeys", f"{name}: has no key; set one with --secret")
         for i, key in enumerate(keys):
-            if not isinstance(key, str) or not _KEY.match(key):
+            if not isinstance(key, str) or not _KEY.fullmatch(key):
                 raise _fail("apiKeys", f"{name}[{i}]: a key must be 24 to 256 letters, digits, '.', '_', '~' or '-'")
         consumers.append(Consumer(name, tuple(dict.fromkeys(wanted)), tier, tuple(keys)))
 
     for name in raw_keys:
         if name not in raw_consumers:
-            raise _fail("apiKeys", f"{name}: is not a declared consumer")
+            raise _fail("apiKeys", f"{name if is_name(name) else repr(name)[:60]}: is not a declared consumer")
     owners: dict[str, str] = {}
     for consumer in consumers:
         for i, key in enumerate(consumer.keys):

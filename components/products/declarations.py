@@ -7,26 +7,31 @@ resources). The shape is a JSON Schema (``DECLARATION_SCHEMA``); meaning that
 a schema cannot say (pinned images, known upstreams, no cycles, a valid
 OpenAPI document) is checked after it. Every problem raises
 ``DeclarationError``: one line naming the file, the field and what is wrong.
+Declarations are untrusted: files they name must resolve inside the products
+folder, every read is bounded (``components.inputs``), patterns match whole,
+and a message quotes at most a short excerpt of a value, never a file's content.
 """
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pulumi
-import yaml
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from components.config import RESERVED_NAMESPACES
 from components.images import image_pin_problem
-from components.names import NAME_PATTERN
+from components.inputs import InputError, load_yaml, read_text, show
+from components.names import NAME_PATTERN, is_name
 from components.platform.helm import merge_values
 from components.ratelimit import RateLimit, period_seconds
 
@@ -35,8 +40,6 @@ from components.ratelimit import RateLimit, period_seconds
 PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "grpc-web": "grpc-web", "tcp": "tcp"}
 LIFECYCLES = ("experimental", "production", "deprecated")
 OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit")
-# libyaml's parser where the wheel has it: a mesh of hundreds of products parses hundreds of files.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Dataiku's API node: port 12000, health on /isAlive/, routes under /public/api/v1/<service>/.
 DATAIKU_PORT = 12000
@@ -44,15 +47,21 @@ DATAIKU_HEALTH_PATH = "/isAlive/"
 
 EGRESS_PATTERN = r"^(?=[^:]{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[1-9][0-9]{0,4})?$"
 EGRESS_DEFAULT_PORT = 443
-_QUANTITY_CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
-_QUANTITY_MEM = r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+# Kubernetes' quantity grammar (k8s.io/apimachinery resource.Quantity), unsigned: a number, then a
+# binary suffix, a decimal suffix or an exponent. Note "k" (kilo) is lowercase; "K" is not a suffix.
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][-+]?[0-9]{1,3})?$"
+_QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+                      "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+# datamesh's bounds: Kubernetes rounds below 1m up to 1m; above these no EC2 node could schedule the pod.
+QUANTITY_BOUNDS = {"cpu": (Decimal("0.001"), Decimal(512)), "memory": (Decimal(1), Decimal(16 * 2**40))}
+MAX_PERIOD_SECONDS = 86400  # a rate-limit period of at most a day
 _RESOURCES = {
     "type": "object",
     "additionalProperties": False,
     "required": ["cpu", "memory"],
     "properties": {
-        "cpu": {"type": "string", "pattern": _QUANTITY_CPU},
-        "memory": {"type": "string", "pattern": _QUANTITY_MEM},
+        "cpu": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
+        "memory": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
     },
 }
 
@@ -65,17 +74,17 @@ DECLARATION_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "pattern": NAME_PATTERN},
         "domain": {"type": "string", "pattern": NAME_PATTERN},
-        "owner": {"type": "string", "minLength": 1},
-        "description": {"type": "string", "minLength": 1},
-        "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"},
+        "owner": {"type": "string", "minLength": 1, "maxLength": 253},
+        "description": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "version": {"type": "string", "maxLength": 64, "pattern": r"^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$"},
         "lifecycle": {"enum": list(LIFECYCLES)},
-        "image": {"type": "string", "minLength": 1},
+        "image": {"type": "string", "minLength": 1, "maxLength": 512},
         "port": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "protocol": {"type": "string"},
         # Defaults to "<protocol>-api"; a team may name its port, and the policy pack judges the name.
         "portName": {"type": "string", "pattern": r"^([A-Za-z0-9]([-A-Za-z0-9]{0,13}[A-Za-z0-9])?)?$"},
         "appProtocol": {"type": "string", "pattern": r"^[-a-zA-Z0-9./]{1,63}$"},
-        "healthPath": {"type": "string", "pattern": r"^/"},
+        "healthPath": {"type": "string", "maxLength": 256, "pattern": r"^/[-a-zA-Z0-9_.~/%]*$"},
         "replicas": {"type": "integer", "minimum": 1, "maximum": 100},
         "autoscaling": {
             "type": "object",
@@ -93,17 +102,17 @@ DECLARATION_SCHEMA: dict[str, Any] = {
             "required": ["requests", "limits"],
             "properties": {"requests": _RESOURCES, "limits": _RESOURCES},
         },
-        "openapi": {"type": "string", "minLength": 1},
+        "openapi": {"type": "string", "minLength": 1, "maxLength": 256},
         "rateLimit": {
             "type": "object",
             "additionalProperties": False,
             "required": ["requests", "period"],
             "properties": {
                 "requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-                "period": {"type": "string", "pattern": r"^[1-9][0-9]*(s|m|h)$"},
+                "period": {"type": "string", "pattern": r"^[1-9][0-9]{0,4}(s|m|h)$"},
             },
         },
-        "routePrefix": {"type": "string", "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
+        "routePrefix": {"type": "string", "maxLength": 256, "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
         "consumes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
         # External hosts the product calls over TLS, "host" (port 443) or "host:port"; nothing else leaves the mesh.
         "egress": {"type": "array", "items": {"type": "string", "pattern": EGRESS_PATTERN}, "uniqueItems": True},
@@ -111,8 +120,9 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         "args": {"type": "array", "items": {"type": "string"}},
         "env": {"type": "object", "additionalProperties": {"type": "string"},
                 "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
-        "files": {"type": "object", "additionalProperties": {"type": "string"},
-                  "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]+$"}},
+        # ConfigMap keys: Kubernetes refuses "." and ".." as keys.
+        "files": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256},
+                  "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]{1,253}$", "not": {"enum": [".", ".."]}}},
     },
     "not": {"required": ["replicas", "autoscaling"]},
 }
@@ -190,92 +200,189 @@ def upstream_env_name(product: str) -> str:
 # --- parsing -----------------------------------------------------------------
 
 
+@functools.cache
+def _whole(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema means it: "$" at the very end, not before a trailing newline as in Python."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not _whole(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{show(instance)} does not match {pattern}")
+
+
+# Draft 2020-12 with patterns matched whole (a Namespace named "customer\n" must not pass).
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
 def _field(path: Any) -> str:
     parts = [str(p) for p in path]
     return ".".join(parts) if parts else "(top level)"
 
 
-def _schema_error(source: Path, doc: Any) -> DeclarationError | None:
-    validator = jsonschema.Draft202012Validator(DECLARATION_SCHEMA)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+def _type_name(value: Any) -> str:
+    return {dict: "a map", list: "a list", str: "a string", bool: "true/false", int: "a number",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(where, what) for a schema error, quoting at most a short excerpt of the value."""
+    where, kind, expected, value = _field(error.absolute_path), error.validator, error.validator_value, error.instance
+    if kind == "not" and "required" in (expected or {}):
+        return "replicas", "set either replicas or autoscaling, not both"
+    if kind == "additionalProperties" and isinstance(value, dict):
+        extra = sorted(str(k) for k in set(value) - set(error.schema.get("properties", {})))
+        return where, f"unknown field {show(extra[0])}" if extra else "unknown field"
+    if kind == "required":
+        missing = [k for k in expected if not isinstance(value, dict) or k not in value]
+        return where, f"{missing[0]!r} is a required property" if missing else "a required field is missing"
+    if kind == "type":
+        wanted = " or ".join(expected) if isinstance(expected, list) else expected
+        return where, f"must be {'an' if wanted[0] in 'aeiou' else 'a'} {wanted}, got {_type_name(value)}"
+    if kind == "pattern":
+        return where, f"{show(value)} does not match {expected}"
+    if kind == "enum":
+        return where, f"{show(value)} is not one of {', '.join(map(str, expected))}"
+    if kind in ("minimum", "maximum"):
+        return where, f"{show(value)} is {'less than the minimum' if kind == 'minimum' else 'greater than the maximum'} of {expected}"
+    if kind in ("minLength", "maxLength"):
+        return where, f"must be {'at least' if kind == 'minLength' else 'at most'} {expected} characters long"
+    if kind == "propertyNames":
+        return where, f"the key {show(value)} is not allowed here"
+    if kind == "uniqueItems":
+        return where, "lists an item twice"
+    return where, f"is not valid ({kind})"
+
+
+def _schema_error(source: Path, doc: Any, schema: Mapping[str, Any] = DECLARATION_SCHEMA,
+                  prefix: str | None = None) -> DeclarationError | None:
+    error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(doc))
     if error is None:
         return None
-    where = _field(error.absolute_path)
-    message = error.message
-    if error.validator == "not":
-        where, message = "replicas", "set either replicas or autoscaling, not both"
-    elif error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        message = f"unknown field {extra[0]!r}" if extra else message
-    return DeclarationError(f"{source}: {where}: {message}")
+    where, message = _describe(error)
+    if error.validator == "propertyNames":  # best_match reports the map; name the offending key
+        bad = [k for k in error.instance if list(Validator(error.validator_value).iter_errors(k))]
+        message = f"the key {show(bad[0])} is not allowed here" if bad else message
+    return DeclarationError(f"{prefix or source}: {where}: {message}")
 
 
 def _fail(source: Path, where: str, problem: str) -> DeclarationError:
     return DeclarationError(f"{source}: {where}: {problem}")
 
 
+def _plain(value: Any) -> str:
+    """A short, printable name as it is; anything else quoted and cut short."""
+    return value if isinstance(value, str) and _PLAIN.fullmatch(value) else show(value)
+
+
+_PLAIN = re.compile(r"[-\w./]{1,100}", re.ASCII)
+
+
+def _read(source: Path, where: str, ref: str, root: Path) -> tuple[Path, str]:
+    """A file a declaration names, relative to it, contained in the products folder ``root``."""
+    path = source.parent / ref
+    try:
+        return path.resolve(), read_text(path, root)
+    except InputError as exc:
+        problem = "does not exist" if str(exc) == "no such file" else str(exc)
+        raise _fail(source, where, f"{_plain(ref)} {problem}") from None
+
+
 def _check_image(source: Path, image: str) -> None:
     problem = image_pin_problem(image)
     if problem:
-        raise _fail(source, "image", f"{image!r} {problem}")
+        raise _fail(source, "image", f"{show(image)} {problem}")
 
 
-def _load_openapi(source: Path, ref: str) -> tuple[Path, str, dict[str, Any]]:
-    path = (source.parent / ref).resolve()
+def _load_openapi(source: Path, ref: str, root: Path) -> tuple[Path, str, dict[str, Any]]:
+    path, text = _read(source, "openapi", ref, root)
     try:
-        text = path.read_text()
-        document = yaml.load(text, Loader=_YAML_LOADER)
-    except FileNotFoundError:
-        raise _fail(source, "openapi", f"{ref} does not exist") from None
-    except yaml.YAMLError:
-        raise _fail(source, "openapi", f"{ref} is not valid YAML or JSON") from None
+        document = load_yaml(text)
+    except InputError as exc:
+        raise _fail(source, "openapi", f"{_plain(ref)}: {exc}") from None
     if not isinstance(document, dict):
-        raise _fail(source, "openapi", f"{ref} is not an OpenAPI document")
+        raise _fail(source, "openapi", f"{_plain(ref)} is not an OpenAPI document")
     try:
         validate_openapi(document)
     except OpenAPIValidationError as exc:
-        where = "/".join(str(p) for p in exc.path) or "(top level)"
-        raise _fail(source, "openapi", f"{ref} is not valid OpenAPI at {where}: {exc.message}") from None
-    except Exception as exc:  # the validator raises other kinds for documents that are not OpenAPI at all
-        raise _fail(source, "openapi", f"{ref} is not a valid OpenAPI document ({exc})") from None
+        # Name the place and the rule broken; never the document's text (it reaches review comments).
+        where = _plain("/".join(str(p) for p in exc.path) or "(top level)")
+        raise _fail(source, "openapi", f"{_plain(ref)} is not valid OpenAPI at {where} (fails {exc.validator!r})") from None
+    except Exception:  # the validator raises other kinds for documents that are not OpenAPI at all
+        raise _fail(source, "openapi", f"{_plain(ref)} is not a valid OpenAPI document") from None
     return path, text, document
 
 
+def quantity(text: str) -> Decimal | None:
+    """A Kubernetes quantity's value (cpu in cores, memory in bytes); None when it is not one."""
+    match = re.fullmatch(QUANTITY_PATTERN.strip("^$"), text)
+    if match is None:
+        return None
+    suffix = match.group(3) or ""
+    try:
+        number = Decimal(match.group(1))
+        if suffix[:1] in ("e", "E") and len(suffix) > 1:
+            return number.scaleb(int(suffix[1:]))
+        return number * _QUANTITY_SUFFIXES.get(suffix, 1)
+    except (InvalidOperation, ValueError):
+        return None
+
+
 def _resource_amounts(source: Path, resources: Mapping[str, Mapping[str, str]]) -> None:
-    def cpu(q: str) -> float:
-        return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
-
-    def mem(q: str) -> float:
-        units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-        for unit, factor in units.items():
-            if q.endswith(unit):
-                return float(q[: -len(unit)]) * factor
-        return float(q)
-
-    req, lim = resources["requests"], resources["limits"]
-    if cpu(req["cpu"]) > cpu(lim["cpu"]):
-        raise _fail(source, "resources.requests.cpu", f"{req['cpu']} is above the limit {lim['cpu']}")
-    if mem(req["memory"]) > mem(lim["memory"]):
-        raise _fail(source, "resources.requests.memory", f"{req['memory']} is above the limit {lim['memory']}")
+    amounts: dict[tuple[str, str], Decimal] = {}
+    for part in ("requests", "limits"):
+        for kind in ("cpu", "memory"):
+            value = quantity(resources[part][kind])
+            low, high = QUANTITY_BOUNDS[kind]
+            if value is None or not low <= value <= high:
+                raise _fail(source, f"resources.{part}.{kind}", f"{show(resources[part][kind])} is outside "
+                            f"{'1m to 512 cores' if kind == 'cpu' else '1 byte to 16Ti'}")
+            amounts[(part, kind)] = value
+    for kind in ("cpu", "memory"):
+        if amounts[("requests", kind)] > amounts[("limits", kind)]:
+            raise _fail(source, f"resources.requests.{kind}",
+                        f"{resources['requests'][kind]} is above the limit {resources['limits'][kind]}")
 
 
-def _rate_limit(value: Mapping[str, Any] | None) -> RateLimit | None:
+def _rate_limit(source: Path, value: Mapping[str, Any] | None) -> RateLimit | None:
     if value is None:
         return None
-    seconds = period_seconds(value["period"])  # the schema has checked the form
-    assert seconds is not None
+    seconds = period_seconds(value["period"])
+    if seconds is None:
+        raise _fail(source, "rateLimit.period", f"{show(value['period'])} must be from 1s to 24h")
     return RateLimit(value["requests"], seconds)
 
 
-def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) -> Product:
-    """Validate one declaration file, with the stack's overrides merged over it."""
+def _without_required(schema: Any) -> Any:
+    """A schema for a partial value: the same shapes, nothing required."""
+    if isinstance(schema, dict):
+        return {k: _without_required(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
+OVERRIDE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {k: _without_required(DECLARATION_SCHEMA["properties"][k]) for k in OVERRIDABLE},
+    "not": {"required": ["replicas", "autoscaling"]},
+}
+
+
+def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, root: Path | None = None) -> Product:
+    """Validate one declaration file, with the stack's overrides merged over it.
+
+    Every file it names (``openapi``, ``files``) must resolve inside ``root``
+    (default: the declaration's own folder).
+    """
+    root = root if root is not None else source.parent
     try:
-        doc = yaml.load(source.read_text(), Loader=_YAML_LOADER)
-    except FileNotFoundError:
-        raise _fail(source, "(file)", "no such declaration") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise _fail(source, "(file)", f"not valid YAML{f' (line {mark.line + 1})' if mark else ''}") from None
+        doc = load_yaml(read_text(source, root))
+    except InputError as exc:
+        raise _fail(source, "(file)", str(exc)) from None
     if not isinstance(doc, dict):
         raise _fail(source, "(top level)", "a declaration is a YAML map of fields")
     if overrides:
@@ -288,11 +395,11 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
     if error:
         raise error
     if doc["name"] != source.stem:
-        raise _fail(source, "name", f"{doc['name']!r} must match the file name {source.stem!r}")
+        raise _fail(source, "name", f"{doc['name']!r} must match the file name {show(source.stem)}")
     if doc["domain"] in RESERVED_NAMESPACES:
         raise _fail(source, "domain", f"{doc['domain']!r} names a platform namespace; products run in their domain's namespace")
     if doc["protocol"] not in PROTOCOLS:
-        raise _fail(source, "protocol", f"{doc['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
+        raise _fail(source, "protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
     _check_image(source, doc["image"])
     _resource_amounts(source, doc["resources"])
     autoscaling = None
@@ -303,6 +410,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
         autoscaling = Autoscaling(a["minReplicas"], a["maxReplicas"], a.get("targetCPUUtilizationPercentage", 70))
     if doc["name"] in doc.get("consumes", []):
         raise _fail(source, "consumes", f"{doc['name']!r} cannot consume itself")
+    rate_limit = _rate_limit(source, doc.get("rateLimit"))
 
     egress = []
     for entry in doc.get("egress", []):
@@ -311,13 +419,9 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
             raise _fail(source, "egress", f"{entry!r}: the port must be 1 to 65535")
         egress.append((host, int(port or EGRESS_DEFAULT_PORT)))
 
-    files = {}
-    for name, ref in doc.get("files", {}).items():
-        try:
-            files[name] = (source.parent / ref).read_text()
-        except FileNotFoundError:
-            raise _fail(source, f"files.{name}", f"{ref} does not exist") from None
-    openapi_path, openapi_text, openapi = _load_openapi(source, doc["openapi"])
+
+    files = {name: _read(source, f"files.{name}", ref, root)[1] for name, ref in doc.get("files", {}).items()}
+    openapi_path, openapi_text, openapi = _load_openapi(source, doc["openapi"], root)
     return Product(
         name=doc["name"],
         domain=doc["domain"],
@@ -338,7 +442,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None) 
         openapi_text=openapi_text,
         openapi=openapi,
         route_prefix=doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"),
-        rate_limit=_rate_limit(doc.get("rateLimit")),
+        rate_limit=rate_limit,
         consumes=tuple(doc.get("consumes", [])),
         egress=tuple(egress),
         command=tuple(doc.get("command", [])),
@@ -357,20 +461,27 @@ def load_products(
     overrides_key: str = "datamesh:productOverrides",
 ) -> tuple[Product, ...]:
     """The selected products, validated, upstreams before the products that consume them."""
+    for name in selected:
+        if not is_name(name):  # a name, never a path: products/<name>.yaml and nothing else
+            raise DeclarationError(f"{config_key}: {show(name)} is not a product name")
     for name, override in overrides.items():
         if name not in selected:
-            raise DeclarationError(f"{overrides_key}: {name}: is not a selected product")
+            raise DeclarationError(f"{overrides_key}: {_plain(name)}: is not a selected product")
         if not isinstance(override, Mapping):
             raise DeclarationError(f"{overrides_key}: {name}: must be a map of {', '.join(OVERRIDABLE)}")
-        unknown = sorted(set(override) - set(OVERRIDABLE))
+        unknown = sorted(str(k) for k in set(override) - set(OVERRIDABLE))
         if unknown:
-            raise DeclarationError(f"{overrides_key}: {name}.{unknown[0]}: cannot be overridden; only {', '.join(OVERRIDABLE)}")
+            raise DeclarationError(f"{overrides_key}: {name}.{_plain(unknown[0])}: cannot be overridden; only {', '.join(OVERRIDABLE)}")
+        # The stack's values are checked as the stack's, so an error names the stack key, not the product's file.
+        error = _schema_error(directory, override, OVERRIDE_SCHEMA, prefix=f"{overrides_key}: {name}")
+        if error:
+            raise error
     products: dict[str, Product] = {}
     for name in selected:
         source = directory / f"{name}.yaml"
-        if not source.exists():
+        if not source.is_file():
             raise DeclarationError(f"{config_key}: {name!r} has no declaration {source}")
-        products[name] = parse_declaration(source, overrides.get(name))
+        products[name] = parse_declaration(source, overrides.get(name), root=directory)
 
     routes: dict[str, str] = {}
     for p in products.values():

@@ -12,9 +12,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
-from policies.rules import MANDATORY, RULES, PolicyConfigError, Resource, Violation, evaluate, rule_configs
+from components.inputs import InputError, read_text
+from policies.rules import (
+    LEVELS,
+    MANDATORY,
+    RULES,
+    PolicyConfigError,
+    Resource,
+    Violation,
+    config_schema,
+    evaluate,
+    rule_configs,
+)
 from tools.engine import cost, lineage
 from tools.engine.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
 from tools.engine.review import graph_dot, graph_mermaid
@@ -75,20 +87,41 @@ def check_policies(result: RunResult, config: dict[str, Any]) -> list[Violation]
     return evaluate(resources, config)
 
 
+def policy_config_schema() -> dict[str, Any]:
+    """A whole policy config file's JSON Schema, built from each rule's (the schemas the pack declares to Pulumi).
+
+    Stricter than Pulumi in one way: a property no rule declares is an error, not ignored.
+    """
+    def entry(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"oneOf": [{"enum": list(LEVELS)}, {
+            "type": "object", "additionalProperties": False,
+            "properties": {"enforcementLevel": {"enum": list(LEVELS)}, **properties}}]}
+
+    rules = {r.name: entry(config_schema(r)["properties"]) for r in RULES}
+    return {"type": "object", "additionalProperties": False,
+            "properties": {"all": entry({"exemptions": config_schema(RULES[0])["properties"]["exemptions"]}), **rules}}
+
+
 def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
-    """``path``, or ``policies/config/<stack>.json`` when there is one: the pack's config format."""
+    """``path``, or ``policies/config/<stack>.json`` when there is one: the pack's config format, validated."""
     path = path if path is not None else POLICY_CONFIG_DIR / f"{stack}.json"
-    if not path.exists():
-        if path.parent == POLICY_CONFIG_DIR:
-            return {}
-        raise StackConfigError(f"{path}: no such file")
+    if path.parent == POLICY_CONFIG_DIR and not path.exists():
+        return {}
     try:
-        config = json.loads(path.read_text())
-        rule_configs(config)  # names and levels are checked before anything runs
+        config = json.loads(read_text(path))
+        rule_configs(config)  # names, levels and settings, with the standard library (as the pack does)
+    except InputError as exc:
+        raise StackConfigError(f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise StackConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise StackConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     except PolicyConfigError as exc:
         raise StackConfigError(f"{path}: {exc}") from None
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(policy_config_schema()).iter_errors(config))
+    if error is not None:  # the same schemas, checked by the JSON Schema library too
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise StackConfigError(f"{path}: {where}: does not match the policy's config schema ({error.validator})")
     return config
 
 

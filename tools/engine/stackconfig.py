@@ -3,18 +3,23 @@
 The CLI passes every value as a string (maps and lists as JSON) and marks
 ``secure:`` values as secrets. Offline there is no passphrase, so secure values
 are never decrypted: each becomes a distinct placeholder the program sees as a secret.
+Files are read through ``components.inputs`` (1 MiB, UTF-8, strict YAML); a value
+mixing ``secure:`` and plaintext parts, or a malformed ``secure:`` map, is refused
+naming the key only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from components.inputs import InputError, load_yaml, read_text, show
 
 SECRET_PLACEHOLDER = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+_KEY = re.compile(r"[\w.:/-]{1,256}", re.ASCII)  # namespace:name, as `pulumi config set` takes it
 
 
 class StackConfigError(ValueError):
@@ -31,34 +36,41 @@ class StackConfig:
 
 def _load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StackConfigError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise StackConfigError(f"{path}: not valid YAML{where}") from None
+        return load_yaml(read_text(path))
+    except InputError as exc:
+        raise StackConfigError(f"{path}: {exc}") from None
 
 
-def _unseal(value: Any, counter: list[int]) -> tuple[Any, bool]:
-    """Replace every ``{secure: ...}`` inside ``value`` by a distinct placeholder; say whether there was one."""
-    if isinstance(value, dict) and set(value) == {"secure"}:
+def _unseal(value: Any, counter: list[int], where: str) -> tuple[Any, int, int]:
+    """Replace every ``{secure: ...}`` inside ``value`` by a distinct placeholder.
+
+    Returns the new value, how many secure values and how many plaintext leaves it held.
+    """
+    if isinstance(value, dict) and "secure" in value:
+        if set(value) != {"secure"} or not isinstance(value["secure"], str):
+            raise StackConfigError(f"{where}: a secure: value must be a ciphertext string alone in its map (value hidden)")
         counter[0] += 1
-        return f"{SECRET_PLACEHOLDER}-{counter[0]}", True
+        return f"{SECRET_PLACEHOLDER}-{counter[0]}", 1, 0
     if isinstance(value, dict):
-        pairs = {k: _unseal(v, counter) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+        pairs = {k: _unseal(v, counter, where) for k, v in value.items()}
+        return ({k: v for k, (v, _, _) in pairs.items()},
+                sum(s for _, s, _ in pairs.values()), sum(p for _, _, p in pairs.values()))
     if isinstance(value, list):
-        items = [_unseal(v, counter) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        items = [_unseal(v, counter, where) for v in value]
+        return [v for v, _, _ in items], sum(s for _, s, _ in items), sum(p for _, _, p in items)
+    return value, 0, 1
 
 
-def _as_cli_string(value: Any) -> str:
+def _as_cli_string(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
+    try:
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, allow_nan=False)
+        if isinstance(value, float):
+            return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise StackConfigError(f"{where}: holds a number out of range") from None
     return str(value)
 
 
@@ -86,11 +98,18 @@ def load_stack_config(project_dir: Path, stack: str, config_file: Path | None = 
     secret_keys: list[str] = []
     counter = [0]  # distinct placeholders: two secrets must not look equal
     for key, value in config.items():
-        full_key = key if ":" in str(key) else f"{project}:{key}"  # the CLI's rule for bare keys
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise StackConfigError(f"{path}: config: {show(key)}: is not a configuration key (namespace:name)")
+        full_key = key if ":" in key else f"{project}:{key}"  # the CLI's rule for bare keys
+        where = f"{path}: config: {full_key}"
         if value is None:
-            raise StackConfigError(f"{path}: config: {full_key}: has no value")
-        value, secret = _unseal(value, counter)
-        values[full_key] = _as_cli_string(value)
-        if secret:
+            raise StackConfigError(f"{where}: has no value")
+        value, secure, plain = _unseal(value, counter, where)
+        if secure and plain:
+            # Pulumi would hand the program the whole value as one secret, hiding that some of it sits in
+            # the file in the clear: refuse, and name the key only.
+            raise StackConfigError(f"{where}: mixes secure: and plaintext values; set every value with --secret")
+        values[full_key] = _as_cli_string(value, where)
+        if secure:
             secret_keys.append(full_key)
     return StackConfig(project=project, stack=stack, values=values, secret_keys=secret_keys)

@@ -1,0 +1,70 @@
+"""What every command-line tool shares: one-line usage errors and checking an output path before any work.
+
+Exit codes (docs/reference.md, "Command-line tools"): 0 success; 1 the tool's own
+failure verdict (a mandatory policy violation, a failed smoke check); 2 bad
+arguments or bad input, one line on stderr, nothing written; 3 the tool could
+not finish for a reason outside the input (an unreachable gateway, an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANNOT_FINISH = 3
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (usage is under --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+class OutputPathError(ValueError):
+    """``--out`` (or another output path) cannot be written; the message says why."""
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse, before any work, a folder that is a file, or that cannot be created or written."""
+    if path.exists():
+        if not path.is_dir():
+            raise OutputPathError(f"{path}: exists and is not a folder")
+        if not _writable(path):
+            raise OutputPathError(f"{path}: is not writable")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{path}: {parent} is not a folder")
+    if not _writable(parent):
+        raise OutputPathError(f"{path}: cannot be created ({parent} is not writable)")
+
+
+def _writable(folder: Path) -> bool:
+    """Try it: os.access says yes to root even on a read-only file system. The probe file is unnamed and gone."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse, before any work, a file path that is a folder or whose folder cannot be written."""
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"{path}: is not writable")
+    check_output_dir(path.parent if str(path.parent) else Path("."))
