@@ -71,6 +71,7 @@ def test_products_without_egress_reach_nothing_outside(dev):
     (["api.example.com:0"], "egress.0"),
     (["api.example.com:70000"], "egress: 'api.example.com:70000': the port must be 1 to 65535"),
     (["api.example.com", "api.example.com"], "egress"),
+    (["api.example.com", "api.example.com:8443"], "egress: 'api.example.com' is declared twice"),
     ("api.example.com", "egress"),
 ])
 def test_bad_egress_names_the_file_and_field(tmp_path, egress, problem):
@@ -78,3 +79,39 @@ def test_bad_egress_names_the_file_and_field(tmp_path, egress, problem):
     with pytest.raises(DeclarationError) as caught:
         parse_declaration(source)
     assert str(caught.value).startswith(f"{source}: {problem}"), str(caught.value)
+
+
+def test_hosts_whose_names_fold_alike_get_distinct_service_entries(tmp_path):
+    # Dots become dashes in the object name, so these two would collide without the host's digest.
+    source = declaration(tmp_path, ["a.b-c.com", "a-b.c.com"])
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(root=str(ROOT), source=str(source)))
+    result = run_program({}, [], stack="dev", program=program)
+    names = [r.inputs["metadata"]["name"] for r in result.resources if r.type.endswith(":ServiceEntry")]
+    assert len(names) == 2 and len(set(names)) == 2
+    assert all(n.startswith("customer-features-egress-a-b-c-com-") and len(n) <= 253 for n in names)
+
+
+def test_the_engine_refuses_two_resources_with_one_urn(tmp_path):
+    from tools.engine.mockrun import DuplicateResourceError
+
+    program = tmp_path / "program.py"
+    program.write_text("import pulumi_kubernetes as k8s\n"
+                       "k8s.core.v1.Namespace('same', metadata={'name': 'a'})\n"
+                       "k8s.core.v1.Namespace('same', metadata={'name': 'b'})\n")
+    with pytest.raises(DuplicateResourceError, match="two resources share the URN"):
+        run_program({}, [], stack="dev", program=program)
+
+
+def test_the_render_refuses_one_object_declared_twice(tmp_path):
+    from tools.engine.mockrun import DuplicateResourceError
+    from tools.engine.render import write_render
+
+    program = tmp_path / "program.py"
+    program.write_text("import pulumi_kubernetes as k8s\n"
+                       "k8s.core.v1.Namespace('one', metadata={'name': 'same'})\n"
+                       "k8s.core.v1.Namespace('two', metadata={'name': 'same'})\n")
+    result = run_program({}, [], stack="dev", program=program)
+    with pytest.raises(DuplicateResourceError, match="Namespace -/same is declared twice"):
+        write_render(result, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -37,6 +37,7 @@ import pulumi
 from components.inputs import InputError, read_text
 from policies.rules import MANDATORY
 from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir
+from tools.engine.mockrun import DuplicateResourceError
 from tools.engine.render import (
     EXIT_INVALID_CONFIG,
     EXIT_OK,
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except _BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    except DuplicateResourceError as exc:  # a bug in the program, found before anything is written
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_FINISH
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_CANNOT_FINISH
@@ -132,6 +136,9 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_CHANGES if args.exit_code and not diff.empty else EXIT_OK
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
+    for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
+        if given:
+            parser.error(f"{flag} goes with --diff OLD_DIR NEW_DIR")
     if not STACK_NAME.fullmatch(args.stack):
         parser.error("--stack: a stack name holds only letters, digits, '-', '_' and '.'")
     try:

@@ -87,6 +87,16 @@ def files_digest(product: Product) -> str:
     return h.hexdigest()
 
 
+def egress_entry_name(product: str, host: str) -> str:
+    """The ServiceEntry's name for one external host: readable, and distinct for distinct hosts.
+
+    Dots become dashes for a readable name, so ``a.b-c.com`` and ``a-b.c.com`` would collide;
+    a short digest of the host keeps them apart, and the cut keeps the name under 253 characters.
+    """
+    digest = hashlib.sha256(host.encode()).hexdigest()[:8]
+    return f"{product}-egress-{host.replace('.', '-')[:180]}-{digest}"
+
+
 @dataclass(frozen=True)
 class DataProductArgs:
     """Inputs of ``DataProduct``.
@@ -246,7 +256,7 @@ class DataProduct(pulumi.ComponentResource):
                 f"{p.name}-egress-{host}",
                 api_version="networking.istio.io/v1",
                 kind="ServiceEntry",
-                metadata={**meta, "name": f"{p.name}-egress-{host.replace('.', '-')}"},
+                metadata={**meta, "name": egress_entry_name(p.name, host)},
                 spec={
                     "hosts": [host],
                     "ports": [{"number": port, "name": f"tls-{port}", "protocol": "TLS"}],

@@ -412,11 +412,13 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         raise _fail(source, "consumes", f"{doc['name']!r} cannot consume itself")
     rate_limit = _rate_limit(source, doc.get("rateLimit"))
 
-    egress = []
+    egress: list[tuple[str, int]] = []
     for entry in doc.get("egress", []):
         host, _, port = entry.partition(":")
         if port and int(port) > 65535:
             raise _fail(source, "egress", f"{entry!r}: the port must be 1 to 65535")
+        if host in (h for h, _ in egress):  # one ServiceEntry per host: two would fight over it in Istio
+            raise _fail(source, "egress", f"{host!r} is declared twice; declare each external host once")
         egress.append((host, int(port or EGRESS_DEFAULT_PORT)))
 
 

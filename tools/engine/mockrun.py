@@ -107,6 +107,10 @@ def plain(value: Any) -> Any:
     return value
 
 
+class DuplicateResourceError(Exception):
+    """The program registered two resources with one URN, or declared one Kubernetes object twice."""
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that also keeps each request's parent, provider and dependencies."""
 
@@ -190,7 +194,7 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:eks/getAddonVersion:getAddonVersion":
-            # EKS answers with the newest build of the add-on for that Kubernetes version.
+            # EKS answers with the default (or, with mostRecent, the newest) build for that Kubernetes version.
             addon, k8s = args.args["addonName"], args.args["kubernetesVersion"]
             return {"addonName": addon, "kubernetesVersion": k8s, "mostRecent": args.args.get("mostRecent"),
                     "version": f"v0.0.0-PLACEHOLDER-for-{k8s}", "id": f"{addon}-PLACEHOLDER-id"}, []
@@ -238,4 +242,9 @@ def run_program(
         outputs.update(await _resolve_outputs(dict(getattr(root, "outputs", {}))))
 
     _sync_await(run_pulumi_func(program_then_outputs))
+    seen: set[str] = set()
+    for reg in monitor.registrations:
+        if reg.urn in seen:  # the engine refuses a second resource with one URN; the mocks would not
+            raise DuplicateResourceError(f"two resources share the URN {reg.urn}: a real pulumi preview refuses this")
+        seen.add(reg.urn)
     return RunResult(resources=list(monitor.registrations), outputs=outputs, invokes=list(mocks.invokes))

@@ -28,7 +28,7 @@ from policies.rules import (
     rule_configs,
 )
 from tools.engine import cost, lineage
-from tools.engine.mockrun import PROJECT_ROOT, SECRET, Registration, RunResult, run_program
+from tools.engine.mockrun import PROJECT_ROOT, SECRET, DuplicateResourceError, Registration, RunResult, run_program
 from tools.engine.review import graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError, load_stack_config
 
@@ -129,6 +129,16 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
     """Write the render into ``out`` (resources, graphs, policy report, outputs, cost, lineage, manifests,
     catalog); return resources per type."""
     resources = sorted(result.resources, key=lambda r: r.urn)
+    # Every object is checked before anything is written.
+    objects: dict[str, dict[str, Any]] = {}
+    for reg in resources:
+        if is_manifest(reg):
+            obj = manifest(reg)
+            filename = manifest_filename(obj)
+            if filename in objects:  # two resources for one kind/namespace/name: the second apply would fail
+                raise DuplicateResourceError(f"{obj.get('kind')} {obj.get('metadata', {}).get('namespace') or '-'}/"
+                                             f"{obj.get('metadata', {}).get('name')} is declared twice")
+            objects[filename] = obj
     out.mkdir(parents=True, exist_ok=True)
     as_json = [_sorted(r.as_json()) for r in resources]
     (out / "resources.json").write_text(json.dumps(as_json, indent=2) + "\n")
@@ -150,10 +160,8 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
     if manifests.exists():
         shutil.rmtree(manifests)  # a stale object from an older render would mislead a diff
     manifests.mkdir()
-    for reg in resources:
-        if is_manifest(reg):
-            obj = manifest(reg)
-            (manifests / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+    for filename, obj in objects.items():
+        (manifests / filename).write_text(yaml.safe_dump(obj, sort_keys=False))
     write_catalog(result.outputs.get("catalog") or [], out / "catalog")
     return dict(Counter(r.type for r in resources))
 
