@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from components.products.declarations import load_products
 from tools import bench
 
@@ -39,3 +41,31 @@ def test_dependency_graph_grows_linearly_with_products(tmp_path):
         fan_in[n] = max(len(r.dependencies) for r in result.resources)
         assert sum(len(r.dependencies) for r in result.resources) < 4 * len(result.resources)
     assert fan_in[10] == fan_in[30]
+
+
+def test_the_gateway_benchmark_stack_file_loads_as_a_stack(tmp_path):
+    # The stack loader refuses YAML aliases; a dict shared between tiers would be dumped as one.
+    from tools import bench_gateway
+    from tools.engine.mockrun import PROJECT_ROOT
+    from tools.engine.stackconfig import load_stack_config
+
+    path = bench_gateway.governed_stack_file(tmp_path)
+    config = load_stack_config(PROJECT_ROOT, "dev", path).values
+    assert "&id" not in path.read_text()
+    assert "1000000" in config["datamesh:rateLimitTiers"]
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--repeat", "0"], "--repeat"),
+    (["--duration", "-1"], "--duration"),
+    (["--connections", "x"], "--connections"),
+    (["--out", "/proc/datamesh/report.md"], "--out"),
+])
+def test_the_gateway_benchmark_refuses_bad_arguments_before_measuring(argv, named, capsys):
+    from tools import bench_gateway
+
+    with pytest.raises(SystemExit) as exited:
+        bench_gateway.main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and named in err, err

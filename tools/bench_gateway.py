@@ -28,11 +28,13 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+from tools.cli import OneLineParser, OutputPathError, check_output_file
 from tools.engine.envoy_gateway import LOOPBACK, Envoy, gateway_bootstrap, routes_from_virtual_services
 from tools.engine.mockrun import PROJECT_ROOT
 from tools.engine.render import is_manifest, manifest, render_stack
@@ -47,9 +49,10 @@ def governed_stack_file(tmp: Path) -> Path:
     """The dev stack with every bucket large enough not to refuse: the cost measured is the filters', not 429s."""
     doc = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
     config = doc["config"]
-    config["datamesh:rateLimitTiers"] = {tier: LARGE for tier in config["datamesh:rateLimitTiers"]}
+    # Copies: one dict in several places would be dumped as a YAML alias, which the stack loader refuses.
+    config["datamesh:rateLimitTiers"] = {tier: dict(LARGE) for tier in config["datamesh:rateLimitTiers"]}
     overrides = config.setdefault("datamesh:productOverrides", {})
-    overrides.setdefault("revenue-predictor", {})["rateLimit"] = LARGE
+    overrides.setdefault("revenue-predictor", {})["rateLimit"] = dict(LARGE)
     path = tmp / "Pulumi.dev-bench.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -199,13 +202,32 @@ def report(saturated: Rows, single: Rows, costs: dict[str, float], args: argpars
     return "\n".join(lines) + "\n"
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:20]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_gateway", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per listener (default 3)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections for throughput (default 8)")
+    parser = OneLineParser(prog="python -m tools.bench_gateway", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=_bounded(1, 600), default=10, help="seconds per wrk run, 1 to 600 (default 10)")
+    parser.add_argument("--repeat", type=_bounded(1, 50), default=3, help="runs per listener, 1 to 50 (default 3)")
+    parser.add_argument("--connections", type=_bounded(1, 1000), default=8,
+                        help="wrk connections for throughput, 1 to 1000 (default 8)")
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
+    if args.out:
+        try:
+            check_output_file(args.out)  # before minutes of measuring, not after
+        except OutputPathError as exc:
+            parser.error(f"--out: {exc}")
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
