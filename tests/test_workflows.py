@@ -81,12 +81,15 @@ def test_shipped_stacks_hold_placeholders():
     dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
     assert [p.split(":", 2)[1] for p in deploy_ready.placeholders(dev)] == ["apiKeys.analytics[0]", "apiKeys.partner-portal[0]"]
-    assert ["203.0.113.0/24 is a documentation range" in p for p in deploy_ready.placeholders(prod)] == [True]
+    found = deploy_ready.placeholders(prod)
+    assert [p.split(":", 2)[1] for p in found] == ["publicAccessCidrs", "domain", "hostedZoneId"]
+    assert "203.0.113.0/24 is a documentation range" in found[0]
 
 
 def test_real_values_are_not_placeholders():
     config = {"datamesh:apiKeys": {"a": [{"secure": "v1:AAAAAAAAAAAA:Zm9vYmFy"}]},
-              "datamesh:publicAccessCidrs": ["198.18.0.0/15", "203.0.114.0/24"]}
+              "datamesh:publicAccessCidrs": ["198.18.0.0/15", "203.0.114.0/24"],
+              "datamesh:domain": "api.acme-example.com", "datamesh:hostedZoneId": "Z0123456789ABCDEFGHIJ"}
     assert deploy_ready.placeholders(config) == []
     private_only = {"datamesh:endpointPublicAccess": False, "datamesh:publicAccessCidrs": ["203.0.113.0/24"]}
     assert deploy_ready.placeholders(private_only) == []
@@ -136,3 +139,25 @@ def test_end_to_end_test_is_collected_and_skipped_with_its_reason():
     assert proc.returncode == 0, proc.stdout
     assert "1 skipped" in proc.stdout and "SKIPPED [1] tests/e2e/test_stack_lifecycle.py" in proc.stdout
     assert "end-to-end: " in proc.stdout
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--stack", "dev", "--config", "/dev/zero"], "/dev/zero: is not a regular file"),
+    (["--stack", "dev", "--config", "/etc"], "/etc: is a directory"),
+    (["--stack", "../etc/passwd"], "--stack"),
+    (["--stack", "dev", "--bogus"], "--bogus"),
+])
+def test_deploy_ready_answers_bad_input_in_one_line(argv, named, capsys):
+    try:
+        code = deploy_ready.main(argv)
+    except SystemExit as exited:
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and named in err, err
+
+
+def test_deploy_ready_reads_the_stack_file_as_the_render_does(tmp_path, capsys):
+    bomb = tmp_path / "Pulumi.bomb.yaml"
+    bomb.write_text("config:\n  a: &a [1, 2]\n  b: [*a, *a]\n")
+    assert deploy_ready.main(["--stack", "bomb", "--config", str(bomb)]) == 2
+    assert "aliases" in capsys.readouterr().err

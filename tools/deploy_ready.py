@@ -5,7 +5,9 @@
 Placeholders: ``secure:`` values that are not ciphertexts (they read
 ``REPLACE-BEFORE-PULUMI-UP``, as the shipped dev API keys do; `pulumi up` would
 fail to decrypt them), and ``publicAccessCidrs`` entries inside the documentation
-ranges of RFC 5737 (as prod's 203.0.113.0/24: no runner could reach the API).
+ranges of RFC 5737 (as prod's 203.0.113.0/24: no runner could reach the API), a
+``domain`` under RFC 2606's reserved names (as prod's api.datamesh.example.com) and a
+``hostedZoneId`` that says PLACEHOLDER.
 Prints one line per placeholder, or that the stack is ready. Under GitHub Actions
 (``GITHUB_OUTPUT`` set) it also writes ``ready=true|false`` there and prints each
 placeholder as a ``::notice``, so a deploy is skipped, not failed.
@@ -14,17 +16,19 @@ Exit 0 either way; 2 when the stack file cannot be read.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+# Needs PyYAML only (through components.inputs, the same bounded reader and strict YAML loader the
+# render uses on a pull request's stack file), so the workflow's check installs nothing else.
+from components.inputs import InputError, load_yaml, read_text
+from tools.cli import OneLineParser
 
-# Needs PyYAML only, so the workflow's check installs nothing else.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 EXIT_OK = 0
@@ -58,20 +62,27 @@ def placeholders(config: dict[str, Any]) -> list[str]:
         if any(net.subnet_of(doc) for doc in DOCUMENTATION_RANGES if net.version == doc.version):
             found.append(f"datamesh:publicAccessCidrs: {cidr} is a documentation range; "
                          "put your runners' egress range here or deploy from a runner inside the VPC")
+    domain = config.get("datamesh:domain")
+    if isinstance(domain, str) and re.search(r"(^|\.)(example\.(com|net|org)|example|test|invalid)$", domain):
+        found.append(f"datamesh:domain: {domain} is a reserved documentation name (RFC 2606); put your API's DNS name here")
+    zone = config.get("datamesh:hostedZoneId")
+    if isinstance(zone, str) and "PLACEHOLDER" in zone:
+        found.append("datamesh:hostedZoneId: placeholder; put the Route 53 hosted zone of datamesh:domain here")
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.deploy_ready", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m tools.deploy_ready", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", args.stack) or args.stack.strip(".") == "":
+        parser.error("--stack: a stack name holds only letters, digits, '-', '_' and '.'")
     path = args.config or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not valid YAML"
-        print(f"error: {path}: {reason}", file=sys.stderr)
+        doc = load_yaml(read_text(path))
+    except InputError as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     config = doc.get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
