@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -49,7 +50,30 @@ def test_an_entry_without_a_reason_is_refused(tmp_path, capsys):
     rep = tmp_path / "r.json"
     rep.write_text(json.dumps(report()))
     assert main([str(rep), "--baseline", str(baseline)]) == 2
-    assert "needs check, resources and a reason" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"error: {baseline}: not a baseline (accepted: [{{check, resources, reason}}]) at accepted/0\n"
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("", "not valid JSON"),
+    ("[1, 2", "not valid JSON"),
+    ('{"results": 5}', "not a checkov JSON report at results"),
+    ('{"results": {"failed_checks": [{"check_id": "CKV_K8S_1"}]}}', "not a checkov JSON report at results/failed_checks/0"),
+    ("[]", "not a checkov JSON report at (top level)"),
+])
+def test_a_bad_report_is_one_line_naming_the_file(tmp_path, capsys, content, problem):
+    rep = tmp_path / "r.json"
+    rep.write_text(content)
+    assert main([str(rep)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {rep}: {problem}" + ("" if problem.startswith("not a") else " (is it checkov's -o json output?)") + "\n"
+
+
+def test_a_report_of_nothing_scanned_fails(tmp_path, capsys):
+    rep = tmp_path / "r.json"
+    rep.write_text(json.dumps(report()))
+    assert main([str(rep)]) == 1
+    assert "nothing was scanned" in capsys.readouterr().err
 
 
 def test_gate_matches_check_and_resource_glob():
