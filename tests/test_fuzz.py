@@ -7,6 +7,7 @@ deadline, and no example database written into the checkout.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def settle(config_text: bytes) -> None:
         load_access(s.consumers, s.api_keys, s.rate_limit_tiers, {p.name for p in products})
     except (StackConfigError, ConfigError, DeclarationError):
         pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # hundreds of examples: leave nothing behind in /tmp
 
 
 DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
@@ -104,6 +107,8 @@ def parse(text: bytes) -> None:
         parse_declaration(source, root=folder)
     except DeclarationError:
         pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @FUZZ

@@ -114,10 +114,6 @@ class Graph:
         deps.discard(urn)
         return frozenset(deps)
 
-    def dependencies_of(self, urn: str) -> frozenset[str]:
-        """What ``urn`` directly depends on, by ``DependenciesOf``."""
-        return self._deps[urn]
-
     def closure(self, urn: str) -> set[str]:
         """Everything ``urn`` depends on, transitively: created before it, deleted after it, always."""
         seen: set[str] = set()

@@ -185,11 +185,6 @@ def _diff_lists(old: list[Any], new: list[Any], path: str, list_name: str) -> li
     return out
 
 
-def changed_properties(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(path, old, new) for every change; a missing side is ``_MISSING`` (kept for callers of the old diff)."""
-    return [(c.path, c.old, c.new) for c in diff_values(old, new)]
-
-
 # --- renders -----------------------------------------------------------------
 
 
