@@ -74,6 +74,7 @@ addons = ManagedAddons("eks-addons", ManagedAddonsArgs(
     cluster_name=settings.cluster_name,
     kubernetes_version=settings.kubernetes_version,
     node_group=cluster.node_group,
+    pinned=settings.eks_addon_versions,
     tags=settings.tag_map,
 ), aws_opts)
 MetricsServer("metrics-server", MetricsServerArgs(provider=cluster.provider, after=tuple(addons.addons.values())))

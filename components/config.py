@@ -48,6 +48,8 @@ SCHEMA: dict[str, Key] = {
     "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion."),
     "eksSupportType": Key("string", "EKS upgrade policy: STANDARD (auto-upgrade when standard support ends) or EXTENDED (billed extra).",
                           "STANDARD"),
+    "eksAddonVersions": Key("object", "Pins for the EKS managed add-ons: {vpc-cni|kube-proxy|coredns: v1.2.3-eksbuild.4}. "
+                            "Unpinned ones take EKS's default version for kubernetesVersion.", {}),
     "istioRevision": Key("string", "Istio revision name (e.g. 1-30). Empty: the default revision and istio-injection=enabled.", ""),
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
@@ -102,6 +104,7 @@ _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
 _TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_ADDON_VERSION = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}-eksbuild\.[0-9]{1,4}")
 _HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
 
 
@@ -146,6 +149,7 @@ class Settings:
     anypoint_client_id: str = field(repr=False, default="")
     anypoint_client_secret: str = field(repr=False, default="")
     eks_support_type: str = "STANDARD"
+    eks_addon_versions: dict[str, str] = field(default_factory=dict)
     # TLS at the edge (components/platform/edge_tls.py): a domain, or plain HTTP said explicitly.
     domain: str = ""
     hosted_zone_id: str = ""
@@ -281,11 +285,17 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     except versions.UnsupportedVersionError as exc:
         raise _fail("istioVersion", str(exc)) from None
     if v["eksSupportType"] not in versions.EKS_SUPPORT_TYPES:
-        raise _fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {v['eksSupportType']!r}")
+        raise _fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {_show(v['eksSupportType'])}")
     if v["eksSupportType"] == "STANDARD" and k8s in versions.KUBERNETES_PAST_STANDARD_SUPPORT:
         ends = versions.KUBERNETES_STANDARD_SUPPORT_ENDS[k8s]
         raise _fail("eksSupportType", f"STANDARD: Kubernetes {k8s} left standard support on {ends}; "
                     "set EXTENDED until the cluster is upgraded")
+    addon_versions = v["eksAddonVersions"]
+    for addon, version in addon_versions.items():
+        if addon not in versions.EKS_MANAGED_ADDONS:
+            raise _fail("eksAddonVersions", f"{_show(addon)} is not a managed add-on ({', '.join(versions.EKS_MANAGED_ADDONS)})")
+        if not isinstance(version, str) or not _ADDON_VERSION.fullmatch(version):
+            raise _fail(f"eksAddonVersions.{addon}", f"{_show(version)} is not an EKS add-on version like v1.19.2-eksbuild.1")
     revision = v["istioRevision"]
     if revision and not is_dns_label(revision):
         raise _fail("istioRevision", f"{_show(revision)} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
@@ -365,6 +375,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         cluster_name=cluster_name,
         kubernetes_version=k8s,
         eks_support_type=v["eksSupportType"],
+        eks_addon_versions=dict(addon_versions),
         istio=istio,
         istio_revision=revision,
         vpc_cidr=vpc_cidr,

@@ -2,6 +2,7 @@
 
 import json
 
+import pulumi
 import pytest
 
 from components import versions
@@ -17,7 +18,7 @@ def graph(result) -> Graph:
     return Graph([r.as_json() for r in result.resources])
 
 
-def test_three_managed_addons_at_the_newest_version_for_the_cluster(dev):
+def test_three_managed_addons_at_the_default_version_for_the_cluster(dev):
     addons = {a.inputs["addonName"]: a.inputs for a in dev.of_type(ADDON)}
     assert sorted(addons) == ["coredns", "kube-proxy", "vpc-cni"]
     for inputs in addons.values():
@@ -27,7 +28,29 @@ def test_three_managed_addons_at_the_newest_version_for_the_cluster(dev):
         assert inputs["preserve"] is True
     lookups = [a for token, a in dev.invokes if token == "aws:eks/getAddonVersion:getAddonVersion"]
     assert sorted(a["addonName"] for a in lookups) == ["coredns", "kube-proxy", "vpc-cni"]
-    assert all(a["kubernetesVersion"] == "1.35" and a["mostRecent"] is True for a in lookups)
+    # EKS's default version for the minor, not the newest build: it does not move between two `up` runs.
+    assert all(a["kubernetesVersion"] == "1.35" and a["mostRecent"] is False for a in lookups)
+
+
+def test_pinned_addon_versions_replace_the_lookup(tmp_path):
+    result = render_variant(tmp_path, {"datamesh:eksAddonVersions": {"coredns": "v1.14.2-eksbuild.4"}})
+    addons = {a.inputs["addonName"]: a.inputs["addonVersion"] for a in result.of_type(ADDON)}
+    assert addons["coredns"] == "v1.14.2-eksbuild.4"
+    assert addons["kube-proxy"] == addons["vpc-cni"] == "v0.0.0-PLACEHOLDER-for-1.35"
+    lookups = [a["addonName"] for token, a in result.invokes if token == "aws:eks/getAddonVersion:getAddonVersion"]
+    assert sorted(lookups) == ["kube-proxy", "vpc-cni"]
+
+
+@pytest.mark.parametrize(("pins", "message"), [
+    ({"cni": "v1.0.0-eksbuild.1"}, "datamesh:eksAddonVersions: 'cni' is not a managed add-on"),
+    ({"coredns": "1.14.2"}, "datamesh:eksAddonVersions.coredns: '1.14.2' is not an EKS add-on version"),
+    ({"coredns": "v1.14.2-eksbuild.4\n"}, "datamesh:eksAddonVersions.coredns:"),
+    ({"coredns": 5}, "datamesh:eksAddonVersions.coredns: 5 is not"),
+])
+def test_bad_addon_pins_are_refused(tmp_path, pins, message):
+    with pytest.raises(pulumi.RunError) as caught:
+        render_variant(tmp_path, {"datamesh:eksAddonVersions": pins})
+    assert str(caught.value).startswith(message), str(caught.value)
 
 
 def test_pulumi_eks_manages_no_addon_itself(dev):

@@ -364,3 +364,13 @@ def test_main_deploys_dev_then_prod_behind_an_environment():
     assert up["jobs"]["up"]["environment"] == "${{ inputs.stack }}"
     step = next(s for s in up["jobs"]["up"]["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
     assert step["with"]["command"] == "up" and step["with"]["policyPacks"] == "policies"
+
+
+@pytest.mark.parametrize("flag", [["--exit-code"], ["--graph-out", "g"], ["--format", "markdown"]])
+def test_diff_only_flags_without_diff_are_a_usage_error(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as exited:
+        render_main(["--stack", "dev", "--out", str(tmp_path / "out"), *flag])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"{flag[0]} goes with --diff" in err
+    assert not (tmp_path / "out").exists()

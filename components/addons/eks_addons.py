@@ -16,8 +16,9 @@ class ManagedAddonsArgs:
 
     Attributes:
         cluster_name: the EKS cluster.
-        kubernetes_version: the cluster's minor version; each add-on's version is
-            the most recent EKS publishes for it, so raising it upgrades them too.
+        kubernetes_version: the cluster's minor version; an add-on not in ``pinned``
+            takes EKS's default version for it, so raising it upgrades them too.
+        pinned: exact versions by add-on name (``datamesh:eksAddonVersions``).
         node_group: the managed node group; CoreDNS needs nodes to become active,
             and every add-on is removed before the nodes on destroy.
         tags: tags for the add-ons.
@@ -26,14 +27,17 @@ class ManagedAddonsArgs:
     cluster_name: str
     kubernetes_version: str
     node_group: pulumi.Resource
+    pinned: dict[str, str]
     tags: dict[str, str]
 
 
 class ManagedAddons(pulumi.ComponentResource):
     """Creates: one ``aws.eks.Addon`` each for ``vpc-cni``, ``kube-proxy`` and
     ``coredns``, taking over the copies EKS installs at cluster creation
-    (conflicts resolved by overwriting them), each at the most recent version
-    EKS offers for the cluster's Kubernetes version.
+    (conflicts resolved by overwriting them), each at its pinned version or
+    else at EKS's default version for the cluster's Kubernetes version (the
+    default, not the newest build: it does not move under a stack between two
+    ``up`` runs when AWS publishes a build).
 
     pulumi-eks would manage kube-proxy and the VPC CNI itself, and CoreDNS only
     with a default node group; ``Cluster`` turns all three off there, so each
@@ -46,8 +50,8 @@ class ManagedAddons(pulumi.ComponentResource):
         super().__init__("datamesh:addons:ManagedAddons", name, None, opts)
         self.addons = {}
         for addon in versions.EKS_MANAGED_ADDONS:
-            version = aws.eks.get_addon_version_output(
-                addon_name=addon, kubernetes_version=args.kubernetes_version, most_recent=True,
+            version: pulumi.Input[str] = args.pinned.get(addon) or aws.eks.get_addon_version_output(
+                addon_name=addon, kubernetes_version=args.kubernetes_version, most_recent=False,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).version
             self.addons[addon] = aws.eks.Addon(
