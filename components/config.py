@@ -426,13 +426,19 @@ def _check_edge(v: Mapping[str, Any], region: str) -> None:
         return
     if not _DOMAIN.fullmatch(domain):
         raise _fail("domain", f"{_show(domain)} is not a DNS name like api.example.com (lowercase, no wildcard, no trailing dot)")
+    if domain.count(".") < 2:
+        # The gateway's name is a CNAME to the NLB, and Route 53 refuses a CNAME at a zone's apex.
+        # A two-label name is almost always an apex; a deeper apex (example.co.uk) is not caught here.
+        raise _fail("domain", f"{_show(domain)} looks like a zone apex, where Route 53 allows no CNAME; "
+                    "use a name below it, e.g. api.example.com")
     if v["allowPlainHttp"]:
         raise _fail("allowPlainHttp", "must be false when domain is set: with TLS the gateway serves no plain HTTP")
     if not zone and not arn:
         raise _fail("domain", "needs hostedZoneId (to validate a new ACM certificate) or certificateArn (an issued one)")
     if zone and not _HOSTED_ZONE.fullmatch(zone):
         raise _fail("hostedZoneId", f"{_show(zone)} is not a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ")
-    if arn and not re.fullmatch(rf"arn:aws[a-z-]*:acm:{re.escape(region)}:\d{{12}}:certificate/[0-9a-f-]{{36}}", arn):
+    if arn and not re.fullmatch(rf"arn:aws[a-z-]*:acm:{re.escape(region)}:\d{{12}}:certificate/"
+                                 r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", arn):
         raise _fail("certificateArn", f"{_show(arn)} is not an ACM certificate ARN in aws:region {region} (the NLB's region)")
 
 

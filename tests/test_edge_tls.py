@@ -84,6 +84,10 @@ def test_dev_serves_plain_http_because_it_says_so(dev):
     ({"datamesh:domain": DOMAIN, "datamesh:certificateArn": ARN.replace("eu-west-1", "us-east-1")},
      ("datamesh:allowPlainHttp",), "datamesh:certificateArn: "),
     ({"datamesh:hostedZoneId": "Z1"}, (), "datamesh:hostedZoneId: is set but domain is not"),
+    ({"datamesh:domain": "example.com", "datamesh:hostedZoneId": "Z1"}, ("datamesh:allowPlainHttp",),
+     "datamesh:domain: 'example.com' looks like a zone apex"),
+    ({"datamesh:domain": DOMAIN, "datamesh:certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/" + "-" * 36},
+     ("datamesh:allowPlainHttp",), "datamesh:certificateArn: "),
 ])
 def test_bad_edge_configuration_exits_2_naming_the_key(tmp_path, capsys, overrides, drop, message):
     stack = write_stack(tmp_path, overrides, drop=drop)
