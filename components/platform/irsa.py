@@ -1,8 +1,13 @@
-"""IAM roles for Kubernetes service accounts (IRSA): the trust policy as a pure function."""
+"""IAM roles for Kubernetes service accounts (IRSA): the trust policy as a pure function, and the role itself."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
+
+import pulumi
+import pulumi_aws as aws
 
 
 def service_account_subject(namespace: str, service_account: str) -> str:
@@ -33,3 +38,51 @@ def trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, servi
             }
         ],
     }
+
+
+@dataclass(frozen=True)
+class IrsaRole:
+    """A policy, the role one service account may assume, and the attachment between them."""
+
+    policy: aws.iam.Policy
+    role: aws.iam.Role
+    attachment: aws.iam.RolePolicyAttachment
+
+
+def irsa_role(
+    name: str,
+    *,
+    description: str,
+    policy_document: dict[str, Any],
+    namespace: str,
+    service_account: str,
+    cluster_name: str,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> IrsaRole:
+    """Creates ``<name>-policy`` (the permissions), ``<name>-irsa`` (trusting exactly
+    ``namespace/service_account``) and the attachment, parented to the role, that
+    dependants wait for: a workload using the role must not start before it can act.
+    """
+    policy = aws.iam.Policy(
+        f"{name}-policy",
+        description=description,
+        policy=json.dumps(policy_document),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    role = aws.iam.Role(
+        f"{name}-irsa",
+        description=f"IRSA role of {namespace}/{service_account} in {cluster_name}",
+        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
+            lambda v: json.dumps(trust_policy(v[0], v[1], namespace, service_account))
+        ),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=pulumi.ResourceOptions(parent=role),
+    )
+    return IrsaRole(policy, role, attachment)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
 from components import versions
 from components.platform.helm import merge_values, pinned_release
-from components.platform.irsa import trust_policy
+from components.platform.irsa import irsa_role
 
 NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.
@@ -93,30 +92,20 @@ class LoadBalancerController(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:loadbalancer:LoadBalancerController", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
-        policy = aws.iam.Policy(
-            f"{name}-policy",
+        irsa = irsa_role(
+            name,
             description=f"AWS Load Balancer Controller {versions.LBC_APP_VERSION} for {args.cluster_name}",
-            policy=json.dumps(iam_policy_document()),
+            policy_document=iam_policy_document(),
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            cluster_name=args.cluster_name,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer=args.oidc_issuer,
             tags=args.tags,
-            opts=child,
+            parent=self,
         )
-        role = aws.iam.Role(
-            f"{name}-irsa",
-            description=f"IRSA role of {NAMESPACE}/{SERVICE_ACCOUNT} in {args.cluster_name}",
-            assume_role_policy=pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
-                lambda v: json.dumps(trust_policy(v[0], v[1], NAMESPACE, SERVICE_ACCOUNT))
-            ),
-            tags=args.tags,
-            opts=child,
-        )
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-policy",
-            role=role.name,
-            policy_arn=policy.arn,
-            opts=pulumi.ResourceOptions(parent=role),
-        )
+        role, attachment = irsa.role, irsa.attachment
 
         crds = [
             k8s.apiextensions.v1.CustomResourceDefinition(
