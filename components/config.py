@@ -67,7 +67,8 @@ SCHEMA: dict[str, Key] = {
     "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
     "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
     "products": Key("array", "Data products this stack runs, by name: products/<name>.yaml.", []),
-    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, resources or rateLimit.", {}),
+    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, "
+                            "resources, rateLimit, releases or mirror.", {}),
     "allowWildcardIam": Key("boolean", "Let products' AWS access use wildcard actions or resources (\"*\", \"s3:*\").", False),
     "allowWildcardIamProducts": Key("array", "Products whose AWS access may use wildcards, when allowWildcardIam is false.", []),
     "consumers": Key("object", "API consumers: name -> {products: [...], tier: <rateLimitTiers key>}.", {}),

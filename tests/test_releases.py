@@ -198,3 +198,18 @@ def test_render_json_has_no_weight_outside_the_route(canary_run):
     for reg in canary_run.resources:
         if reg.type.endswith(":Deployment"):
             assert '"weight"' not in json.dumps(reg.inputs)
+
+
+def test_a_stack_may_run_other_releases_than_the_declaration(products_dir):
+    # dev runs the declared canary; prod overrides releases to stay on 1.0.0 until promoted.
+    releases_of(products_dir, canary(90, 10))
+    [dev] = [p for p in load_products(products_dir, DEV_PRODUCTS, {}) if p.name == "revenue-predictor"]
+    assert [(r.version, r.weight) for r in dev.releases] == [("1.0.0", 90), ("1.1.0", 10), ("1.2.0", 0)]
+    prod_override = {"revenue-predictor": {"releases": [r("1.0.0", 100)]}}
+    [prod] = [p for p in load_products(products_dir, DEV_PRODUCTS, prod_override) if p.name == "revenue-predictor"]
+    assert [(r.version, r.weight) for r in prod.releases] == [("1.0.0", 100)] and prod.mirror is None
+    # The single-image form can be overridden with releases too.
+    [plain] = [p for p in load_products(ROOT / "products", DEV_PRODUCTS, prod_override) if p.name == "revenue-predictor"]
+    assert [r.version for r in plain.releases] == ["1.0.0"]
+    with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: releases: the weights add up to 50"):
+        load_products(products_dir, DEV_PRODUCTS, {"revenue-predictor": {"releases": [r("1.0.0", 50)]}})

@@ -39,7 +39,9 @@ from components.ratelimit import RateLimit, period_seconds
 # never has to sniff. Only protocols a data-product API speaks are offered.
 PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "grpc-web": "grpc-web", "tcp": "tcp"}
 LIFECYCLES = ("experimental", "production", "deprecated")
-OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit")
+# releases/mirror: a stack may run other releases than the declaration's (prod stays on the
+# stable one while dev runs the canary), so promoting a release changes only Pulumi.prod.yaml.
+OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit", "releases", "mirror")
 
 # Dataiku's API node: port 12000, health on /isAlive/, routes under /public/api/v1/<service>/.
 DATAIKU_PORT = 12000
@@ -548,6 +550,9 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
             doc.pop("autoscaling", None)
         if "autoscaling" in overrides:
             doc.pop("replicas", None)
+        if "releases" in overrides:  # the stack's releases replace the declaration's image or releases
+            doc.pop("image", None)
+            doc.pop("mirror", None)
         doc = merge_values(doc, overrides)
     error = _schema_error(source, doc)
     if error:
