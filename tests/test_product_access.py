@@ -104,7 +104,7 @@ def test_the_operator_reads_the_declared_secrets_only(run):
         "datamesh/revenue-predictor/feature-store-??????", "datamesh/revenue-predictor/license-??????"]
     assert all(a.startswith("arn:aws:secretsmanager:eu-west-1:") and ":*:" not in a for a in statement["Resource"])
     trust = json.loads(run.one("aws:iam/role:Role", "external-secrets-irsa").inputs["assumeRolePolicy"])
-    assert "system:serviceaccount:external-secrets:external-secrets" in json.dumps(trust)
+    assert "system:serviceaccount:kube-system:external-secrets" in json.dumps(trust)
 
 
 def test_the_operator_release_uses_only_its_charts_keys(run):
@@ -197,3 +197,10 @@ def test_a_wildcard_stops_the_render_before_any_resource(tmp_path):
     allowed = project_with(tmp_path / "allowed", {"aws": {"statements": [{"actions": ["s3:*"], "resources": [BUCKET]}]}},
                            {"datamesh:allowWildcardIamProducts": ["revenue-predictor"]})
     assert render_stack("dev", project_dir=allowed).one("aws:iam/role:Role", "revenue-predictor-irsa")
+
+
+def test_the_access_render_passes_the_policies(run):
+    from tools.engine.render import check_policies, load_policy_config
+
+    findings = check_policies(run, load_policy_config("dev", None))
+    assert not [f for f in findings if f.level == "mandatory"], findings

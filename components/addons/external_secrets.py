@@ -15,7 +15,9 @@ from components import versions
 from components.platform.helm import merge_values, pinned_release
 from components.platform.irsa import trust_policy
 
-NAMESPACE = "external-secrets"
+# Outside the mesh, like the other cluster add-ons: the API server calls its admission webhook
+# directly (no sidecar, no mTLS), and the controller reaches Secrets Manager without the mesh's egress.
+NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "external-secrets"
 STORE = "aws-secrets-manager"
 
@@ -76,8 +78,7 @@ class ExternalSecretsArgs:
 class ExternalSecrets(pulumi.ComponentResource):
     """Creates: an IAM policy reading only the declared secrets; an IAM role
     trusted only by the operator's service account; their attachment; the
-    namespace ``external-secrets``; the pinned Helm release (its CRDs
-    included), after the attachment; and the ClusterSecretStore
+    pinned Helm release in ``kube-system`` (its CRDs included), after the attachment; and the ClusterSecretStore
     ``aws-secrets-manager`` the products' ExternalSecrets name, after the release.
     """
 
@@ -107,13 +108,12 @@ class ExternalSecrets(pulumi.ComponentResource):
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=pulumi.ResourceOptions(parent=role))
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        namespace = k8s.core.v1.Namespace(NAMESPACE, metadata={"name": NAMESPACE}, opts=k8s_opts)
         self.release = pinned_release(
             "external-secrets",
             chart="external-secrets",
             version=versions.EXTERNAL_SECRETS_CHART_VERSION,
             repo=versions.EXTERNAL_SECRETS_CHART_REPO,
-            namespace=namespace.metadata.name,
+            namespace=NAMESPACE,
             values=merge_values(default_values(role.arn), args.values),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[attachment, *args.after])),
         )
