@@ -204,3 +204,10 @@ def test_the_access_render_passes_the_policies(run):
 
     findings = check_policies(run, load_policy_config("dev", None))
     assert not [f for f in findings if f.level == "mandatory"], findings
+
+
+def test_prefixes_and_paths_are_not_wildcards(products_dir):
+    declare(products_dir, aws={"statements": [{"actions": ["s3:Get*", "s3:ListBucket"],
+                                               "resources": ["arn:aws:s3:::sales-models", BUCKET]}]})
+    [p] = [p for p in load_products(products_dir, DEV_PRODUCTS, {}) if p.name == "revenue-predictor"]
+    assert p.aws is not None and p.aws.statements[0][0] == ("s3:Get*", "s3:ListBucket")

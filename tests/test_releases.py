@@ -213,3 +213,16 @@ def test_a_stack_may_run_other_releases_than_the_declaration(products_dir):
     assert [r.version for r in plain.releases] == ["1.0.0"]
     with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: releases: the weights add up to 50"):
         load_products(products_dir, DEV_PRODUCTS, {"revenue-predictor": {"releases": [r("1.0.0", 50)]}})
+
+
+def test_the_release_workloads_are_valid_kubernetes(canary_run):
+    import kubernetes_validate
+
+    api = {"Deployment": "apps/v1", "HorizontalPodAutoscaler": "autoscaling/v2", "PodDisruptionBudget": "policy/v1"}
+    checked = 0
+    for reg in canary_run.resources:
+        kind = reg.type.rsplit(":", 1)[-1]
+        if kind in api and reg.inputs["metadata"]["name"].startswith("revenue-predictor"):
+            kubernetes_validate.validate({"apiVersion": api[kind], "kind": kind, **reg.inputs}, "1.35", strict=True)
+            checked += 1
+    assert checked == 7  # three Deployments, three HPAs, one budget
