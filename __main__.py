@@ -7,6 +7,7 @@ import pulumi_aws as aws
 
 from components.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
+from components.addons.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
 from components.governance.access import key_salt, load_access
@@ -27,7 +28,8 @@ from components.products.declarations import load_products
 # All configuration and every product declaration are validated here,
 # before the first resource is registered.
 settings = from_pulumi()
-products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides)
+products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides,
+                         allow_wildcard_iam=settings.allow_wildcard_iam)
 access = load_access(settings.consumers, settings.api_keys, settings.rate_limit_tiers,
                       {p.name for p in products})
 anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
@@ -89,6 +91,19 @@ ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
     after=tuple(addons.addons.values()),
 ), aws_opts)
 
+# The External Secrets Operator, when a product takes values from Secrets Manager: it may read those only.
+secret_names = tuple(s.name for p in products for s in p.secrets)
+external_secrets = ExternalSecrets("external-secrets", ExternalSecretsArgs(
+    secret_names=secret_names,
+    region=settings.region,
+    cluster_name=settings.cluster_name,
+    oidc_provider_arn=cluster.oidc_provider_arn,
+    oidc_issuer=cluster.oidc_issuer,
+    provider=cluster.provider,
+    tags=settings.tag_map,
+    after=tuple(addons.addons.values()),
+), aws_opts) if secret_names else None
+
 # 3. AWS Load Balancer Controller, so Services can get NLBs.
 lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
     cluster_name=settings.cluster_name,
@@ -143,6 +158,12 @@ data_products = {
         gateway_resource=istio.shared_gateway,
         provider=cluster.provider,
         after=tuple(zero_trust.guards[product.name]),
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        aws_provider=aws_provider,
+        tags=settings.tags,
+        secret_store=external_secrets.store_name if external_secrets else None,
+        secrets_after=(external_secrets.store,) if external_secrets else (),
     ))
     for product in products
 }

@@ -69,7 +69,10 @@ SCHEMA: dict[str, Key] = {
     "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
     "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
     "products": Key("array", "Data products this stack runs, by name: products/<name>.yaml.", []),
-    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, resources or rateLimit.", {}),
+    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, "
+                            "resources, rateLimit, releases or mirror.", {}),
+    "allowWildcardIam": Key("boolean", "Let products' AWS access use wildcard actions or resources (\"*\", \"s3:*\").", False),
+    "allowWildcardIamProducts": Key("array", "Products whose AWS access may use wildcards, when allowWildcardIam is false.", []),
     "consumers": Key("object", "API consumers: name -> {products: [...], tier: <rateLimitTiers key>}.", {}),
     "apiKeys": Key("object", "Secret. Consumer name -> list of API keys (several allow rotation). Set with --secret.", {}),
     "rateLimitTiers": Key("object", "Per-consumer rate limits: tier -> {requests: N, period: 1m}.", {}),
@@ -137,6 +140,8 @@ class Settings:
     tags: tuple[tuple[str, str], ...]
     products: tuple[str, ...]
     product_overrides: Any  # checked against the declarations by components.products
+    # True, or the products whose AWS access may use wildcard actions or resources.
+    allow_wildcard_iam: bool | frozenset[str]
     governance_adapter: str
     observability: bool
     # Checked against the products by components.access and components.anypoint:
@@ -362,6 +367,11 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     # Names, never paths: each selects products/<name>.yaml.
     products = _unique("products", _each("products", v["products"], is_name,
                                          "a product name (lowercase letters, digits, '-'; no paths)"))
+    wildcard_products = _unique("allowWildcardIamProducts", _each(
+        "allowWildcardIamProducts", v["allowWildcardIamProducts"], is_name, "a product name"))
+    for name in wildcard_products:
+        if name not in products:
+            raise _fail("allowWildcardIamProducts", f"{name}: is not a selected product")
     for key in sorted(SECRET_KEYS):
         if key in raw and key not in secret:
             raise _fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
@@ -397,6 +407,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         tags=tuple(sorted(v["tags"].items())),
         products=products,
         product_overrides=v["productOverrides"],
+        allow_wildcard_iam=True if v["allowWildcardIam"] else frozenset(wildcard_products),
         governance_adapter=v["governanceAdapter"],
         observability=v["observability"],
         consumers=v["consumers"],

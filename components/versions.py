@@ -118,3 +118,8 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS = {
     "1.35": "v1.35.2",
     "1.36": "v1.36.1",
 }
+# External Secrets Operator (products' `secrets`): external-secrets/external-secrets tag
+# helm-chart-2.9.0 (commit cc5bfbc2, 2026-08-08), app v2.9.0; its CRDs are chart templates
+# (installCRDs), so Helm upgrades them with the chart. Serves external-secrets.io/v1.
+EXTERNAL_SECRETS_CHART_REPO = "https://charts.external-secrets.io"
+EXTERNAL_SECRETS_CHART_VERSION = "2.9.0"

@@ -164,6 +164,18 @@ def test_files_are_mounted_and_roll_the_deployment_on_change(dev, tmp_path):
 
 
 def test_prod_selects_its_own_products(tmp_path):
-    result = render_variant(tmp_path, {"datamesh:products": ["customer-features"]}, base="prod")
+    result = render_variant(tmp_path, {"datamesh:products": ["customer-features"]}, base="prod",
+                            drop=("datamesh:productOverrides", "datamesh:consumers", "datamesh:apiKeys"))
     assert [r.name for r in result.of_type("datamesh:product:DataProduct")] == ["customer-features"]
     assert set(result.outputs["productUrls"]) == {"customer-features"}
+
+
+def test_prod_runs_the_articles_three_products_prod_sized(prod):
+    assert sorted(r.name for r in prod.of_type("datamesh:product:DataProduct")) == sorted(PRODUCTS)
+    assert k8s(prod, "Deployment", "customer-features").inputs["spec"]["replicas"] == 3
+    hpa = k8s(prod, "HorizontalPodAutoscaler", "revenue-predictor").inputs["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 9)
+    [c] = k8s(prod, "Deployment", "revenue-predictor").inputs["spec"]["template"]["spec"]["containers"]
+    assert c["resources"]["requests"] == {"cpu": "200m", "memory": "256Mi"}
+    assert set(prod.outputs["productUrls"]) == set(PRODUCTS)
+    assert all(url.startswith("https://api.datamesh.example.com/") for url in prod.outputs["productUrls"].values())

@@ -166,27 +166,7 @@ def test_reordering_the_products_reads_as_order_only(dev_render, tmp_path):
     assert out[-1].startswith("0 to add, 2 to change, 0 to delete; 1 output change(s)")
 
 
-def test_shifting_weights_shows_each_weight(dev_render, tmp_path):
-    # Canary releases do not exist yet; a weighted route is simulated on the render itself.
-    def with_weights(folder: Path, stable: int, canary: int) -> Path:
-        shutil.copytree(dev_render, folder)
-        resources = json.loads((folder / "resources.json").read_text())
-        vs = next(r for r in resources if r["type"].endswith(":VirtualService") and r["name"] == "customer-features-route")
-        route = vs["inputs"]["spec"]["http"][0]["route"]
-        dest = route[0]["destination"]
-        route[:] = [{"destination": {**dest, "subset": "stable"}, "weight": stable},
-                    {"destination": {**dest, "subset": "canary"}, "weight": canary}]
-        (folder / "resources.json").write_text(json.dumps(resources))
-        return folder
-
-    code, out = diff_lines(with_weights(tmp_path / "a", 90, 10), with_weights(tmp_path / "b", 75, 25))
-    assert code == 2
-    route = "spec.http[customer-features].route[customer-features.customer.svc.cluster.local"
-    assert out[1:4] == [
-        "~ VirtualService customer/customer-features",
-        f"      {route} stable].weight: 90 -> 75",
-        f"      {route} canary].weight: 10 -> 25",
-    ]
+# Shifting canary weights on a real render: tests/test_releases.py, test_shifting_weights_diffs_to_exactly_the_two_weights.
 
 
 def test_markdown_diff_groups_by_component(dev_render, tmp_path):

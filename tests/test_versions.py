@@ -57,6 +57,7 @@ def test_documented_matrix_matches_the_code():
     assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART_VERSION} (prometheus-community) |" in reference
     assert f"| Kiali | kiali-server {versions.KIALI_CHART_VERSION} |" in reference
     assert f"metrics-server chart {versions.METRICS_SERVER_CHART_VERSION}" in reference
+    assert f"external-secrets chart {versions.EXTERNAL_SECRETS_CHART_VERSION}" in reference
     tags = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS
     assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART_VERSION}, image {' / '.join(tags.values())}"
             f" for Kubernetes {' / '.join(tags)} |") in reference

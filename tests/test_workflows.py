@@ -82,8 +82,9 @@ def test_shipped_stacks_hold_placeholders():
     prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
     assert [p.split(":", 2)[1] for p in deploy_ready.placeholders(dev)] == ["apiKeys.analytics[0]", "apiKeys.partner-portal[0]"]
     found = deploy_ready.placeholders(prod)
-    assert [p.split(":", 2)[1] for p in found] == ["publicAccessCidrs", "domain", "hostedZoneId"]
-    assert "203.0.113.0/24 is a documentation range" in found[0]
+    assert [p.split(":", 2)[1] for p in found] == ["apiKeys.analytics[0]", "apiKeys.partner-portal[0]",
+                                                   "publicAccessCidrs", "domain", "hostedZoneId"]
+    assert "203.0.113.0/24 is a documentation range" in found[2]
 
 
 def test_real_values_are_not_placeholders():

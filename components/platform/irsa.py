@@ -49,11 +49,34 @@ class IrsaRole:
     attachment: aws.iam.RolePolicyAttachment
 
 
+def service_account_role(
+    name: str,
+    *,
+    description: str,
+    namespace: str,
+    service_account: str,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """The IAM role exactly ``namespace/service_account`` may assume, with no permissions yet."""
+    return aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
+            lambda v: json.dumps(trust_policy(v[0], v[1], namespace, service_account))
+        ),
+        tags=tags,
+        opts=opts,
+    )
+
+
 def irsa_role(
     name: str,
     *,
     description: str,
-    policy_document: dict[str, Any],
+    policy_document: pulumi.Input[dict[str, Any]],
     namespace: str,
     service_account: str,
     cluster_name: str,
@@ -69,16 +92,17 @@ def irsa_role(
     policy = aws.iam.Policy(
         f"{name}-policy",
         description=description,
-        policy=json.dumps(policy_document),
+        policy=pulumi.Output.from_input(policy_document).apply(json.dumps),
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    role = aws.iam.Role(
+    role = service_account_role(
         f"{name}-irsa",
         description=f"IRSA role of {namespace}/{service_account} in {cluster_name}",
-        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
-            lambda v: json.dumps(trust_policy(v[0], v[1], namespace, service_account))
-        ),
+        namespace=namespace,
+        service_account=service_account,
+        oidc_provider_arn=oidc_provider_arn,
+        oidc_issuer=oidc_issuer,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )

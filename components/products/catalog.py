@@ -49,9 +49,14 @@ def entities(products: Iterable[Product], external_urls: dict[str, str] | None =
         if p.name in urls:
             annotations["datamesh.io/external-url"] = urls[p.name]
         tags = [p.protocol, p.lifecycle]
+        # The releases running side by side: "version=weight%" (a mirrored release gets a copy only).
+        running = {"datamesh.io/releases": ", ".join(
+            f"{r.version}={r.weight}%" + (f" (mirror {p.mirror.percent}%)" if p.mirror and p.mirror.version == r.version else "")
+            for r in p.releases)} if p.releases else {}
         result.append({
             "apiVersion": API_VERSION, "kind": "Component",
-            "metadata": {"name": p.name, "description": p.description, "annotations": annotations, "tags": tags},
+            "metadata": {"name": p.name, "description": p.description, "annotations": {**annotations, **running},
+                         "tags": tags},
             "spec": {
                 "type": "service",
                 "lifecycle": p.lifecycle,

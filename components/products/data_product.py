@@ -8,20 +8,26 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.products.declarations import Product, upstream_env_name
+from components.products import aws_access
+from components.products.declarations import Product, Release, upstream_env_name
 
 # Any non-root UID works for these images; a fixed one keeps file ownership predictable.
 RUN_AS = 65532
 FILES_MOUNT = "/app"
 
 
-def labels(product: Product) -> dict[str, str]:
-    """The labels Istio (app, version) and Kubernetes tooling (app.kubernetes.io/*) look for."""
+def labels(product: Product, version: str | None = None) -> dict[str, str]:
+    """The labels Istio (app, version) and Kubernetes tooling (app.kubernetes.io/*) look for.
+
+    ``version`` is a release's: Istio's sidecar injector takes the canonical revision, which
+    its metrics report as destination_version, from app.kubernetes.io/version, then version.
+    """
+    version = version or product.version
     return {
         "app": product.name,
-        "version": product.version,
+        "version": version,
         "app.kubernetes.io/name": product.name,
-        "app.kubernetes.io/version": product.version,
+        "app.kubernetes.io/version": version,
         "app.kubernetes.io/component": "data-product",
         "app.kubernetes.io/part-of": "datamesh",
         "datamesh.io/domain": product.domain,
@@ -48,17 +54,19 @@ def probe(product: Product, period: int) -> dict:
     return {**action, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3}
 
 
-def container(product: Product, upstreams: tuple[Product, ...]) -> dict:
+def container(product: Product, upstreams: tuple[Product, ...], image: str | None = None) -> dict:
     env = {**product.env, **{upstream_env_name(u.name): u.mesh_url for u in upstreams}}
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if product.files:
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
+    if product.aws:
+        mounts.append(aws_access.token_mount())
     spec = {
         "name": "product",
-        "image": product.image,
+        "image": image or product.image,
         # Unnamed: Istio reads the Service port's name, and probes use the number.
         "ports": [{"containerPort": product.port, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())] + aws_access.secret_env(product),
         "resources": {"requests": dict(product.resources["requests"]), "limits": dict(product.resources["limits"])},
         "readinessProbe": {**probe(product, 5), "initialDelaySeconds": 2},
         "livenessProbe": {**probe(product, 15), "initialDelaySeconds": 10},
@@ -97,6 +105,29 @@ def egress_entry_name(product: str, host: str) -> str:
     return f"{product}-egress-{host.replace('.', '-')[:180]}-{digest}"
 
 
+def subset(release: Release) -> str:
+    """The DestinationRule subset of a release (a DNS label)."""
+    return f"v{release.slug}"
+
+
+def route(product: Product) -> list[dict]:
+    """The gateway route's destinations: the Service, or each release with traffic by its weight."""
+    destination = {"host": product.service_host, "port": {"number": product.port}}
+    if not product.releases:
+        return [{"destination": destination}]
+    return [{"destination": {**destination, "subset": subset(r)}, "weight": r.weight}
+            for r in product.releases if r.weight]
+
+
+def mirror(product: Product) -> dict:
+    """Shadow traffic: a copy of a share of the requests to a release whose answers are dropped."""
+    if product.mirror is None:
+        return {}
+    release = next(r for r in product.releases if r.version == product.mirror.version)
+    return {"mirror": {"host": product.service_host, "subset": subset(release), "port": {"number": product.port}},
+            "mirrorPercentage": {"value": product.mirror.percent}}
+
+
 @dataclass(frozen=True)
 class DataProductArgs:
     """Inputs of ``DataProduct``.
@@ -111,6 +142,12 @@ class DataProductArgs:
         provider: the cluster's Kubernetes provider.
         after: resources every object of the product waits for (the namespace's
             authorization policies). Children do not inherit a component's depends_on.
+        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider; needed when the
+            product declares ``aws`` access (its role trusts its service account through it).
+        aws_provider: the AWS provider for the product's IAM role.
+        tags: tags for the IAM role.
+        secret_store: the ClusterSecretStore its ExternalSecret reads from (when it declares secrets).
+        secrets_after: what an ExternalSecret waits for (the operator's release and the store).
     """
 
     product: Product
@@ -120,18 +157,31 @@ class DataProductArgs:
     gateway_resource: pulumi.Resource
     provider: k8s.Provider
     after: tuple[pulumi.Resource, ...] = ()
+    oidc_provider_arn: pulumi.Input[str] | None = None
+    oidc_issuer: pulumi.Input[str] | None = None
+    aws_provider: pulumi.ProviderResource | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    secret_store: str | None = None
+    secrets_after: tuple[pulumi.Resource, ...] = ()
 
 
 class DataProduct(pulumi.ComponentResource):
-    """Creates, in the product's namespace: a ServiceAccount; a ConfigMap with
-    its mounted files (when it declares some); a ConfigMap with its OpenAPI
+    """Creates, when it declares ``aws`` access, an IAM role trusted only by its
+    service account (IRSA), with an inline policy of its statements and an
+    attachment per managed policy; in the product's namespace: a ServiceAccount
+    (annotated with that role); a ConfigMap with
+    its mounted files (when it declares some); an ExternalSecret (when it
+    declares secrets) that the External Secrets Operator turns into a Secret;
+    a ConfigMap with its OpenAPI
     definition (discovery: ``kubectl get cm -A -l datamesh.io/catalog=api``);
-    the Deployment (non-root, read-only root filesystem, no privilege
-    escalation, requests and limits, probes on the health path); a Service
+    the Deployment, or one per declared release (non-root, read-only root filesystem, no privilege
+    escalation, requests and limits, probes on the health path), waiting for the
+    role's grants and the ExternalSecret; a Service
     whose port is named for Istio protocol selection; a PodDisruptionBudget;
-    a HorizontalPodAutoscaler when it autoscales; a VirtualService routing its
-    prefix from the ingress gateway; a DestinationRule (mutual TLS, outlier
-    detection); per external host it declares in ``egress``, a ServiceEntry
+    a HorizontalPodAutoscaler per Deployment when it autoscales; a VirtualService routing its
+    prefix from the ingress gateway (weighted per release, mirrored when declared);
+    a DestinationRule (mutual TLS, outlier
+    detection, a subset per release); per external host it declares in ``egress``, a ServiceEntry
     visible in its namespace only (the mesh is REGISTRY_ONLY: nothing else
     outside is reachable); and a Sidecar that scopes its proxy to its upstreams
     and those hosts.
@@ -144,10 +194,22 @@ class DataProduct(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
         meta = {"name": p.name, "namespace": ns, "labels": labels(p), "annotations": annotations(p)}
 
+        sa_meta = dict(meta)
+        waits: list[pulumi.Resource] = []  # what the Deployments wait for: the role's grants, the secrets
+        if p.aws is not None:
+            if args.oidc_provider_arn is None or args.oidc_issuer is None:
+                raise ValueError(f"{p.name}: declares aws access but the cluster's OIDC provider was not given")
+            aws_opts = pulumi.ResourceOptions(parent=self, provider=args.aws_provider)
+            role, grants = aws_access.product_role(p, args.oidc_provider_arn, args.oidc_issuer, dict(args.tags), aws_opts)
+            waits.extend(grants)
+            sa_meta["annotations"] = {**meta["annotations"], aws_access.ROLE_ANNOTATION: role.arn}
         sa = k8s.core.v1.ServiceAccount(
-            p.name, metadata=meta, automount_service_account_token=False, opts=k8s_opts
+            # The Kubernetes API token stays unmounted; an AWS product gets only the STS token (below).
+            p.name, metadata=sa_meta, automount_service_account_token=False, opts=k8s_opts
         )
         volumes: list[dict] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+        if p.aws is not None:
+            volumes.append(aws_access.token_volume())
         pod_annotations = {}
         if p.files:
             files = k8s.core.v1.ConfigMap(
@@ -155,6 +217,18 @@ class DataProduct(pulumi.ComponentResource):
             )
             volumes.append({"name": "files", "configMap": {"name": files.metadata.name}})
             pod_annotations["datamesh.io/files-sha256"] = files_digest(p)
+        if p.secrets:
+            if args.secret_store is None:
+                raise ValueError(f"{p.name}: declares secrets but no secret store was given")
+            waits.append(k8s.apiextensions.CustomResource(
+                f"{p.name}-secrets",
+                api_version="external-secrets.io/v1",
+                kind="ExternalSecret",
+                metadata={**meta, "name": aws_access.secret_name(p)},
+                spec=aws_access.external_secret_spec(p, args.secret_store),
+                # The operator's CRDs and store first: its release is created before any ExternalSecret.
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(args.secrets_after))),
+            ))
         k8s.core.v1.ConfigMap(
             f"{p.name}-openapi",
             metadata={**meta, "name": f"{p.name}-openapi",
@@ -164,34 +238,60 @@ class DataProduct(pulumi.ComponentResource):
         )
 
         selector = {"app": p.name}
-        deployment_spec: dict = {
-            "selector": {"matchLabels": selector},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels(p), "annotations": pod_annotations},
-                "spec": {
-                    "serviceAccountName": sa.metadata.name,
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
+        workload_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=waits))
+
+        def deployment(release: Release | None) -> k8s.apps.v1.Deployment:
+            """The single Deployment (no releases declared), or one release's."""
+            name = p.name if release is None else f"{p.name}-{release.slug}"
+            pod_labels = labels(p, release.version if release else None)
+            match = selector if release is None else {**selector, "version": release.version}
+            spec: dict = {
+                "selector": {"matchLabels": match},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+                    "spec": {
+                        "serviceAccountName": sa.metadata.name,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": RUN_AS,
+                            "fsGroup": RUN_AS,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container(p, args.upstreams, release.image if release else None)],
+                        "volumes": volumes,
+                        "topologySpreadConstraints": [{
+                            "maxSkew": 1,
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": match},
+                        }],
                     },
-                    "containers": [container(p, args.upstreams)],
-                    "volumes": volumes,
-                    "topologySpreadConstraints": [{
-                        "maxSkew": 1,
-                        "topologyKey": "topology.kubernetes.io/zone",
-                        "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": {"matchLabels": selector},
-                    }],
                 },
-            },
-        }
-        if p.autoscaling is None:
-            deployment_spec["replicas"] = p.replicas  # with an HPA, the HPA owns the count
-        deployment = k8s.apps.v1.Deployment(p.name, metadata=meta, spec=deployment_spec, opts=k8s_opts)
+            }
+            if p.autoscaling is None:
+                spec["replicas"] = p.replicas  # with an HPA, the HPA owns the count
+            workload = k8s.apps.v1.Deployment(
+                name, metadata={**meta, "name": name, "labels": pod_labels}, spec=spec, opts=workload_opts)
+            if p.autoscaling is not None:
+                # One HPA per Deployment: each release scales on its own share of the traffic.
+                k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                    name,
+                    metadata={**meta, "name": name, "labels": pod_labels},
+                    spec={
+                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.metadata.name},
+                        "minReplicas": p.autoscaling.min_replicas,
+                        "maxReplicas": p.autoscaling.max_replicas,
+                        "metrics": [{"type": "Resource", "resource": {
+                            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": p.autoscaling.target_cpu}}}],
+                    },
+                    opts=k8s_opts,
+                )
+            return workload
+
+        for release in p.releases or (None,):
+            deployment(release)
 
         service_port = {"port": p.port, "targetPort": p.port, "protocol": "TCP"}
         if p.port_name:
@@ -199,23 +299,10 @@ class DataProduct(pulumi.ComponentResource):
         if p.app_protocol:
             service_port["appProtocol"] = p.app_protocol
         k8s.core.v1.Service(p.name, metadata=meta, spec={"selector": selector, "ports": [service_port]}, opts=k8s_opts)
+        # One budget over every release: at most one of the product's pods is evicted at a time.
         k8s.policy.v1.PodDisruptionBudget(
             p.name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}}, opts=k8s_opts
         )
-        if p.autoscaling is not None:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                p.name,
-                metadata=meta,
-                spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
-                    "minReplicas": p.autoscaling.min_replicas,
-                    "maxReplicas": p.autoscaling.max_replicas,
-                    "metrics": [{"type": "Resource", "resource": {
-                        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": p.autoscaling.target_cpu}}}],
-                },
-                opts=k8s_opts,
-            )
-
         istio = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[args.gateway_resource]))
         k8s.apiextensions.CustomResource(
             f"{p.name}-route",
@@ -228,7 +315,8 @@ class DataProduct(pulumi.ComponentResource):
                 "http": [{
                     "name": p.name,
                     "match": [{"uri": {"prefix": p.route_prefix}}],
-                    "route": [{"destination": {"host": p.service_host, "port": {"number": p.port}}}],
+                    "route": route(p),
+                    **mirror(p),
                     "timeout": "30s",
                     # Only failures that never reached the product are retried: predictions are POSTs.
                     "retries": {"attempts": 2, "perTryTimeout": "10s", "retryOn": "connect-failure,refused-stream"},
@@ -248,6 +336,8 @@ class DataProduct(pulumi.ComponentResource):
                     "outlierDetection": {"consecutive5xxErrors": 5, "interval": "30s",
                                          "baseEjectionTime": "30s", "maxEjectionPercent": 50},
                 },
+                **({"subsets": [{"name": subset(r), "labels": {"version": r.version}} for r in p.releases]}
+                   if p.releases else {}),
             },
             opts=k8s_opts,
         )

@@ -39,7 +39,9 @@ from components.ratelimit import RateLimit, period_seconds
 # never has to sniff. Only protocols a data-product API speaks are offered.
 PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "grpc-web": "grpc-web", "tcp": "tcp"}
 LIFECYCLES = ("experimental", "production", "deprecated")
-OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit")
+# releases/mirror: a stack may run other releases than the declaration's (prod stays on the
+# stable one while dev runs the canary), so promoting a release changes only Pulumi.prod.yaml.
+OVERRIDABLE = ("replicas", "autoscaling", "resources", "rateLimit", "releases", "mirror")
 
 # Dataiku's API node: port 12000, health on /isAlive/, routes under /public/api/v1/<service>/.
 DATAIKU_PORT = 12000
@@ -55,6 +57,13 @@ _QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 
 # datamesh's bounds: Kubernetes rounds below 1m up to 1m; above these no EC2 node could schedule the pod.
 QUANTITY_BOUNDS = {"cpu": (Decimal("0.001"), Decimal(512)), "memory": (Decimal(1), Decimal(16 * 2**40))}
 MAX_PERIOD_SECONDS = 86400  # a rate-limit period of at most a day
+MAX_RELEASES = 3
+RELEASE_VERSION_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]*[0-9A-Za-z])?$"
+MANAGED_POLICY_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,512}$"
+IAM_ACTION_PATTERN = r"^(\*|[a-z0-9-]{1,64}:[A-Za-z0-9*?]{1,128})$"
+IAM_RESOURCE_PATTERN = r"^(\*|arn:aws[a-z-]*:[a-z0-9-]{1,64}:[a-z0-9-]*:([0-9]{12}|aws)?:[\x21-\x7e]{1,1024})$"
+# Secrets Manager names: letters, digits and /_+=.@- (the console's rule), no trailing "-" plus 6 characters.
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 _RESOURCES = {
     "type": "object",
     "additionalProperties": False,
@@ -69,7 +78,8 @@ DECLARATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "domain", "owner", "description", "version", "lifecycle", "image",
+    # "image", or "releases" instead: checked after the schema.
+    "required": ["name", "domain", "owner", "description", "version", "lifecycle",
                  "protocol", "resources", "openapi"],
     "properties": {
         "name": {"type": "string", "pattern": NAME_PATTERN},
@@ -123,6 +133,40 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         # ConfigMap keys: Kubernetes refuses "." and ".." as keys.
         "files": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256},
                   "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]{1,253}$", "not": {"enum": [".", ".."]}}},
+        # Releases side by side (canaries), the traffic share of each, and shadow traffic to one of them.
+        "releases": {"type": "array", "minItems": 1, "maxItems": MAX_RELEASES, "items": {
+            "type": "object", "additionalProperties": False, "required": ["version", "image", "weight"],
+            "properties": {
+                # A label value (version, app.kubernetes.io/version): no "+", at most 63 characters.
+                "version": {"type": "string", "maxLength": 63, "pattern": RELEASE_VERSION_PATTERN},
+                "image": {"type": "string", "minLength": 1, "maxLength": 512},
+                "weight": {"type": "integer", "minimum": 0, "maximum": 100},
+            }}},
+        "mirror": {"type": "object", "additionalProperties": False, "required": ["version", "percent"],
+                   "properties": {"version": {"type": "string", "maxLength": 63},
+                                  "percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}}},
+        # AWS access through the product's own IAM role (IRSA); wildcards need the stack's consent.
+        "aws": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+            "managedPolicyArns": {"type": "array", "maxItems": 10, "uniqueItems": True,
+                                  "items": {"type": "string", "pattern": MANAGED_POLICY_ARN_PATTERN}},
+            "statements": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+                "type": "object", "additionalProperties": False, "required": ["actions", "resources"],
+                "properties": {
+                    "actions": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                "items": {"type": "string", "pattern": IAM_ACTION_PATTERN}},
+                    "resources": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                  "items": {"type": "string", "pattern": IAM_RESOURCE_PATTERN}},
+                }}},
+        }},
+        # Environment values from AWS Secrets Manager, through the External Secrets Operator.
+        "secrets": {"type": "array", "maxItems": 50, "items": {
+            "type": "object", "additionalProperties": False, "required": ["env", "secretsManager"],
+            "properties": {
+                "env": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+                "secretsManager": {"type": "object", "additionalProperties": False, "required": ["name"],
+                                   "properties": {"name": {"type": "string", "pattern": SECRET_NAME_PATTERN},
+                                                  "key": {"type": "string", "minLength": 1, "maxLength": 256}}},
+            }}},
     },
     "not": {"required": ["replicas", "autoscaling"]},
 }
@@ -137,6 +181,45 @@ class Autoscaling:
     min_replicas: int
     max_replicas: int
     target_cpu: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release of a product: its own Deployment, subset and share of the traffic (percent)."""
+
+    version: str
+    image: str
+    weight: int
+
+    @property
+    def slug(self) -> str:
+        """The version as a name part: Deployment ``<product>-<slug>``, subset ``v<slug>``."""
+        return re.sub(r"[^a-z0-9]+", "-", self.version.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A copy of ``percent`` of the traffic sent to release ``version``, whose answers nobody sees."""
+
+    version: str
+    percent: float
+
+
+@dataclass(frozen=True)
+class AwsAccess:
+    """What the product's IAM role may do: managed policies and inline (actions, resources) statements."""
+
+    managed_policy_arns: tuple[str, ...]
+    statements: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable taken from a Secrets Manager secret (a JSON ``key`` of it, or all of it)."""
+
+    env: str
+    name: str
+    key: str | None
 
 
 @dataclass(frozen=True)
@@ -170,6 +253,10 @@ class Product:
     env: Mapping[str, str]
     files: Mapping[str, str]  # file name in the pod -> content
     source: Path = field(compare=False)
+    releases: tuple[Release, ...] = ()  # declared releases; empty: one Deployment of image/version
+    mirror: Mirror | None = None
+    aws: AwsAccess | None = None
+    secrets: tuple[SecretRef, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -315,6 +402,79 @@ def _load_openapi(source: Path, ref: str, root: Path) -> tuple[Path, str, dict[s
     return path, text, document
 
 
+def _releases(source: Path, doc: Mapping[str, Any]) -> tuple[tuple[Release, ...], Mirror | None]:
+    if "image" not in doc and "releases" not in doc:
+        raise _fail(source, "image", "'image' is a required property (or 'releases')")
+    if "image" in doc and "releases" in doc:
+        raise _fail(source, "releases", "set either image or releases, not both")
+    if "releases" not in doc:
+        _check_image(source, doc["image"])
+        if "mirror" in doc:
+            raise _fail(source, "mirror", "needs releases: mirror to a release declared beside the others")
+        return (), None
+    releases = tuple(Release(r["version"], r["image"], r["weight"]) for r in doc["releases"])
+    slugs: set[str] = set()
+    for i, release in enumerate(releases):
+        if release.slug in slugs:
+            raise _fail(source, f"releases[{i}].version", f"{release.version!r} is declared twice")
+        slugs.add(release.slug)
+        problem = image_pin_problem(release.image)
+        if problem:
+            raise _fail(source, f"releases[{i}].image", f"{show(release.image)} {problem}")
+    total = sum(r.weight for r in releases)
+    if total != 100:
+        raise _fail(source, "releases", f"the weights add up to {total}, not 100")
+    mirror = None
+    if "mirror" in doc:
+        mirror = Mirror(doc["mirror"]["version"], doc["mirror"]["percent"])
+        target = next((r for r in releases if r.version == mirror.version), None)
+        if target is None:
+            raise _fail(source, "mirror.version", f"{show(mirror.version)} is not a declared release")
+        if target.weight:
+            raise _fail(source, "mirror.version", f"{mirror.version!r} has weight {target.weight}; "
+                        "a mirrored release answers no one, so its weight is 0")
+    return releases, mirror
+
+
+def _aws(doc: Mapping[str, Any]) -> AwsAccess | None:
+    if "aws" not in doc:
+        return None
+    value = doc["aws"]
+    return AwsAccess(tuple(value.get("managedPolicyArns", [])),
+                     tuple((tuple(s["actions"]), tuple(s["resources"])) for s in value.get("statements", [])))
+
+
+# Managed policies that grant everything, or the power to grant it: as broad as "*".
+BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+
+def wildcard_problem(product: Product) -> tuple[str, str] | None:
+    """(field, problem) for the first wildcard in a product's AWS access; None when it names what it uses."""
+    if product.aws is None:
+        return None
+    for i, arn in enumerate(product.aws.managed_policy_arns):
+        if arn.rsplit("/", 1)[-1] in BROAD_MANAGED_POLICIES:
+            return f"aws.managedPolicyArns[{i}]", f"{arn} grants every action"
+    for i, (actions, resources) in enumerate(product.aws.statements):
+        for action in actions:
+            if action == "*" or action.endswith(":*"):
+                return f"aws.statements[{i}].actions", f"{action!r} is a wildcard action; name the actions"
+        for resource in resources:
+            if resource == "*" or re.fullmatch(r"arn:[^:]+:[^:]+:[^:]*:[^:]*:\*", resource):
+                return f"aws.statements[{i}].resources", f"{resource!r} is every resource; name the ARNs"
+    return None
+
+
+def _secrets(source: Path, doc: Mapping[str, Any]) -> tuple[SecretRef, ...]:
+    refs, taken = [], set(doc.get("env", {}))
+    for i, entry in enumerate(doc.get("secrets", [])):
+        if entry["env"] in taken:
+            raise _fail(source, f"secrets[{i}].env", f"{entry['env']!r} is set twice")
+        taken.add(entry["env"])
+        refs.append(SecretRef(entry["env"], entry["secretsManager"]["name"], entry["secretsManager"].get("key")))
+    return tuple(refs)
+
+
 def quantity(text: str) -> Decimal | None:
     """A Kubernetes quantity's value (cpu in cores, memory in bytes); None when it is not one."""
     match = re.fullmatch(QUANTITY_PATTERN.strip("^$"), text)
@@ -390,6 +550,9 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
             doc.pop("autoscaling", None)
         if "autoscaling" in overrides:
             doc.pop("replicas", None)
+        if "releases" in overrides:  # the stack's releases replace the declaration's image or releases
+            doc.pop("image", None)
+            doc.pop("mirror", None)
         doc = merge_values(doc, overrides)
     error = _schema_error(source, doc)
     if error:
@@ -400,7 +563,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         raise _fail(source, "domain", f"{doc['domain']!r} names a platform namespace; products run in their domain's namespace")
     if doc["protocol"] not in PROTOCOLS:
         raise _fail(source, "protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
-    _check_image(source, doc["image"])
+    releases, mirror = _releases(source, doc)
     _resource_amounts(source, doc["resources"])
     autoscaling = None
     if "autoscaling" in doc:
@@ -431,7 +594,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         description=doc["description"],
         version=doc["version"],
         lifecycle=doc["lifecycle"],
-        image=doc["image"],
+        image=doc["image"] if not releases else releases[0].image,
         port=doc.get("port", DATAIKU_PORT),
         protocol=doc["protocol"],
         declared_port_name=doc.get("portName"),
@@ -452,6 +615,10 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         env=dict(doc.get("env", {})),
         files=files,
         source=source,
+        releases=releases,
+        mirror=mirror,
+        aws=_aws(doc),
+        secrets=_secrets(source, doc),
     )
 
 
@@ -461,8 +628,12 @@ def load_products(
     overrides: Mapping[str, Mapping[str, Any]],
     config_key: str = "datamesh:products",
     overrides_key: str = "datamesh:productOverrides",
+    allow_wildcard_iam: bool | frozenset[str] = False,
 ) -> tuple[Product, ...]:
-    """The selected products, validated, upstreams before the products that consume them."""
+    """The selected products, validated, upstreams before the products that consume them.
+
+    ``allow_wildcard_iam``: True, or the products, whose AWS access may use wildcards.
+    """
     for name in selected:
         if not is_name(name):  # a name, never a path: products/<name>.yaml and nothing else
             raise DeclarationError(f"{config_key}: {show(name)} is not a product name")
@@ -484,6 +655,13 @@ def load_products(
         if not source.is_file():
             raise DeclarationError(f"{config_key}: {name!r} has no declaration {source}")
         products[name] = parse_declaration(source, overrides.get(name), root=directory)
+
+    for p in products.values():
+        if allow_wildcard_iam is True or p.name in (allow_wildcard_iam or ()):
+            continue
+        problem = wildcard_problem(p)
+        if problem:
+            raise _fail(p.source, problem[0], f"{problem[1]} (or allow it: datamesh:allowWildcardIam)")
 
     routes: dict[str, str] = {}
     for p in products.values():

@@ -1,0 +1,122 @@
+"""External Secrets Operator: copies the products' declared Secrets Manager values into Kubernetes Secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.platform.helm import merge_values, pinned_release
+from components.platform.irsa import irsa_role
+
+# Outside the mesh, like the other cluster add-ons: the API server calls its admission webhook
+# directly (no sidecar, no mTLS), and the controller reaches Secrets Manager without the mesh's egress.
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "external-secrets"
+STORE = "aws-secrets-manager"
+
+
+def secret_arns(oidc_provider_arn: str, region: str, names: Iterable[str]) -> list[str]:
+    """The ARNs of the named secrets in this account and region. Secrets Manager appends
+    "-" and six random characters to a secret's name in its ARN, hence "-??????"."""
+    partition, account = oidc_provider_arn.split(":")[1], oidc_provider_arn.split(":")[4]
+    return [f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-??????" for name in sorted(set(names))]
+
+
+def iam_policy_document(arns: list[str]) -> dict[str, Any]:
+    """Read the declared secrets, nothing else (the operator's AWS provider calls GetSecretValue and DescribeSecret)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadDeclaredSecrets", "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns}]}
+
+
+def default_values(role_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """Chart values (external-secrets 2.9.0 values.yaml): the controller's service account carries the IRSA role."""
+    return {
+        "installCRDs": True,
+        "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT, "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
+        "replicaCount": 2,
+        "leaderElect": True,  # two replicas, one active
+        "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
+        "webhook": {"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}},
+    }
+
+
+@dataclass(frozen=True)
+class ExternalSecretsArgs:
+    """Inputs of ``ExternalSecrets``.
+
+    Attributes:
+        secret_names: the Secrets Manager names the products declare; the operator may read these only.
+        region: the cluster's region (the store reads Secrets Manager there).
+        cluster_name: for the role's description.
+        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider, for IRSA.
+        provider: the cluster's Kubernetes provider.
+        tags: tags for the IAM resources.
+        after: what must be running first (the managed CoreDNS and VPC CNI).
+        values: Helm values merged over the defaults.
+    """
+
+    secret_names: tuple[str, ...]
+    region: str
+    cluster_name: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    provider: k8s.Provider
+    tags: dict[str, str]
+    after: tuple[pulumi.Resource, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class ExternalSecrets(pulumi.ComponentResource):
+    """Creates: an IAM policy reading only the declared secrets; an IAM role
+    trusted only by the operator's service account; their attachment; the
+    pinned Helm release in ``kube-system`` (its CRDs included), after the attachment; and the ClusterSecretStore
+    ``aws-secrets-manager`` the products' ExternalSecrets name, after the release.
+    """
+
+    release: k8s.helm.v3.Release
+    store: k8s.apiextensions.CustomResource
+    store_name: str = STORE
+
+    def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("datamesh:addons:ExternalSecrets", name, None, opts)
+        irsa = irsa_role(
+            name,
+            description=f"External Secrets Operator of {args.cluster_name}: the declared secrets only",
+            policy_document=pulumi.Output.from_input(args.oidc_provider_arn).apply(
+                lambda arn: iam_policy_document(secret_arns(arn, args.region, args.secret_names))),
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            cluster_name=args.cluster_name,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer=args.oidc_issuer,
+            tags=args.tags,
+            parent=self,
+        )
+        role, attachment = irsa.role, irsa.attachment
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        self.release = pinned_release(
+            "external-secrets",
+            chart="external-secrets",
+            version=versions.EXTERNAL_SECRETS_CHART_VERSION,
+            repo=versions.EXTERNAL_SECRETS_CHART_REPO,
+            namespace=NAMESPACE,
+            values=merge_values(default_values(role.arn), args.values),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[attachment, *args.after])),
+        )
+        # No auth block: the store uses the controller's own IRSA credentials.
+        self.store = k8s.apiextensions.CustomResource(
+            STORE,
+            api_version="external-secrets.io/v1",
+            kind="ClusterSecretStore",
+            metadata={"name": STORE},
+            spec={"provider": {"aws": {"service": "SecretsManager", "region": args.region}}},
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
+        )
+        self.register_outputs({"release": self.release.name, "roleArn": role.arn, "store": STORE})
