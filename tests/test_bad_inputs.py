@@ -439,7 +439,7 @@ DECLARATION_CASES: list[Case] = [
     ("protocol-soap", field(protocol="soap"), [], 2, "revenue-predictor.yaml: protocol"),
     ("portName-too-long", field(portName="http-" + "a" * 20), [], 2, "revenue-predictor.yaml: portName"),
     ("appProtocol-space", field(appProtocol="http 2"), [], 2, "revenue-predictor.yaml: appProtocol"),
-    ("unknown-field", field(sidecar=True), [], 2, "revenue-predictor.yaml: (top level)"),
+    ("unknown-field", field(sidecar=True), [], 2, "revenue-predictor.yaml: sidecar: unknown field"),
     ("lifecycle-bad", field(lifecycle="beta"), [], 2, "revenue-predictor.yaml: lifecycle"),
 ]
 

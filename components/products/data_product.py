@@ -120,7 +120,7 @@ class DataProduct(pulumi.ComponentResource):
     escalation, requests and limits, probes on the health path); a Service
     whose port is named for Istio protocol selection; a PodDisruptionBudget;
     a HorizontalPodAutoscaler when it autoscales; a VirtualService routing its
-    prefix from the ingress gateway; a DestinationRule (mutual TLS, outlier
+    prefix from the ingress gateway (rewriting it to "/" when the product serves bare paths); a DestinationRule (mutual TLS, outlier
     detection); per external host it declares in ``egress``, a ServiceEntry
     visible in its namespace only (the mesh is REGISTRY_ONLY: nothing else
     outside is reachable); and a Sidecar that scopes its proxy to its upstreams
@@ -218,6 +218,8 @@ class DataProduct(pulumi.ComponentResource):
                 "http": [{
                     "name": p.name,
                     "match": [{"uri": {"prefix": p.route_prefix}}],
+                    # The product serves bare paths (its OpenAPI servers URL is the prefix): strip the prefix.
+                    **({"rewrite": {"uri": "/"}} if p.route_rewrite else {}),
                     "route": [{"destination": {"host": p.service_host, "port": {"number": p.port}}}],
                     "timeout": "30s",
                     # Only failures that never reached the product are retried: predictions are POSTs.
