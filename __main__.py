@@ -9,7 +9,7 @@ from components.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutos
 from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
 from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
-from components.governance.access import key_salt, load_access
+from components.governance.access import key_salt, load_access, uncalled_products
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
 from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.governance.observability import Observability, ObservabilityArgs
@@ -30,6 +30,8 @@ settings = from_pulumi()
 products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides)
 access = load_access(settings.consumers, settings.api_keys, settings.rate_limit_tiers,
                       {p.name for p in products})
+for warning in uncalled_products(access, [p.name for p in products]):
+    pulumi.log.warn(warning)
 anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
                           products) if settings.governance_adapter == "anypoint" else None
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
