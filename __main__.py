@@ -170,7 +170,8 @@ gateway_url = pulumi.Output.from_input(f"https://{settings.domain}") if settings
     lambda host: f"http://{host}")
 product_urls = gateway_url.apply(lambda base: {p.name: f"{base}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)
-pulumi.export("catalog", product_urls.apply(lambda urls: catalog.entities(products, urls)))
+pulumi.export("catalog", product_urls.apply(
+    lambda urls: catalog.entities(products, urls, pulumi.get_stack(), settings.source_url)))
 
 pulumi.export("clusterName", settings.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # secret: `pulumi stack output kubeconfig --show-secrets`
