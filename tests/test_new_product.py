@@ -107,3 +107,10 @@ def test_a_product_no_consumer_may_call_is_a_warning(tmp_path, dev):
     result = render_variant(tmp_path, {"datamesh:consumers": consumers})
     assert result.warnings == ["datamesh:consumers: no consumer may call revenue-predictor; add it to a consumer's products"]
     assert dev.warnings == []
+
+
+def test_the_field_table_documents_every_declaration_field():
+    doc = (ROOT / "docs" / "data-products.md").read_text()
+    table = [line for line in doc.splitlines() if line.startswith("| `")]
+    missing = [f for f in DECLARATION_SCHEMA["properties"] if not any(f"`{f}`" in line.split(" | ")[0] for line in table)]
+    assert missing == []

@@ -109,7 +109,8 @@ def next_steps(name: str, owner: str) -> str:
         "  1. replace image (and command/env) in the declaration; describe the API in the OpenAPI file",
         f"  2. select it in a stack: add {name} to datamesh:products in Pulumi.dev.yaml",
         f"  3. let consumers call it: add {name} to a consumer's products in datamesh:consumers",
-        f"  4. owners: add '/products/{name}* @<org>/{owner}' to .github/CODEOWNERS (see .github/CODEOWNERS.example)",
+        f"  4. owners: add '/products/{name}*' and '/products/openapi/{name}*' for @<org>/{owner} to .github/CODEOWNERS"
+        " (see .github/CODEOWNERS.example)",
         "  5. check it: python -m tools.render --stack dev --out render/dev",
     ])
 
