@@ -114,3 +114,15 @@ def test_the_field_table_documents_every_declaration_field():
     table = [line for line in doc.splitlines() if line.startswith("| `")]
     missing = [f for f in DECLARATION_SCHEMA["properties"] if not any(f"`{f}`" in line.split(" | ")[0] for line in table)]
     assert missing == []
+
+
+def test_the_render_prints_the_warning_in_one_line(tmp_path, capsys):
+    from tests.conftest import stack_file, write_stack
+    from tools.render import main
+
+    consumers = stack_file("dev")["config"]["datamesh:consumers"]
+    consumers["analytics"]["products"] = ["customer-features", "customer-revenue"]
+    config = write_stack(tmp_path, {"datamesh:consumers": consumers})
+    assert main(["--stack", "dev", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "may call" in line]
+    assert warnings == ["warning: datamesh:consumers: no consumer may call revenue-predictor; add it to a consumer's products"]

@@ -5,8 +5,11 @@ selects products by name (``datamesh:products``) and may override
 per-environment values (``datamesh:productOverrides``: replicas, autoscaling,
 resources). The shape is a JSON Schema (``DECLARATION_SCHEMA``); meaning that
 a schema cannot say (pinned images, known upstreams, no cycles, a valid
-OpenAPI document) is checked after it. Every problem raises
-``DeclarationError``: one line naming the file, the field and what is wrong.
+OpenAPI document that agrees with the route) is checked after it. A bad
+declaration raises ``DeclarationError``: one line naming the file, then every
+problem (at most ``MAX_PROBLEMS``) as "field: what is wrong", unknown fields
+with a "did you mean". ``load_products`` validates every declaration in the
+folder, selected or not.
 Declarations are untrusted: files they name must resolve inside the products
 folder, every read is bounded (``components.inputs``), patterns match whole,
 and a message quotes at most a short excerpt of a value, never a file's content.
