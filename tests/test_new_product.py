@@ -84,12 +84,15 @@ def test_scaffolded_products_render_everywhere_and_pass_the_policy_pack(tmp_path
     (["churn", "--domain", "kube-system", "--kind", "lookup"], "--domain: 'kube-system'"),
     (["churn", "--domain", "churn", "--kind", "lookup", "--consumes", "nope"], "--consumes: 'nope' is not a declared product"),
     (["churn", "--domain", "churn", "--kind", "train"], "--kind"),
+    (["churn", "--domain", "churn", "--kind", "lookup", "--owner", ""], "--owner: '' is not a team name"),
+    (["churn", "--domain", "churn", "--kind", "lookup", "--products", "/nonexistent/products"],
+     "--products: /nonexistent/products is not a folder"),
 ])
 def test_bad_scaffold_requests_are_one_line_and_write_nothing(tmp_path, capsys, argv, named):
     products = project_copy(tmp_path) / "products"
     before = sorted(p.relative_to(products) for p in products.rglob("*"))
     try:
-        code = new_product.main([*argv, "--products", str(products)])
+        code = new_product.main(argv if "--products" in argv else [*argv, "--products", str(products)])
     except SystemExit as exit_:  # argparse's own refusals exit through OneLineParser
         code = exit_.code
     assert code == 2

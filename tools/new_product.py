@@ -14,6 +14,7 @@ line on stderr and nothing written; 3 when the files could not be written.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +36,10 @@ KINDS: dict[str, tuple[str, str, str, dict]] = {
     "predict": ("predict", "predict", "Predict from features", {"features": {"x": 1.0}}),
     "process": ("run", "run", "Run the process for one input", {"id": "42"}),
 }
+
+
+# A team name that is also a Backstage Group name (the catalog makes one per owner).
+OWNER = re.compile(r"[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?")
 
 
 class _BadInputError(Exception):
@@ -82,6 +87,10 @@ def scaffold(products: Path, name: str, domain: str, kind: str, consumes: list[s
         raise _BadInputError(f"NAME: {name[:60]!r} is not a product name (lowercase letters, digits and '-')")
     if not is_name(domain) or domain in RESERVED_NAMESPACES:
         raise _BadInputError(f"--domain: {domain[:60]!r} is not a domain name (a Kubernetes namespace, not a platform one)")
+    if owner is not None and not OWNER.fullmatch(owner):
+        raise _BadInputError(f"--owner: {owner[:60]!r} is not a team name (letters, digits, '-', '_', '.'; at most 63)")
+    if not products.is_dir():
+        raise _BadInputError(f"--products: {products} is not a folder")
     source, spec = products / f"{name}.yaml", products / "openapi" / f"{name}.yaml"
     for path in (source, spec):
         if path.exists():
@@ -89,7 +98,7 @@ def scaffold(products: Path, name: str, domain: str, kind: str, consumes: list[s
     for upstream in consumes:
         if not is_name(upstream) or not (products / f"{upstream}.yaml").is_file():
             raise _BadInputError(f"--consumes: {upstream[:60]!r} is not a declared product")
-    doc = declaration(name, domain, owner or f"team-{domain}", kind, consumes)
+    doc = declaration(name, domain, owner if owner is not None else f"team-{domain}", kind, consumes)
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(yaml.safe_dump(openapi(name, kind, doc["routePrefix"], bare_paths), sort_keys=False))
     source.write_text(f"{SCHEMA_REF}\n# Owned by {doc['owner']}. Replace the image with yours, pinned to a tag or digest.\n"
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.products}: cannot write ({exc.strerror})", file=sys.stderr)
         return EXIT_CANNOT_FINISH
     print(f"wrote {source} and {spec}")
-    print(next_steps(args.name, args.owner or f"team-{args.domain}"))
+    print(next_steps(args.name, args.owner if args.owner is not None else f"team-{args.domain}"))
     return EXIT_OK
 
 
