@@ -10,7 +10,7 @@ from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
 from components.addons.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
-from components.governance.access import key_salt, load_access
+from components.governance.access import key_salt, load_access, uncalled_products
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
 from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.governance.observability import Observability, ObservabilityArgs
@@ -32,6 +32,8 @@ products = load_products(Path(__file__).parent / "products", settings.products, 
                          allow_wildcard_iam=settings.allow_wildcard_iam)
 access = load_access(settings.consumers, settings.api_keys, settings.rate_limit_tiers,
                       {p.name for p in products})
+for warning in uncalled_products(access, [p.name for p in products]):
+    pulumi.log.warn(warning)
 anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
                           products) if settings.governance_adapter == "anypoint" else None
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
@@ -190,7 +192,8 @@ gateway_url = pulumi.Output.from_input(f"https://{settings.domain}") if settings
     lambda host: f"http://{host}")
 product_urls = gateway_url.apply(lambda base: {p.name: f"{base}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)
-pulumi.export("catalog", product_urls.apply(lambda urls: catalog.entities(products, urls)))
+pulumi.export("catalog", product_urls.apply(
+    lambda urls: catalog.entities(products, urls, pulumi.get_stack(), settings.source_url)))
 
 pulumi.export("clusterName", settings.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # secret: `pulumi stack output kubeconfig --show-secrets`

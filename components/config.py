@@ -88,6 +88,8 @@ SCHEMA: dict[str, Key] = {
     "certificateArn": Key("string", "An issued ACM certificate for domain in aws:region, used instead of requesting one.", ""),
     "allowPlainHttp": Key("boolean", "Serve plain HTTP on port 80 without TLS; only for a stack without domain, and "
                           "refused by the gateway-tls policy where it is mandatory (prod).", False),
+    "sourceUrl": Key("string", "Web address of the repository folder holding products/, ending in '/', e.g. "
+                     "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
 }
 # Keys whose values must come from `pulumi config set --secret`; no other key may.
 SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
@@ -106,6 +108,7 @@ _IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
 _TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
+_SOURCE_URL = re.compile(r"https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[-A-Za-z0-9._~/%+@]{0,500}/")
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _ADDON_VERSION = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}-eksbuild\.[0-9]{1,4}")
 _HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
@@ -157,6 +160,7 @@ class Settings:
     eks_addon_versions: dict[str, str] = field(default_factory=dict)
     # TLS at the edge (components/platform/edge_tls.py): a domain, or plain HTTP said explicitly.
     domain: str = ""
+    source_url: str = ""  # the catalog's source-location base; "" for none
     hosted_zone_id: str = ""
     certificate_arn: str = ""
     allow_plain_http: bool = False
@@ -421,7 +425,14 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         hosted_zone_id=v["hostedZoneId"],
         certificate_arn=v["certificateArn"],
         allow_plain_http=v["allowPlainHttp"],
+        source_url=_source_url(v["sourceUrl"]),
     )
+
+
+def _source_url(url: str) -> str:
+    if url and not _SOURCE_URL.fullmatch(url):
+        raise _fail("sourceUrl", f"{_show(url)} is not an https:// address of a folder (ending in '/')")
+    return url
 
 
 def _check_edge(v: Mapping[str, Any], region: str) -> None:

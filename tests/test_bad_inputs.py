@@ -439,7 +439,16 @@ DECLARATION_CASES: list[Case] = [
     ("protocol-soap", field(protocol="soap"), [], 2, "revenue-predictor.yaml: protocol"),
     ("portName-too-long", field(portName="http-" + "a" * 20), [], 2, "revenue-predictor.yaml: portName"),
     ("appProtocol-space", field(appProtocol="http 2"), [], 2, "revenue-predictor.yaml: appProtocol"),
-    ("unknown-field", field(sidecar=True), [], 2, "revenue-predictor.yaml: (top level)"),
+    ("unknown-field", field(sidecar=True), [], 2, "revenue-predictor.yaml: sidecar: unknown field"),
+    # A declaration no stack selects is validated all the same.
+    ("unselected-missing-openapi", write_file("churn-scorer.yaml", yaml.safe_dump({
+        "name": "churn-scorer", "domain": "churn", "owner": "team-churn", "description": "d", "version": "0.1.0",
+        "lifecycle": "experimental", "image": "python:3.12.10-slim-bookworm", "protocol": "http",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}},
+        "openapi": "openapi/churn-scorer.yaml"}), lambda p: None), [], 2,
+     "churn-scorer.yaml: openapi: openapi/churn-scorer.yaml does not exist"),
+    ("several-problems", field(replica=2, lifecycle="beta"), [], 2,
+     "revenue-predictor.yaml: replica: unknown field (did you mean 'replicas'?); lifecycle: 'beta' is not one of"),
     ("lifecycle-bad", field(lifecycle="beta"), [], 2, "revenue-predictor.yaml: lifecycle"),
 ]
 

@@ -126,16 +126,45 @@ def test_openapi_definitions_are_discoverable_in_cluster(dev):
 def test_catalog_is_exported_with_lineage(dev):
     catalog = dev.outputs["catalog"]
     kinds = {(e["kind"], e["metadata"]["name"]) for e in catalog}
-    assert {("Domain", "customer"), ("Domain", "sales"), ("System", "sales-data-products")} <= kinds
+    assert {("Domain", "customer"), ("Domain", "sales"), ("System", "sales-data-products"),
+            ("Group", "team-sales-ml"), ("Group", "team-customer-data")} <= kinds
+    assert {e["metadata"]["namespace"] for e in catalog} == {"dev"}
     for name in PRODUCTS:
         assert ("Component", name) in kinds and ("API", name) in kinds
     composed = next(e for e in catalog if e["kind"] == "Component" and e["metadata"]["name"] == "customer-revenue")
-    assert sorted(composed["spec"]["consumesApis"]) == ["api:customer-features", "api:revenue-predictor"]
-    assert sorted(composed["spec"]["dependsOn"]) == ["component:customer-features", "component:revenue-predictor"]
+    assert sorted(composed["spec"]["consumesApis"]) == ["api:dev/customer-features", "api:dev/revenue-predictor"]
+    assert sorted(composed["spec"]["dependsOn"]) == ["component:dev/customer-features", "component:dev/revenue-predictor"]
+    assert composed["spec"]["owner"] == "group:dev/team-sales-ml"
+    annotations = composed["metadata"]["annotations"]
+    assert annotations["backstage.io/kubernetes-label-selector"] == "app=customer-revenue"
+    assert "backstage.io/source-location" not in annotations  # dev sets no sourceUrl
     api = next(e for e in catalog if e["kind"] == "API" and e["metadata"]["name"] == "revenue-predictor")
     assert api["spec"]["type"] == "openapi"
     assert api["spec"]["definition"] == (ROOT / "products" / "openapi" / "revenue-predictor.yaml").read_text()
-    assert api["metadata"]["annotations"]["datamesh.io/external-url"].endswith("/public/api/v1/revenue-predictor/")
+    [link] = api["metadata"]["links"]
+    assert link["url"] == dev.outputs["productUrls"]["revenue-predictor"] and link["url"].endswith("/public/api/v1/revenue-predictor/")
+
+
+def test_every_catalog_reference_resolves_in_its_namespace(dev):
+    catalog = dev.outputs["catalog"]
+    refs = {f"{e['kind'].lower()}:{e['metadata']['namespace']}/{e['metadata']['name']}" for e in catalog}
+    used = [e["spec"][f] for e in catalog for f in ("owner", "system", "domain") if f in e["spec"]]
+    used += [r for e in catalog for f in ("providesApis", "consumesApis", "dependsOn") for r in e["spec"].get(f, [])]
+    assert used and set(used) <= refs, set(used) - refs
+
+
+def test_dev_and_prod_catalogs_do_not_collide():
+    products = load_products(ROOT / "products", list(PRODUCTS), {})
+    ids = [{(e["kind"], e["metadata"]["namespace"], e["metadata"]["name"]) for e in entities(products, environment=stack)}
+           for stack in ("dev", "prod")]
+    assert len(ids[0]) == len(ids[1]) == 12 and not ids[0] & ids[1]
+
+
+def test_source_location_comes_from_the_source_url(tmp_path):
+    result = render_variant(tmp_path, {"datamesh:sourceUrl": "https://github.com/acme/datamesh/tree/main/"})
+    components = [e for e in result.outputs["catalog"] if e["kind"] == "Component"]
+    assert {e["metadata"]["annotations"]["backstage.io/source-location"] for e in components} == {
+        "url:https://github.com/acme/datamesh/tree/main/products/"}
 
 
 def test_render_writes_the_catalog(tmp_path):
@@ -143,7 +172,7 @@ def test_render_writes_the_catalog(tmp_path):
 
     assert main(["--stack", "dev", "--out", str(tmp_path)]) == 0
     docs = list(yaml.safe_load_all((tmp_path / "catalog" / "catalog-info.yaml").read_text()))
-    assert {d["kind"] for d in docs} == {"Domain", "System", "Component", "API"}
+    assert {d["kind"] for d in docs} == {"Group", "Domain", "System", "Component", "API"}
     assert sorted(p.name for p in (tmp_path / "catalog" / "openapi").iterdir()) == [f"{n}.yaml" for n in sorted(PRODUCTS)]
     outputs = json.loads((tmp_path / "outputs.json").read_text())
     assert len(outputs["catalog"]) == len(docs)
@@ -152,7 +181,8 @@ def test_render_writes_the_catalog(tmp_path):
 def test_entities_without_external_urls():
     products = load_products(ROOT / "products", list(PRODUCTS), {})
     for entity in entities(products):
-        assert "datamesh.io/external-url" not in entity["metadata"].get("annotations", {})
+        assert entity["metadata"].get("links", []) == []
+        assert entity["metadata"]["namespace"] == "default"
 
 
 def test_files_are_mounted_and_roll_the_deployment_on_change(dev, tmp_path):

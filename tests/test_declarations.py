@@ -58,9 +58,9 @@ BAD_DECLARATIONS = [
     ("revenue-predictor", setter(version="v1"), "version", "does not match"),
     ("revenue-predictor", setter(name="revenue"), "name", "must match the file name"),
     ("revenue-predictor", setter(domain="kube-system"), "domain", "platform namespace"),
-    ("revenue-predictor", setter(routePrefix="/public/api/v1/customer-features/x/"), "routePrefix", "overlaps customer-features"),
+    ("revenue-predictor", setter(routePrefix="/public/api/v1/"), "routePrefix", "overlaps customer-features"),
     ("revenue-predictor", setter(routePrefix="public"), "routePrefix", "does not match"),
-    ("revenue-predictor", setter(replica=2), "(top level)", "unknown field 'replica'"),
+    ("revenue-predictor", setter(replica=2), "replica", "unknown field (did you mean 'replicas'?)"),
     ("revenue-predictor", setter(openapi="openapi/missing.yaml"), "openapi", "does not exist"),
     ("revenue-predictor", setter(files={"server.py": "demo/nope.py"}), "files.server.py", "does not exist"),
     ("revenue-predictor", setter(env={"bad-name": "x"}), "env", "does not match"),
@@ -156,3 +156,65 @@ def test_bad_declaration_through_the_render_exits_2_and_registers_nothing(tmp_pa
     assert err == [f"error: datamesh:products: 'no-such-product' has no declaration {ROOT / 'products' / 'no-such-product.yaml'}"]
     assert not (tmp_path / "out").exists()
     assert [r.type for r in made[0].registrations] == ["pulumi:pulumi:Stack"]
+
+
+def test_a_declaration_no_stack_selects_is_validated_too(products_dir):
+    """A product file not in the stack's list, pointing at a missing OpenAPI file, fails the load."""
+    doc = yaml.safe_load((products_dir / "customer-features.yaml").read_text())
+    doc.update(name="churn-scorer", openapi="openapi/churn-scorer.yaml", routePrefix="/public/api/v1/churn-scorer/")
+    (products_dir / "churn-scorer.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(DeclarationError) as caught:
+        load_products(products_dir, DEV_PRODUCTS, {})
+    assert str(caught.value) == f"{products_dir / 'churn-scorer.yaml'}: openapi: openapi/churn-scorer.yaml does not exist"
+
+
+def test_all_problems_of_a_declaration_at_once(products_dir):
+    edit(products_dir, "revenue-predictor", setter(replica=2, lifecycle="beta", image="python:latest", proto="http"))
+    with pytest.raises(DeclarationError) as caught:
+        load_products(products_dir, DEV_PRODUCTS, {})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "proto: unknown field (did you mean 'protocol'?)" in message
+    assert "replica: unknown field (did you mean 'replicas'?)" in message
+    assert "lifecycle: 'beta' is not one of" in message
+    # the image's pin is a meaning check, run once the shape is right
+    edit(products_dir, "revenue-predictor", lambda d: [d.pop(k) for k in ("replica", "proto")] and d.update(lifecycle="production"))
+    edit(products_dir, "revenue-predictor", setter(domain="kube-system", name="other"))
+    with pytest.raises(DeclarationError) as caught:
+        load_products(products_dir, DEV_PRODUCTS, {})
+    message = str(caught.value)
+    assert ": name: 'other' must match" in message and "; domain: 'kube-system'" in message and "; image: " in message
+
+
+def test_problems_are_bounded(products_dir):
+    edit(products_dir, "revenue-predictor", setter(**{f"extra{i}": 1 for i in range(25)}))
+    with pytest.raises(DeclarationError, match=r"\(and 5 more\)$") as caught:
+        load_products(products_dir, DEV_PRODUCTS, {})
+    assert str(caught.value).count("unknown field") == 20
+
+
+def test_openapi_paths_outside_the_route_are_refused(products_dir):
+    spec = products_dir / "openapi" / "revenue-predictor.yaml"
+    doc = yaml.safe_load(spec.read_text())
+    doc["paths"] = {"/churn/score": doc["paths"].popitem()[1]}
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: openapi: openapi/revenue-predictor\.yaml: paths: "
+                       r"/churn/score is outside the route /public/api/v1/revenue-predictor/"):
+        load_products(products_dir, DEV_PRODUCTS, {})
+    for bad_server, problem in (("/public/api/v1/other", "is not the route prefix"),
+                                ("https://{host}/x", "server variables are not supported")):
+        doc["servers"] = [{"url": bad_server}]
+        spec.write_text(yaml.safe_dump(doc))
+        with pytest.raises(DeclarationError, match=problem):
+            load_products(products_dir, DEV_PRODUCTS, {})
+
+
+def test_a_server_at_the_prefix_makes_the_gateway_rewrite(products_dir):
+    spec = products_dir / "openapi" / "revenue-predictor.yaml"
+    doc = yaml.safe_load(spec.read_text())
+    doc["paths"] = {"/revenue/predict": doc["paths"].popitem()[1]}
+    doc["servers"] = [{"url": "https://api.example.com/public/api/v1/revenue-predictor"}]
+    spec.write_text(yaml.safe_dump(doc))
+    products = {p.name: p for p in load_products(products_dir, DEV_PRODUCTS, {})}
+    assert products["revenue-predictor"].route_rewrite is True
+    assert products["customer-features"].route_rewrite is False

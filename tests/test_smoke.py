@@ -213,3 +213,64 @@ def test_an_unusable_gateway_is_one_line_exit_3(env, capfd, kind, message):
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in out + err, err
     assert GOOD not in out + err and OTHER not in out + err
     assert time.monotonic() - start < 10  # the timeout holds
+
+
+def outputs_with(definition: dict, name: str = "churn-scorer") -> dict:
+    import yaml
+
+    return {"productUrls": {name: f"http://gw/public/api/v1/{name}/"}, "catalog": [
+        {"kind": "Component", "metadata": {"name": name, "annotations": {
+            "datamesh.io/product": name, "datamesh.io/health-path": "/isAlive/"}}},
+        {"kind": "API", "metadata": {"name": name, "annotations": {"datamesh.io/product": name}},
+         "spec": {"definition": yaml.safe_dump(definition)}}]}
+
+
+def operation(method, example=None, mark=False):
+    op = {"responses": {"200": {"description": "ok"}}}
+    if example is not None:
+        op["requestBody"] = {"content": {"application/json": {"example": example}}}
+    if mark:
+        op["x-datamesh-smoke"] = True
+    return {method: op}
+
+
+def test_the_documented_operation_is_the_marked_one_then_one_with_an_example_then_a_get():
+    paths = {"/p/a": operation("get"), "/p/b": operation("post", {"x": 1}), "/p/c": operation("post", {"y": 2}, mark=True)}
+    [probe] = smoke.product_probes(outputs_with({"openapi": "3.0.3", "paths": paths}), [])
+    assert (probe.method, probe.path, probe.body) == ("POST", "/p/c", {"y": 2})
+    del paths["/p/c"]
+    [probe] = smoke.product_probes(outputs_with({"openapi": "3.0.3", "paths": paths}), [])
+    assert (probe.method, probe.path, probe.body) == ("POST", "/p/b", {"x": 1})
+    del paths["/p/b"]
+    [probe] = smoke.product_probes(outputs_with({"openapi": "3.0.3", "paths": paths}), [])
+    assert (probe.method, probe.path, probe.body, probe.health_path) == ("GET", "/p/a", None, None)
+
+
+def test_a_rewritten_route_is_probed_under_the_servers_path_with_its_health():
+    doc = {"openapi": "3.0.3", "servers": [{"url": "/public/api/v1/churn-scorer"}], "paths": {"/score": operation("post", {})}}
+    [probe] = smoke.product_probes(outputs_with(doc), ["churn-scorer"])
+    assert probe.path == "/public/api/v1/churn-scorer/score"
+    assert probe.health_path == "/public/api/v1/churn-scorer/isAlive/"
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--product", "revenue-predictor"], "--product: needs --render DIR or --outputs FILE"),
+    (["--render", "/nonexistent"], "--render: /nonexistent/outputs.json: no such file"),
+    (["--outputs", "PLACEHOLDER/not-outputs.json"], "has no productUrls and catalog outputs"),
+    (["--outputs", "PLACEHOLDER/outputs.json", "--product", "fraud"], "--product: 'fraud' is not a product of this stack"),
+    (["--outputs", "PLACEHOLDER/nodoc.json"], "documents no operation to call"),
+])
+def test_unusable_product_sources_are_one_line_exit_2(env, tmp_path, capsys, extra, named):
+    import json
+
+    (tmp_path / "not-outputs.json").write_text(json.dumps({"vpcId": "x"}))
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs_with({"openapi": "3.0.3", "paths": {"/a": operation("get")}})))
+    (tmp_path / "nodoc.json").write_text(json.dumps(outputs_with({"openapi": "3.0.3", "paths": {}})))
+    extra = [e.replace("PLACEHOLDER", str(tmp_path)) for e in extra]
+    try:
+        code = smoke.main(["--gateway", "127.0.0.1:9", *extra])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and named in err, err

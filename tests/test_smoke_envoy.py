@@ -75,3 +75,79 @@ def test_fails_when_the_predictor_is_not_limited(env, tmp_path, upstreams, capsy
     with running_gateway(result, upstreams) as envoy:
         assert run_smoke(envoy.port(), 1) == 1
     assert "no 429 with x-datamesh-rate-limited within 3 requests" in capsys.readouterr().out
+
+
+def test_probes_each_product_of_a_render(env, dev, upstreams, tmp_path, capsys):
+    from tools.engine.render import write_render
+
+    write_render(dev, tmp_path / "render")
+    with running_gateway(dev, upstreams) as envoy:
+        args = ["--gateway", f"{LOOPBACK}:{envoy.port()}", "--scheme", "http", "--gateway-replicas", "1",
+                "--render", str(tmp_path / "render")]
+        assert smoke.main(args) == 0
+        out = capsys.readouterr().out
+        assert "PASS  customer-features: POST /public/api/v1/customer-features/features/lookup gets 2xx  (HTTP 200)" in out
+        assert "PASS  customer-revenue: POST /public/api/v1/customer-revenue/revenue/predict gets 2xx  (HTTP 200)" in out
+        assert "PASS  customer-features: health  (not served through the gateway; the kubelet probes it)" in out
+        assert "PASS  revenue-predictor: health and operation  (left to the governance checks below)" in out
+        assert "9 passed, 0 failed" in out and "HTTP 200, 200, 429" in out  # the governance checks ran last
+        assert smoke.main([*args, "--product", "customer-revenue"]) == 0
+        out = capsys.readouterr().out
+        assert "customer-revenue: POST" in out and "customer-features" not in out and "another consumer" not in out
+    assert KEYS["analytics"][0] not in out
+
+
+def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, upstreams, tmp_path, capsys):
+    """A product serving bare paths (OpenAPI servers at the prefix): Envoy strips the prefix, smoke probes its health."""
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import yaml
+
+    from tests.conftest import ROOT
+    from tests.envoy_fixture import Upstream
+    from tools.engine.render import render_stack, write_render
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "products", project / "products")
+    spec_file = project / "products" / "openapi" / "customer-features.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["servers"] = [{"url": "/public/api/v1/customer-features"}]
+    spec["paths"] = {"/features/lookup": spec["paths"].pop("/public/api/v1/customer-features/features/lookup")}
+    spec_file.write_text(yaml.safe_dump(spec))
+    result = render_stack("dev", project_dir=project)
+    write_render(result, tmp_path / "render")
+
+    seen: list[str] = []
+
+    class Bare(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.path)
+            self.send_response(200 if self.path in ("/features/lookup", "/isAlive/") else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer  # noqa: N815 (the stdlib's handler names)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), Bare)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        bare = {**upstreams, "features": Upstream("features", server, [])}
+        with running_gateway(result, bare) as envoy:
+            assert smoke.main(["--gateway", f"{LOOPBACK}:{envoy.port()}", "--scheme", "http", "--gateway-replicas", "1",
+                               "--render", str(tmp_path / "render"), "--product", "customer-features"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert "PASS  customer-features: GET /public/api/v1/customer-features/isAlive/ gets 2xx  (HTTP 200)" in out
+    assert "PASS  customer-features: POST /public/api/v1/customer-features/features/lookup gets 2xx  (HTTP 200)" in out
+    assert seen == ["/isAlive/", "/features/lookup"]  # the product never saw the prefix

@@ -153,6 +153,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     violations = check_policies(result, policy_config)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         counts = write_render(result, args.out, violations)
     except OSError as exc:

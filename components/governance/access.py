@@ -127,3 +127,10 @@ def load_access(
     """Consumers, their keys and tiers, checked against the stack's products."""
     parsed_tiers = parse_tiers(tiers)
     return Access(parse_consumers(consumers, api_keys, parsed_tiers, product_names), parsed_tiers)
+
+
+def uncalled_products(access: Access, product_names: list[str]) -> list[str]:
+    """A warning for each selected product no consumer in ``datamesh:consumers`` may call through the gateway."""
+    callable_ = {name for consumer in access.consumers for name in consumer.products}
+    return [f"datamesh:consumers: no consumer may call {name}; add it to a consumer's products"
+            for name in product_names if name not in callable_]

@@ -1,81 +1,131 @@
 """Backstage catalog entities for the data products: pure functions, no Pulumi.
 
-Each domain becomes a Domain and a System; each product a Component (the
-running service) and an API (its OpenAPI definition, inline). Composition is
-lineage: a composed product's Component ``consumesApis`` and ``dependsOn`` its
-upstreams, so Backstage draws the graph the mesh routes.
+Each owner becomes a Group; each domain a Domain and a System; each product a
+Component (the running service) and an API (its OpenAPI definition, inline).
+Composition is lineage: a composed product's Component ``consumesApis`` and
+``dependsOn`` its upstreams, so Backstage draws the graph the mesh routes.
+Every entity lives in the Backstage namespace of its environment (the stack),
+and every reference names that namespace, so the dev and prod catalogs can
+both be registered in one Backstage without colliding. The Component carries
+what Backstage's plugins look for: its Kubernetes label selector, its source
+location (with the ``sourceUrl`` setting) and its gateway URL as a link.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from components.products.declarations import Product
 
 API_VERSION = "backstage.io/v1alpha1"
+PLATFORM_OWNER = "datamesh-platform"
+# Backstage's entity name and namespace formats (its FieldFormatEntityPolicy): at most 63 characters.
+_NAME = re.compile(r"[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?")
+_NAMESPACE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 def system_name(domain: str) -> str:
     return f"{domain}-data-products"
 
 
-def entities(products: Iterable[Product], external_urls: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Domain, System, Component and API entities, in a stable order."""
+def catalog_namespace(environment: str | None) -> str:
+    """The Backstage namespace for a stack: its name in Backstage's namespace format ("default" without one)."""
+    if not environment:
+        return "default"
+    name = re.sub(r"[^a-z0-9]+", "-", environment.lower()).strip("-")[:63].strip("-")
+    return name if name and _NAMESPACE.fullmatch(name) else "default"
+
+
+def _owner_ref(owner: str, namespace: str) -> str:
+    """An owner that is a plain name is a Group in the environment's namespace; a full reference stays as it is."""
+    return f"group:{namespace}/{owner}" if _NAME.fullmatch(owner) else owner
+
+
+def entities(products: Iterable[Product], external_urls: dict[str, str] | None = None,
+             environment: str | None = None, source_url: str = "") -> list[dict[str, Any]]:
+    """Group, Domain, System, Component and API entities, in a stable order.
+
+    ``environment`` (the stack) names the Backstage namespace; ``source_url`` (a
+    folder address ending in "/") is where products/ lives in the repository.
+    """
     products = sorted(products, key=lambda p: p.name)
     urls = external_urls or {}
+    ns = catalog_namespace(environment)
     result: list[dict[str, Any]] = []
     domains: dict[str, set[str]] = {}
     for p in products:
         domains.setdefault(p.domain, set()).add(p.owner)
-    for domain, owners in sorted(domains.items()):
-        owner = sorted(owners)[0] if len(owners) == 1 else "datamesh-platform"
+    domain_owner = {d: sorted(o)[0] if len(o) == 1 else PLATFORM_OWNER for d, o in domains.items()}
+    groups = sorted({p.owner for p in products} | set(domain_owner.values()))
+    for group in groups:
+        if _NAME.fullmatch(group):
+            result.append({
+                "apiVersion": API_VERSION, "kind": "Group",
+                "metadata": {"name": group, "namespace": ns, "description": f"Owners of data products ({ns})"},
+                "spec": {"type": "team", "children": []},
+            })
+    for domain, owner in sorted(domain_owner.items()):
         result.append({
             "apiVersion": API_VERSION, "kind": "Domain",
-            "metadata": {"name": domain, "description": f"Data products of the {domain} domain"},
-            "spec": {"owner": owner},
+            "metadata": {"name": domain, "namespace": ns, "description": f"Data products of the {domain} domain"},
+            "spec": {"owner": _owner_ref(owner, ns)},
         })
         result.append({
             "apiVersion": API_VERSION, "kind": "System",
-            "metadata": {"name": system_name(domain), "description": f"APIs the {domain} domain serves into the mesh"},
-            "spec": {"owner": owner, "domain": domain},
+            "metadata": {"name": system_name(domain), "namespace": ns,
+                         "description": f"APIs the {domain} domain serves into the mesh"},
+            "spec": {"owner": _owner_ref(owner, ns), "domain": f"domain:{ns}/{domain}"},
         })
     for p in products:
         annotations = {
+            "datamesh.io/product": p.name,
             "datamesh.io/route-prefix": p.route_prefix,
             "datamesh.io/mesh-url": p.mesh_url,
             "datamesh.io/namespace": p.namespace,
         }
-        if p.name in urls:
-            annotations["datamesh.io/external-url"] = urls[p.name]
+        component_annotations = {
+            **annotations,
+            "datamesh.io/health-path": p.health_path,
+            # The Kubernetes plugin finds the product's pods, Service and HPA by these.
+            "backstage.io/kubernetes-label-selector": f"app={p.name}",
+            "backstage.io/kubernetes-namespace": p.namespace,
+        }
+        if source_url:
+            component_annotations["backstage.io/source-location"] = f"url:{source_url}products/"
+        links = [{"url": urls[p.name], "title": "Gateway URL", "icon": "cloud"}] if p.name in urls else []
         tags = [p.protocol, p.lifecycle]
         # The releases running side by side: "version=weight%" (a mirrored release gets a copy only).
         running = {"datamesh.io/releases": ", ".join(
             f"{r.version}={r.weight}%" + (f" (mirror {p.mirror.percent}%)" if p.mirror and p.mirror.version == r.version else "")
             for r in p.releases)} if p.releases else {}
+        owner = _owner_ref(p.owner, ns)
+        system = f"system:{ns}/{system_name(p.domain)}"
         result.append({
             "apiVersion": API_VERSION, "kind": "Component",
-            "metadata": {"name": p.name, "description": p.description, "annotations": {**annotations, **running},
-                         "tags": tags},
+            "metadata": {"name": p.name, "namespace": ns, "description": p.description,
+                         "annotations": {**component_annotations, **running}, "tags": tags, "links": links},
             "spec": {
                 "type": "service",
                 "lifecycle": p.lifecycle,
-                "owner": p.owner,
-                "system": system_name(p.domain),
-                "providesApis": [f"api:{p.name}"],
-                "consumesApis": [f"api:{u}" for u in p.consumes],
-                "dependsOn": [f"component:{u}" for u in p.consumes],
+                "owner": owner,
+                "system": system,
+                "providesApis": [f"api:{ns}/{p.name}"],
+                "consumesApis": [f"api:{ns}/{u}" for u in p.consumes],
+                "dependsOn": [f"component:{ns}/{u}" for u in p.consumes],
             },
         })
         result.append({
             "apiVersion": API_VERSION, "kind": "API",
-            "metadata": {"name": p.name, "description": p.openapi.get("info", {}).get("title", p.description),
-                         "annotations": annotations, "tags": tags},
+            "metadata": {"name": p.name, "namespace": ns,
+                         "description": p.openapi.get("info", {}).get("title", p.description),
+                         "annotations": annotations, "tags": tags, "links": links},
             "spec": {
                 "type": "openapi",
                 "lifecycle": p.lifecycle,
-                "owner": p.owner,
-                "system": system_name(p.domain),
+                "owner": owner,
+                "system": system,
                 "definition": p.openapi_text,
             },
         })

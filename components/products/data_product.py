@@ -179,9 +179,9 @@ class DataProduct(pulumi.ComponentResource):
     role's grants and the ExternalSecret; a Service
     whose port is named for Istio protocol selection; a PodDisruptionBudget;
     a HorizontalPodAutoscaler per Deployment when it autoscales; a VirtualService routing its
-    prefix from the ingress gateway (weighted per release, mirrored when declared);
-    a DestinationRule (mutual TLS, outlier
-    detection, a subset per release); per external host it declares in ``egress``, a ServiceEntry
+    prefix from the ingress gateway (weighted per release, mirrored when declared, rewriting
+    the prefix to "/" when the product serves bare paths); a DestinationRule (mutual TLS,
+    outlier detection, a subset per release); per external host it declares in ``egress``, a ServiceEntry
     visible in its namespace only (the mesh is REGISTRY_ONLY: nothing else
     outside is reachable); and a Sidecar that scopes its proxy to its upstreams
     and those hosts.
@@ -315,6 +315,8 @@ class DataProduct(pulumi.ComponentResource):
                 "http": [{
                     "name": p.name,
                     "match": [{"uri": {"prefix": p.route_prefix}}],
+                    # The product serves bare paths (its OpenAPI servers URL is the prefix): strip the prefix.
+                    **({"rewrite": {"uri": "/"}} if p.route_rewrite else {}),
                     "route": route(p),
                     **mirror(p),
                     "timeout": "30s",

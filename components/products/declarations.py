@@ -5,8 +5,11 @@ selects products by name (``datamesh:products``) and may override
 per-environment values (``datamesh:productOverrides``: replicas, autoscaling,
 resources). The shape is a JSON Schema (``DECLARATION_SCHEMA``); meaning that
 a schema cannot say (pinned images, known upstreams, no cycles, a valid
-OpenAPI document) is checked after it. Every problem raises
-``DeclarationError``: one line naming the file, the field and what is wrong.
+OpenAPI document that agrees with the route) is checked after it. A bad
+declaration raises ``DeclarationError``: one line naming the file, then every
+problem (at most ``MAX_PROBLEMS``) as "field: what is wrong", unknown fields
+with a "did you mean". ``load_products`` validates every declaration in the
+folder, selected or not.
 Declarations are untrusted: files they name must resolve inside the products
 folder, every read is bounded (``components.inputs``), patterns match whole,
 and a message quotes at most a short excerpt of a value, never a file's content.
@@ -14,14 +17,17 @@ and a message quotes at most a short excerpt of a value, never a file's content.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import graphlib
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pulumi
@@ -257,6 +263,8 @@ class Product:
     mirror: Mirror | None = None
     aws: AwsAccess | None = None
     secrets: tuple[SecretRef, ...] = ()
+    # The gateway strips the route prefix (the OpenAPI servers URL carries it; the product serves bare paths).
+    route_rewrite: bool = False
 
     @property
     def namespace(self) -> str:
@@ -343,16 +351,69 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     return where, f"is not valid ({kind})"
 
 
+MAX_PROBLEMS = 20  # a declaration's problems reported at once; more are counted, not listed
+
+
+def _did_you_mean(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schema_problems(doc: Any, schema: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every (field, problem) of ``doc`` against ``schema``; unknown keys get a "did you mean"."""
+    problems: list[tuple[str, str]] = []
+    for error in Validator(schema).iter_errors(doc):  # in the schema's order, hence stable
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            base = _field(error.absolute_path)
+            for key in sorted(str(k) for k in set(error.instance) - set(known)):
+                where = key if base == "(top level)" else f"{base}.{key}"
+                problems.append((_plain(where), f"unknown field{_did_you_mean(key, known)}"))
+            continue
+        where, message = _describe(error)
+        if error.validator == "propertyNames":  # name the offending key, not the map
+            bad = [k for k in error.instance if list(Validator(error.validator_value).iter_errors(k))]
+            message = f"the key {show(bad[0])} is not allowed here" if bad else message
+        problems.append((where, message))
+    return list(dict.fromkeys(problems))
+
+
+def _joined(prefix: str, problems: list[tuple[str, str]]) -> DeclarationError:
+    """All problems on one line: "<file>: <field>: <problem>; <field>: <problem> (and N more)"."""
+    shown = "; ".join(f"{where}: {what}" for where, what in problems[:MAX_PROBLEMS])
+    more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
+    return DeclarationError(f"{prefix}: {shown}{more}")
+
+
 def _schema_error(source: Path, doc: Any, schema: Mapping[str, Any] = DECLARATION_SCHEMA,
                   prefix: str | None = None) -> DeclarationError | None:
-    error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(doc))
-    if error is None:
-        return None
-    where, message = _describe(error)
-    if error.validator == "propertyNames":  # best_match reports the map; name the offending key
-        bad = [k for k in error.instance if list(Validator(error.validator_value).iter_errors(k))]
-        message = f"the key {show(bad[0])} is not allowed here" if bad else message
-    return DeclarationError(f"{prefix or source}: {where}: {message}")
+    problems = _schema_problems(doc, schema)
+    return _joined(prefix or str(source), problems) if problems else None
+
+
+class _Problems:
+    """Collects a declaration's meaning problems so that all of them are reported at once."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, where: str, problem: str) -> None:
+        self.items.append((where, problem))
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run a check that raises ``DeclarationError`` for this file; keep its problem and go on."""
+        try:
+            yield
+        except DeclarationError as exc:
+            text = str(exc).removeprefix(f"{self.source}: ")
+            where, _, what = text.partition(": ")
+            self.add(where, what)
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise _joined(str(self.source), self.items)
 
 
 def _fail(source: Path, where: str, problem: str) -> DeclarationError:
@@ -515,6 +576,37 @@ def _rate_limit(source: Path, value: Mapping[str, Any] | None) -> RateLimit | No
     return RateLimit(value["requests"], seconds)
 
 
+def _route_rewrite(source: Path, ref: str, prefix: str, document: Mapping[str, Any]) -> bool:
+    """Whether the gateway must strip ``prefix``: the OpenAPI document and the route must name the same URLs.
+
+    The document's ``paths`` are what the product serves; ``servers`` say where the gateway publishes them.
+    Without servers (or with a server at "/"), every path starts with the route prefix and the gateway
+    forwards it as it is. With every server URL's path equal to the prefix, the product serves the bare
+    paths and the gateway rewrites the prefix to "/". Anything else names URLs the gateway does not serve.
+    """
+    bases = set()
+    for i, server in enumerate(document.get("servers") or []):
+        url = str(server.get("url", "")) if isinstance(server, Mapping) else ""
+        if "{" in url:
+            raise _fail(source, "openapi", f"{_plain(ref)}: servers[{i}].url: server variables are not supported; "
+                        f"write the path {prefix.rstrip('/')} or leave servers out")
+        bases.add(urlsplit(url).path.rstrip("/"))
+    bases = bases or {""}
+    if len(bases) > 1:
+        raise _fail(source, "openapi", f"{_plain(ref)}: servers name different paths ({', '.join(sorted(map(_plain, bases)))}); "
+                    "the gateway serves one route")
+    base = bases.pop()
+    if base and base != prefix.rstrip("/"):
+        raise _fail(source, "openapi", f"{_plain(ref)}: servers url path {_plain(base)} is not the route prefix {prefix}")
+    if not base:
+        outside = [str(path) for path in document.get("paths") or {} if not str(path).startswith(prefix)]
+        if outside:
+            raise _fail(source, "openapi", f"{_plain(ref)}: paths: {_plain(outside[0])} is outside the route {prefix}; "
+                        f"start every path with it, or set servers: [{{url: {prefix.rstrip('/')}}}] "
+                        "to have the gateway strip it")
+    return bool(base)
+
+
 def _without_required(schema: Any) -> Any:
     """A schema for a partial value: the same shapes, nothing required."""
     if isinstance(schema, dict):
@@ -557,36 +649,54 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
     error = _schema_error(source, doc)
     if error:
         raise error
+    problems = _Problems(source)
     if doc["name"] != source.stem:
-        raise _fail(source, "name", f"{doc['name']!r} must match the file name {show(source.stem)}")
+        problems.add("name", f"{doc['name']!r} must match the file name {show(source.stem)}")
     if doc["domain"] in RESERVED_NAMESPACES:
-        raise _fail(source, "domain", f"{doc['domain']!r} names a platform namespace; products run in their domain's namespace")
+        problems.add("domain", f"{doc['domain']!r} names a platform namespace; products run in their domain's namespace")
     if doc["protocol"] not in PROTOCOLS:
-        raise _fail(source, "protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
-    releases, mirror = _releases(source, doc)
-    _resource_amounts(source, doc["resources"])
+        problems.add("protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
+    releases: tuple[Release, ...] = ()
+    mirror: Mirror | None = None
+    with problems.collect():  # checks the image of each release (or the one image) too
+        releases, mirror = _releases(source, doc)
+    with problems.collect():
+        _resource_amounts(source, doc["resources"])
     autoscaling = None
     if "autoscaling" in doc:
         a = doc["autoscaling"]
         if a["minReplicas"] > a["maxReplicas"]:
-            raise _fail(source, "autoscaling.minReplicas", f"{a['minReplicas']} is above maxReplicas {a['maxReplicas']}")
+            problems.add("autoscaling.minReplicas", f"{a['minReplicas']} is above maxReplicas {a['maxReplicas']}")
         autoscaling = Autoscaling(a["minReplicas"], a["maxReplicas"], a.get("targetCPUUtilizationPercentage", 70))
     if doc["name"] in doc.get("consumes", []):
-        raise _fail(source, "consumes", f"{doc['name']!r} cannot consume itself")
-    rate_limit = _rate_limit(source, doc.get("rateLimit"))
+        problems.add("consumes", f"{doc['name']!r} cannot consume itself")
+    rate_limit = None
+    with problems.collect():
+        rate_limit = _rate_limit(source, doc.get("rateLimit"))
 
     egress: list[tuple[str, int]] = []
     for entry in doc.get("egress", []):
         host, _, port = entry.partition(":")
         if port and int(port) > 65535:
-            raise _fail(source, "egress", f"{entry!r}: the port must be 1 to 65535")
+            problems.add("egress", f"{entry!r}: the port must be 1 to 65535")
         if host in (h for h, _ in egress):  # one ServiceEntry per host: two would fight over it in Istio
-            raise _fail(source, "egress", f"{host!r} is declared twice; declare each external host once")
+            problems.add("egress", f"{host!r} is declared twice; declare each external host once")
+            continue
         egress.append((host, int(port or EGRESS_DEFAULT_PORT)))
 
-
-    files = {name: _read(source, f"files.{name}", ref, root)[1] for name, ref in doc.get("files", {}).items()}
-    openapi_path, openapi_text, openapi = _load_openapi(source, doc["openapi"], root)
+    files: dict[str, str] = {}
+    for name, ref in doc.get("files", {}).items():
+        with problems.collect():
+            files[name] = _read(source, f"files.{name}", ref, root)[1]
+    route_prefix = doc.get("routePrefix", f"/public/api/v1/{doc['name']}/")
+    openapi_path, openapi_text, openapi, rewrite = Path(), "", {}, False
+    with problems.collect():
+        openapi_path, openapi_text, openapi = _load_openapi(source, doc["openapi"], root)
+        rewrite = _route_rewrite(source, doc["openapi"], route_prefix, openapi)
+    secrets: tuple[SecretRef, ...] = ()
+    with problems.collect():
+        secrets = _secrets(source, doc)
+    problems.raise_any()
     return Product(
         name=doc["name"],
         domain=doc["domain"],
@@ -606,7 +716,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         openapi_path=openapi_path,
         openapi_text=openapi_text,
         openapi=openapi,
-        route_prefix=doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"),
+        route_prefix=route_prefix,
         rate_limit=rate_limit,
         consumes=tuple(doc.get("consumes", [])),
         egress=tuple(egress),
@@ -618,7 +728,8 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
         releases=releases,
         mirror=mirror,
         aws=_aws(doc),
-        secrets=_secrets(source, doc),
+        secrets=secrets,
+        route_rewrite=rewrite,
     )
 
 
@@ -633,6 +744,7 @@ def load_products(
     """The selected products, validated, upstreams before the products that consume them.
 
     ``allow_wildcard_iam``: True, or the products, whose AWS access may use wildcards.
+    Every other ``*.yaml`` declaration in ``directory`` is validated too (without overrides), selected or not.
     """
     for name in selected:
         if not is_name(name):  # a name, never a path: products/<name>.yaml and nothing else
@@ -655,6 +767,13 @@ def load_products(
         if not source.is_file():
             raise DeclarationError(f"{config_key}: {name!r} has no declaration {source}")
         products[name] = parse_declaration(source, overrides.get(name), root=directory)
+    # A declaration no stack selects yet is checked all the same: the pull request that adds it is its review.
+    for source in sorted(directory.glob("*.yaml")):
+        if source.stem not in products:
+            unselected = parse_declaration(source, root=directory)
+            for upstream in unselected.consumes:
+                if not (directory / f"{upstream}.yaml").is_file():
+                    raise _fail(source, "consumes", f"{upstream!r} is not a declared product")
 
     for p in products.values():
         if allow_wildcard_iam is True or p.name in (allow_wildcard_iam or ()):

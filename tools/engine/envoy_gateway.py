@@ -92,7 +92,7 @@ def routes_from_virtual_services(objects: Iterable[Mapping[str, Any]]) -> list[d
         if _kind(vs) != "VirtualService" or GATEWAY_REF not in (vs["spec"].get("gateways") or []):
             continue
         for http in vs["spec"]["http"]:
-            unknown = set(http) - {"name", "match", "route", "timeout", "retries"}
+            unknown = set(http) - {"name", "match", "route", "timeout", "retries", "rewrite"}
             if unknown:
                 raise UnsupportedConfigError(f"VirtualService {vs['metadata']['name']}: http fields {sorted(unknown)}")
             [destination] = http["route"]
@@ -100,6 +100,10 @@ def routes_from_virtual_services(objects: Iterable[Mapping[str, Any]]) -> list[d
             action: dict[str, Any] = {"cluster": cluster_name(dest["host"], dest["port"]["number"])}
             if "timeout" in http:
                 action["timeout"] = _duration(http["timeout"])
+            if "rewrite" in http:  # Istio: rewrite.uri replaces the matched prefix (Envoy's prefix_rewrite)
+                if set(http["rewrite"]) != {"uri"}:
+                    raise UnsupportedConfigError(f"VirtualService {vs['metadata']['name']}: rewrite {http['rewrite']}")
+                action["prefix_rewrite"] = http["rewrite"]["uri"]
             if "retries" in http:
                 r = http["retries"]
                 action["retry_policy"] = {"num_retries": r["attempts"], "per_try_timeout": _duration(r["perTryTimeout"]),

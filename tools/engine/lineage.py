@@ -28,19 +28,24 @@ class Lineage:
         return sorted({c for c, _ in self.may_call})
 
 
+def _name(ref: Any) -> str:
+    """An entity reference's name: "kind:namespace/name" (the catalog's form), "kind:name" or "name"."""
+    return str(ref or "").split(":", 1)[-1].rsplit("/", 1)[-1]
+
+
 def build(resources: list[dict[str, Any]], outputs: dict[str, Any]) -> Lineage:
     catalog = outputs.get("catalog") if isinstance(outputs.get("catalog"), list) else []
-    system_domain = {e["metadata"]["name"]: e["spec"].get("domain") for e in catalog if e.get("kind") == "System"}
+    system_domain = {e["metadata"]["name"]: _name(e["spec"].get("domain")) for e in catalog if e.get("kind") == "System"}
     lineage = Lineage()
     prefixes: dict[str, str] = {}
     for e in catalog:
         if e.get("kind") != "Component":
             continue
         name = e["metadata"]["name"]
-        domain = system_domain.get(e["spec"].get("system"), "unknown")
+        domain = system_domain.get(_name(e["spec"].get("system")), "unknown")
         lineage.domains.setdefault(domain, []).append(name)
-        lineage.owners[name] = e["spec"].get("owner", "")
-        lineage.consumes += [(name, dep.split(":", 1)[-1]) for dep in e["spec"].get("dependsOn", [])]
+        lineage.owners[name] = _name(e["spec"].get("owner", ""))
+        lineage.consumes += [(name, _name(dep)) for dep in e["spec"].get("dependsOn", [])]
         prefix = e["metadata"].get("annotations", {}).get("datamesh.io/route-prefix")
         if prefix:
             prefixes[prefix] = name

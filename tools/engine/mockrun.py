@@ -10,6 +10,7 @@ inputs with secrets still marked, so the render can mask them.
 from __future__ import annotations
 
 import json
+import logging
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class RunResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     # (token, arguments) of every invoke the program made, as the mocks answered them.
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # What the program logged with pulumi.log.warn, in order (the CLI shows these as warnings).
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -215,6 +218,18 @@ def _resolve_outputs(exports: dict[str, Any]) -> Any:
     return resolve()
 
 
+class _WarningCollector(logging.Handler):
+    """Keeps the warnings the mock engine receives (pulumi.log.warn) instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.records.append(record)
+
+
 def run_program(
     config: dict[str, str],
     secret_keys: list[str],
@@ -233,7 +248,12 @@ def run_program(
     region = config.get("aws:region", "us-east-1")
     mocks = PlaceholderMocks(region)
     monitor = RecordingMonitor(mocks)
-    pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    warnings = _WarningCollector()
+    logger = logging.getLogger(f"datamesh.mockrun.{id(warnings)}")
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(warnings)
+    pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
     outputs: dict[str, Any] = {}
 
     async def program_then_outputs() -> None:
@@ -242,9 +262,11 @@ def run_program(
         outputs.update(await _resolve_outputs(dict(getattr(root, "outputs", {}))))
 
     _sync_await(run_pulumi_func(program_then_outputs))
+    logger.removeHandler(warnings)
     seen: set[str] = set()
     for reg in monitor.registrations:
         if reg.urn in seen:  # the engine refuses a second resource with one URN; the mocks would not
             raise DuplicateResourceError(f"two resources share the URN {reg.urn}: a real pulumi preview refuses this")
         seen.add(reg.urn)
-    return RunResult(resources=list(monitor.registrations), outputs=outputs, invokes=list(mocks.invokes))
+    return RunResult(resources=list(monitor.registrations), outputs=outputs, invokes=list(mocks.invokes),
+                     warnings=[r.getMessage() for r in warnings.records])
