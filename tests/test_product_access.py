@@ -150,9 +150,18 @@ def declare(products_dir: Path, **fields) -> Path:
 WILDCARDS = [
     ({"statements": [{"actions": ["s3:*"], "resources": [BUCKET]}]}, "aws.statements[0].actions", "'s3:*' is a wildcard action"),
     ({"statements": [{"actions": ["*"], "resources": [BUCKET]}]}, "aws.statements[0].actions", "'*' is a wildcard action"),
-    ({"statements": [{"actions": ["s3:GetObject"], "resources": ["*"]}]}, "aws.statements[0].resources", "'*' is every resource"),
+    ({"statements": [{"actions": ["s3:GetObject"], "resources": ["*"]}]}, "aws.statements[0].resources",
+     "'*' names every resource"),
     ({"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}, "aws.managedPolicyArns[0]",
      "arn:aws:iam::aws:policy/AdministratorAccess grants every action"),
+    # Found in review: each of these rendered with exit 0.
+    ({"statements": [{"actions": ["s3:Get*"], "resources": [BUCKET]}]}, "aws.statements[0].actions", "'s3:Get*' is a wildcard"),
+    ({"statements": [{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::*/*"]}]}, "aws.statements[0].resources",
+     "'arn:aws:s3:::*/*' names every resource of a kind"),
+    ({"statements": [{"actions": ["dynamodb:GetItem"], "resources": ["arn:aws:dynamodb:eu-west-1:123456789012:table/*"]}]},
+     "aws.statements[0].resources", "'arn:aws:dynamodb:eu-west-1:123456789012:table/*' names every resource"),
+    ({"managedPolicyArns": ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]}, "aws.managedPolicyArns[0]",
+     "arn:aws:iam::aws:policy/AmazonS3FullAccess grants every action of a service"),
 ]
 
 
@@ -206,8 +215,15 @@ def test_the_access_render_passes_the_policies(run):
     assert not [f for f in findings if f.level == "mandatory"], findings
 
 
-def test_prefixes_and_paths_are_not_wildcards(products_dir):
-    declare(products_dir, aws={"statements": [{"actions": ["s3:Get*", "s3:ListBucket"],
-                                               "resources": ["arn:aws:s3:::sales-models", BUCKET]}]})
+def test_paths_under_a_named_resource_are_not_wildcards(products_dir):
+    table = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/index/*"
+    declare(products_dir, aws={"statements": [{"actions": ["s3:GetObject", "s3:ListBucket", "dynamodb:Query"],
+                                               "resources": ["arn:aws:s3:::sales-models", BUCKET, table]}]})
     [p] = [p for p in load_products(products_dir, DEV_PRODUCTS, {}) if p.name == "revenue-predictor"]
-    assert p.aws is not None and p.aws.statements[0][0] == ("s3:Get*", "s3:ListBucket")
+    assert p.aws is not None and p.aws.statements[0][1] == ("arn:aws:s3:::sales-models", BUCKET, table)
+
+
+def test_an_unselected_declaration_with_a_wildcard_is_refused(products_dir):
+    declare(products_dir, aws={"statements": [{"actions": ["s3:*"], "resources": [BUCKET]}]})
+    with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: aws\.statements\[0\]\.actions"):
+        load_products(products_dir, ["customer-features"], {})

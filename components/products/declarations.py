@@ -509,20 +509,40 @@ def _aws(doc: Mapping[str, Any]) -> AwsAccess | None:
 BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
 
 
+def _broad_resource(resource: str) -> bool:
+    """Whether an ARN names every resource of a kind rather than the ones a product uses.
+
+    A ``*`` in the partition, service, region or account, or in the first part of the
+    resource (an S3 bucket name; elsewhere the resource type or the name after it:
+    ``table/*``), is broad; one after a concrete name (``bucket/*``: the objects of one
+    bucket, ``table/orders/index/*``) is not.
+    """
+    if resource == "*":
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6 or any("*" in part or "?" in part for part in parts[1:5]):
+        return True
+    segments = re.split(r"[/:]", parts[5])
+    named = segments[:1] if parts[2] == "s3" else segments[:2]
+    return any("*" in s or "?" in s for s in named)
+
+
 def wildcard_problem(product: Product) -> tuple[str, str] | None:
     """(field, problem) for the first wildcard in a product's AWS access; None when it names what it uses."""
     if product.aws is None:
         return None
     for i, arn in enumerate(product.aws.managed_policy_arns):
-        if arn.rsplit("/", 1)[-1] in BROAD_MANAGED_POLICIES:
-            return f"aws.managedPolicyArns[{i}]", f"{arn} grants every action"
+        name = arn.rsplit("/", 1)[-1]
+        # AWS's own *FullAccess policies grant <service>:* on every resource.
+        if name in BROAD_MANAGED_POLICIES or (":iam::aws:policy/" in arn and name.endswith("FullAccess")):
+            return f"aws.managedPolicyArns[{i}]", f"{arn} grants every action of a service on every resource"
     for i, (actions, resources) in enumerate(product.aws.statements):
         for action in actions:
-            if action == "*" or action.endswith(":*"):
+            if "*" in action or "?" in action:
                 return f"aws.statements[{i}].actions", f"{action!r} is a wildcard action; name the actions"
         for resource in resources:
-            if resource == "*" or re.fullmatch(r"arn:[^:]+:[^:]+:[^:]*:[^:]*:\*", resource):
-                return f"aws.statements[{i}].resources", f"{resource!r} is every resource; name the ARNs"
+            if _broad_resource(resource):
+                return f"aws.statements[{i}].resources", f"{resource!r} names every resource of a kind; name the ARNs"
     return None
 
 
@@ -774,6 +794,9 @@ def load_products(
             for upstream in unselected.consumes:
                 if not (directory / f"{upstream}.yaml").is_file():
                     raise _fail(source, "consumes", f"{upstream!r} is not a declared product")
+            problem = None if allow_wildcard_iam is True else wildcard_problem(unselected)
+            if problem:
+                raise _fail(source, problem[0], f"{problem[1]} (or allow it: datamesh:allowWildcardIam)")
 
     for p in products.values():
         if allow_wildcard_iam is True or p.name in (allow_wildcard_iam or ()):
