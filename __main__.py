@@ -97,6 +97,7 @@ ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
 secret_names = tuple(s.name for p in products for s in p.secrets)
 external_secrets = ExternalSecrets("external-secrets", ExternalSecretsArgs(
     secret_names=secret_names,
+    namespaces=tuple(p.namespace for p in products if p.secrets),
     region=settings.region,
     cluster_name=settings.cluster_name,
     oidc_provider_arn=cluster.oidc_provider_arn,

@@ -227,3 +227,9 @@ def test_an_unselected_declaration_with_a_wildcard_is_refused(products_dir):
     declare(products_dir, aws={"statements": [{"actions": ["s3:*"], "resources": [BUCKET]}]})
     with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: aws\.statements\[0\]\.actions"):
         load_products(products_dir, ["customer-features"], {})
+
+
+def test_only_namespaces_of_products_with_secrets_may_use_the_store(run):
+    # A ClusterSecretStore without conditions serves an ExternalSecret in any namespace.
+    store = named(run, "ClusterSecretStore", "aws-secrets-manager")
+    assert store.inputs["spec"]["conditions"] == [{"namespaces": ["sales"]}]

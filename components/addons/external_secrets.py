@@ -53,6 +53,8 @@ class ExternalSecretsArgs:
 
     Attributes:
         secret_names: the Secrets Manager names the products declare; the operator may read these only.
+        namespaces: the namespaces of the products that declare them; only ExternalSecrets there may
+            use the store (a namespace without such a product cannot read any of them).
         region: the cluster's region (the store reads Secrets Manager there).
         cluster_name: for the role's description.
         oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider, for IRSA.
@@ -63,6 +65,7 @@ class ExternalSecretsArgs:
     """
 
     secret_names: tuple[str, ...]
+    namespaces: tuple[str, ...]
     region: str
     cluster_name: str
     oidc_provider_arn: pulumi.Input[str]
@@ -116,7 +119,10 @@ class ExternalSecrets(pulumi.ComponentResource):
             api_version="external-secrets.io/v1",
             kind="ClusterSecretStore",
             metadata={"name": STORE},
-            spec={"provider": {"aws": {"service": "SecretsManager", "region": args.region}}},
+            spec={
+                "provider": {"aws": {"service": "SecretsManager", "region": args.region}},
+                "conditions": [{"namespaces": sorted(set(args.namespaces))}],
+            },
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
         )
         self.register_outputs({"release": self.release.name, "roleArn": role.arn, "store": STORE})
