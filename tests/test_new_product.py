@@ -87,10 +87,14 @@ def test_scaffolded_products_render_everywhere_and_pass_the_policy_pack(tmp_path
     (["churn", "--domain", "churn", "--kind", "lookup", "--owner", ""], "--owner: '' is not a team name"),
     (["churn", "--domain", "churn", "--kind", "lookup", "--products", "/nonexistent/products"],
      "--products: /nonexistent/products is not a folder"),
+    (["churn", "--domain", "churn", "--kind", "lookup", "--products", "TMP"], "is not a datamesh products folder"),
 ])
 def test_bad_scaffold_requests_are_one_line_and_write_nothing(tmp_path, capsys, argv, named):
     products = project_copy(tmp_path) / "products"
     before = sorted(p.relative_to(products) for p in products.rglob("*"))
+    elsewhere = tmp_path / "elsewhere"  # any folder that is not a products folder, e.g. a typo's
+    elsewhere.mkdir()
+    argv = [str(elsewhere) if a == "TMP" else a for a in argv]
     try:
         code = new_product.main(argv if "--products" in argv else [*argv, "--products", str(products)])
     except SystemExit as exit_:  # argparse's own refusals exit through OneLineParser
@@ -99,6 +103,7 @@ def test_bad_scaffold_requests_are_one_line_and_write_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and named in err, err
     assert sorted(p.relative_to(products) for p in products.rglob("*")) == before
+    assert list(elsewhere.iterdir()) == []
 
 
 

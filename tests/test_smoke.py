@@ -274,3 +274,10 @@ def test_unusable_product_sources_are_one_line_exit_2(env, tmp_path, capsys, ext
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and named in err, err
+
+
+def test_a_bad_product_source_is_reported_before_the_keys_are_asked_for(monkeypatch, capsys):
+    monkeypatch.delenv("SMOKE_KEY", raising=False)
+    monkeypatch.delenv("SMOKE_OTHER_KEY", raising=False)
+    assert smoke.main(["--gateway", "127.0.0.1:9", "--render", "/nonexistent"]) == 2
+    assert "--render: /nonexistent/outputs.json: no such file" in capsys.readouterr().err

@@ -91,6 +91,9 @@ def scaffold(products: Path, name: str, domain: str, kind: str, consumes: list[s
         raise _BadInputError(f"--owner: {owner[:60]!r} is not a team name (letters, digits, '-', '_', '.'; at most 63)")
     if not products.is_dir():
         raise _BadInputError(f"--products: {products} is not a folder")
+    if not (products / "schema" / "declaration.schema.json").is_file():
+        # Only a datamesh products folder: a typo must not write declarations anywhere else.
+        raise _BadInputError(f"--products: {products} is not a datamesh products folder (no schema/declaration.schema.json)")
     source, spec = products / f"{name}.yaml", products / "openapi" / f"{name}.yaml"
     for path in (source, spec):
         if path.exists():

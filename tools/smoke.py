@@ -303,10 +303,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gateway: {problem}")
     if not 0.1 <= args.timeout <= 120:
         parser.error("--timeout: must be from 0.1 to 120 seconds")
-    key, other = os.environ.get("SMOKE_KEY"), os.environ.get("SMOKE_OTHER_KEY")
-    if not key or not other:
-        print("error: set SMOKE_KEY and SMOKE_OTHER_KEY in the environment", file=sys.stderr)
-        return EXIT_BAD_INPUT
     if args.gateway_replicas < 1:
         print("error: --gateway-replicas: must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -319,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         except SmokeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    # The arguments and files first, so a mistake there is reported before the keys are asked for.
+    key, other = os.environ.get("SMOKE_KEY"), os.environ.get("SMOKE_OTHER_KEY")
+    if not key or not other:
+        print("error: set SMOKE_KEY and SMOKE_OTHER_KEY in the environment", file=sys.stderr)
+        return EXIT_BAD_INPUT
     base_url = f"{args.scheme}://{args.gateway}"
     try:
         governance = not args.product or GOVERNED_PRODUCT in args.product
