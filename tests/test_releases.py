@@ -226,3 +226,19 @@ def test_the_release_workloads_are_valid_kubernetes(canary_run):
             kubernetes_validate.validate({"apiVersion": api[kind], "kind": kind, **reg.inputs}, "1.35", strict=True)
             checked += 1
     assert checked == 7  # three Deployments, three HPAs, one budget
+
+
+def test_a_bare_path_canary_has_the_rewrite_the_weights_and_the_mirror_together(tmp_path):
+    # Both halves build one VirtualService rule: neither may drop the other's fields.
+    project = project_with(tmp_path, canary(90, 10))
+    spec_path = project / "products" / "openapi" / "revenue-predictor.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    prefix = "/public/api/v1/revenue-predictor"
+    spec["servers"] = [{"url": prefix}]
+    spec["paths"] = {path.removeprefix(prefix): item for path, item in spec["paths"].items()}
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = render_stack("dev", project_dir=project)
+    [http] = named(result, "VirtualService", "revenue-predictor").inputs["spec"]["http"]
+    assert http["rewrite"] == {"uri": "/"}
+    assert [d["weight"] for d in http["route"]] == [90, 10]
+    assert http["mirror"]["subset"] == "v1-2-0" and http["mirrorPercentage"] == {"value": 20}
