@@ -211,8 +211,7 @@ def test_a_stack_may_run_other_releases_than_the_declaration(products_dir):
     # The single-image form can be overridden with releases too.
     [plain] = [p for p in load_products(ROOT / "products", DEV_PRODUCTS, prod_override) if p.name == "revenue-predictor"]
     assert [r.version for r in plain.releases] == ["1.0.0"]
-    with pytest.raises(DeclarationError, match=r"revenue-predictor\.yaml: releases: the weights add up to 50"):
-        load_products(products_dir, DEV_PRODUCTS, {"revenue-predictor": {"releases": [r("1.0.0", 50)]}})
+    # A wrong override is the stack's mistake: test_a_release_problem_from_the_stack_names_the_stack_key.
 
 
 def test_the_release_workloads_are_valid_kubernetes(canary_run):
@@ -242,3 +241,13 @@ def test_a_bare_path_canary_has_the_rewrite_the_weights_and_the_mirror_together(
     assert http["rewrite"] == {"uri": "/"}
     assert [d["weight"] for d in http["route"]] == [90, 10]
     assert http["mirror"]["subset"] == "v1-2-0" and http["mirrorPercentage"] == {"value": 20}
+
+
+def test_a_release_problem_from_the_stack_names_the_stack_key(products_dir):
+    # The override replaces the declaration's releases; its weights are the stack's mistake.
+    bad = {"releases": [r("1.0.0", 50)]}
+    with pytest.raises(DeclarationError) as caught:
+        load_products(products_dir, DEV_PRODUCTS, {"revenue-predictor": bad})
+    message = str(caught.value)
+    assert message.startswith("datamesh:productOverrides: revenue-predictor: releases: the weights add up to 50"), message
+    assert "revenue-predictor.yaml" not in message

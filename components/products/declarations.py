@@ -394,9 +394,12 @@ def _schema_error(source: Path, doc: Any, schema: Mapping[str, Any] = DECLARATIO
 class _Problems:
     """Collects a declaration's meaning problems so that all of them are reported at once."""
 
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, overridden: frozenset[str] = frozenset(), overrides_prefix: str = "") -> None:
         self.source = source
         self.items: list[tuple[str, str]] = []
+        # A problem in a field the stack overrides is the stack's to fix: name the stack key, not the file.
+        self.overridden = overridden
+        self.overrides_prefix = overrides_prefix
 
     def add(self, where: str, problem: str) -> None:
         self.items.append((where, problem))
@@ -412,8 +415,13 @@ class _Problems:
             self.add(where, what)
 
     def raise_any(self) -> None:
-        if self.items:
-            raise _joined(str(self.source), self.items)
+        if not self.items:
+            return
+        stack = [(w, p) for w, p in self.items if re.split(r"[.\[]", w, maxsplit=1)[0] in self.overridden]
+        own = [item for item in self.items if item not in stack]
+        parts = [str(_joined(prefix, items)) for prefix, items in
+                 ((self.overrides_prefix, stack), (str(self.source), own)) if items]
+        raise DeclarationError("; ".join(parts))
 
 
 def _fail(source: Path, where: str, problem: str) -> DeclarationError:
@@ -644,7 +652,8 @@ OVERRIDE_SCHEMA: dict[str, Any] = {
 }
 
 
-def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, root: Path | None = None) -> Product:
+def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, root: Path | None = None,
+                      overrides_key: str = "datamesh:productOverrides") -> Product:
     """Validate one declaration file, with the stack's overrides merged over it.
 
     Every file it names (``openapi``, ``files``) must resolve inside ``root``
@@ -669,7 +678,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
     error = _schema_error(source, doc)
     if error:
         raise error
-    problems = _Problems(source)
+    problems = _Problems(source, frozenset(overrides or {}), f"{overrides_key}: {source.stem}")
     if doc["name"] != source.stem:
         problems.add("name", f"{doc['name']!r} must match the file name {show(source.stem)}")
     if doc["domain"] in RESERVED_NAMESPACES:
@@ -786,7 +795,7 @@ def load_products(
         source = directory / f"{name}.yaml"
         if not source.is_file():
             raise DeclarationError(f"{config_key}: {name!r} has no declaration {source}")
-        products[name] = parse_declaration(source, overrides.get(name), root=directory)
+        products[name] = parse_declaration(source, overrides.get(name), root=directory, overrides_key=overrides_key)
     # A declaration no stack selects yet is checked all the same: the pull request that adds it is its review.
     for source in sorted(directory.glob("*.yaml")):
         if source.stem not in products:
