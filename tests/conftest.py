@@ -7,6 +7,7 @@ registrations themselves, never inside an apply.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,16 @@ sys.path.insert(0, str(ROOT))
 
 from tools.engine.mockrun import Registration, RunResult  # noqa: E402
 from tools.engine.render import render_stack  # noqa: E402
+
+
+def copy_program(project: Path) -> Path:
+    """A copy of what a stack and its declarations live in (the program, project and dev stack files, products/)
+    at ``project``, so a test can edit them; components are still imported from the repository."""
+    project.mkdir(parents=True)
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "products", project / "products")
+    return project
 
 
 def stack_file(stack: str) -> dict[str, Any]:

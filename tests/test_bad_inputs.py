@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_program
 from tools import bench, smoke
 from tools import render as render_cli
 from tools.engine.render import render_stack
@@ -78,11 +78,7 @@ DROP = object()
 
 @pytest.fixture(scope="session")
 def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pristine") / "project"
-    root.mkdir()
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "products", root / "products")
+    root = copy_program(tmp_path_factory.mktemp("pristine") / "project")
     (root / "policies").mkdir()
     return root
 

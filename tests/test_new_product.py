@@ -1,7 +1,6 @@
 """The scaffold (tools.new_product) and the declaration schema editors read."""
 
 import json
-import shutil
 from pathlib import Path
 
 import jsonschema
@@ -10,7 +9,7 @@ import yaml
 
 from components.products.declarations import DECLARATION_SCHEMA, load_products
 from policies.rules import MANDATORY
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_program
 from tools import new_product
 from tools.engine.render import check_policies, render_stack, write_render
 from tools.engine.review import compare_renders, format_text
@@ -19,12 +18,7 @@ SCHEMA_FILE = ROOT / "products" / "schema" / "declaration.schema.json"
 
 
 def project_copy(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "products", project / "products")
-    return project
+    return copy_program(tmp_path / "project")
 
 
 def test_the_editor_schema_is_the_one_the_program_validates_with():

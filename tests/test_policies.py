@@ -1,7 +1,6 @@
 """The policy pack: each rule both ways, every stack passes, and the render enforces it."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from policies.rules import (
     evaluate,
     rule_configs,
 )
-from tests.conftest import ROOT, write_stack
+from tests.conftest import ROOT, copy_program, write_stack
 from tools.render import main as render_main
 
 
@@ -235,12 +234,7 @@ def test_prod_makes_the_public_endpoint_rule_mandatory(tmp_path, capsys):
 @pytest.fixture
 def project_copy(tmp_path):
     """A copy of the program whose products/ can be edited."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "products", root / "products")
-    return root
+    return copy_program(tmp_path / "project")
 
 
 def render_with_port(project_copy, **port_fields):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.products.declarations import DeclarationError, load_products
-from tests.conftest import ROOT, closure, waits_for, write_stack
+from tests.conftest import ROOT, closure, copy_program, waits_for, write_stack
 from tests.test_chart_values import schema_errors, unknown_keys
 from tools.engine.render import render_stack
 
@@ -24,12 +24,8 @@ SECRETS = [{"env": "FEATURE_STORE_TOKEN", "secretsManager": {"name": "datamesh/r
 
 
 def project_with(tmp_path: Path, fields: dict, stack: dict | None = None) -> Path:
-    project = tmp_path / "project"
-    project.mkdir(parents=True)
-    for name in ("__main__.py", "Pulumi.yaml"):
-        shutil.copy(ROOT / name, project / name)
+    project = copy_program(tmp_path / "project")
     shutil.copy(write_stack(tmp_path, stack or {}), project / "Pulumi.dev.yaml")
-    shutil.copytree(ROOT / "products", project / "products")
     decl = project / "products" / "revenue-predictor.yaml"
     doc = yaml.safe_load(decl.read_text())
     doc.update(fields)

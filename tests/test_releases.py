@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.products.declarations import DeclarationError, load_products
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_program
 from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
 
 DEV_PRODUCTS = ["customer-features", "revenue-predictor", "customer-revenue"]
@@ -31,11 +31,7 @@ def canary(stable: int, candidate: int, mirror: bool = True) -> dict:
 
 def project_with(tmp_path: Path, fields: dict) -> Path:
     """A copy of the program whose revenue-predictor declaration has ``fields`` instead of its image."""
-    project = tmp_path / "project"
-    project.mkdir(parents=True)
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "products", project / "products")
+    project = copy_program(tmp_path / "project")
     decl = project / "products" / "revenue-predictor.yaml"
     doc = yaml.safe_load(decl.read_text())
     doc.pop("image")

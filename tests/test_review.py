@@ -10,7 +10,7 @@ import pydot
 import pytest
 import yaml
 
-from tests.conftest import ROOT, stack_file, write_stack
+from tests.conftest import ROOT, copy_program, stack_file, write_stack
 from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
 from tools.engine.review import Change, diff_renders, diff_values
 from tools.render import main as render_main
@@ -34,12 +34,7 @@ def render_project(project: Path, out: Path, config: Path | None = None) -> Path
 
 def project_copy(tmp_path: Path) -> Path:
     """The parts of the program a stack and its declarations live in; components are imported from the repo."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "products", project / "products")
-    return project
+    return copy_program(tmp_path / "project")
 
 
 def diff_lines(old: Path, new: Path, *extra: str) -> tuple[int, list[str]]:

@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.conftest import render_variant
+from tests.conftest import copy_program, render_variant
 from tests.envoy_fixture import demo_upstreams, running_gateway, stack_keys
 from tools import smoke
 from tools.engine.envoy_gateway import LOOPBACK, Envoy
@@ -99,21 +99,15 @@ def test_probes_each_product_of_a_render(env, dev, upstreams, tmp_path, capsys):
 
 def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, upstreams, tmp_path, capsys):
     """A product serving bare paths (OpenAPI servers at the prefix): Envoy strips the prefix, smoke probes its health."""
-    import shutil
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     import yaml
 
-    from tests.conftest import ROOT
     from tests.envoy_fixture import Upstream
     from tools.engine.render import render_stack, write_render
 
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "products", project / "products")
+    project = copy_program(tmp_path / "project")
     spec_file = project / "products" / "openapi" / "customer-features.yaml"
     spec = yaml.safe_load(spec_file.read_text())
     spec["servers"] = [{"url": "/public/api/v1/customer-features"}]
