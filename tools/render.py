@@ -161,8 +161,9 @@ def _main(argv: list[str] | None) -> int:
         raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
     print(f"rendered stack {args.stack} into {args.out}")
     print(summary(counts))
-    print(cost_summary(args.out))
-    for problem in json.loads((args.out / "cost.json").read_text())["warnings"]:
+    estimate = json.loads((args.out / "cost.json").read_text())
+    print(cost_summary(estimate, args.out / "cost.json"))
+    for problem in estimate["warnings"]:
         print(f"warning: cost: {problem}", file=sys.stderr)
     for v in violations:
         print(f"policy {v.level}: {v.rule}: {v.message} ({v.urn})", file=sys.stderr)

@@ -179,13 +179,12 @@ def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
             (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
 
 
-def cost_summary(out: Path) -> str:
-    """The render's monthly estimate in one line, from the cost.json ``write_render`` wrote."""
-    c = json.loads((out / "cost.json").read_text())
+def cost_summary(c: dict[str, Any], path: Path) -> str:
+    """The render's monthly estimate ``c`` (the cost.json ``write_render`` wrote at ``path``) in one line."""
     low, high = c["totalRange"]
     spread = f" (range ${low:,.2f} to ${high:,.2f} with spot prices)" if low != high else ""
     return (f"monthly cost estimate: ${c['total']:,.2f} {c['currency']} at {c['region']} list prices{spread}; "
-            f"see {out / 'cost.json'}")
+            f"see {path}")
 
 
 def summary(counts: dict[str, int]) -> str:
