@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.governance.access import Consumer, RateLimit, key_digest
 from components.governance.lua_sha256 import SHA256_LUA
-from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE
+from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS
 from components.products.declarations import Product
 
 HEADER_PREFIX = "x-datamesh-"  # only the gateway sets these; a client's are dropped
@@ -19,7 +19,9 @@ RATE_LIMITED_HEADER = HEADER_PREFIX + "rate-limited"
 REALM = "datamesh"
 MAX_CREDENTIALS = 4  # Authorization values per request; more answer 401
 STAT_PREFIX = "http_local_rate_limiter"
-GATEWAY_VHOST = "*:80"  # Istio names the gateway's virtual host <host>:<port>
+# The port the shared Gateway serves HTTP on (TLS, when on, ends at the NLB in front of it).
+GATEWAY_PORT = next(p["number"] for p in SERVED_PORTS if p["protocol"] == "HTTP")
+GATEWAY_VHOST = f"*:{GATEWAY_PORT}"  # Istio names the gateway's virtual host <host>:<port>
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 LOCAL_RATE_LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 LUA = "envoy.filters.http.lua"
@@ -155,7 +157,7 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
     return {
         "applyTo": "HTTP_ROUTE",
         "match": {"context": "GATEWAY", "routeConfiguration": {
-            "portNumber": 80, "vhost": {"name": GATEWAY_VHOST, "route": {"name": product.name}}}},
+            "portNumber": GATEWAY_PORT, "vhost": {"name": GATEWAY_VHOST, "route": {"name": product.name}}}},
         "patch": {"operation": "MERGE", "value": {
             # rate_limits belongs to the RouteAction (Route has no such field; istiod would drop it silently).
             "route": {"rate_limits": [
