@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANNOT_FINISH = 3
+
+
+# Pulumi's stack name characters: a stack name is never a path (Pulumi.<stack>.yaml is read from it).
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def is_stack_name(name: str) -> bool:
+    return STACK_NAME.fullmatch(name) is not None
 
 
 class OneLineParser(argparse.ArgumentParser):

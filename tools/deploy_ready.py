@@ -27,7 +27,7 @@ from typing import Any
 # Needs PyYAML only (through components.inputs, the same bounded reader and strict YAML loader the
 # render uses on a pull request's stack file), so the workflow's check installs nothing else.
 from components.inputs import InputError, load_yaml, read_text
-from tools.cli import OneLineParser
+from tools.cli import OneLineParser, is_stack_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", args.stack) or args.stack.strip(".") == "":
+    if not is_stack_name(args.stack) or args.stack.strip(".") == "":
         parser.error("--stack: a stack name holds only letters, digits, '-', '_' and '.'")
     path = args.config or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
     try:

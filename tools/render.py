@@ -27,7 +27,6 @@ cloud credentials or network are used.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import pulumi
 
 from components.inputs import InputError, read_text
 from policies.rules import MANDATORY
-from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir
+from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir, is_stack_name
 from tools.engine.mockrun import DuplicateResourceError
 from tools.engine.render import (
     EXIT_INVALID_CONFIG,
@@ -52,7 +51,6 @@ from tools.engine.render import (
 from tools.engine.review import compare_renders, format_markdown, format_text, graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError
 
-STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # Pulumi's stack name characters; never a path
 MAX_RENDER_BYTES = 256 * 1024 * 1024  # a resources.json to diff: renders of big meshes run to tens of MiB
 
 
@@ -139,7 +137,7 @@ def _main(argv: list[str] | None) -> int:
     for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
         if given:
             parser.error(f"{flag} goes with --diff OLD_DIR NEW_DIR")
-    if not STACK_NAME.fullmatch(args.stack):
+    if not is_stack_name(args.stack):
         parser.error("--stack: a stack name holds only letters, digits, '-', '_' and '.'")
     try:
         check_output_dir(args.out)  # before the program runs, not after
