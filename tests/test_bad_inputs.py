@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_program, fresh_name
+from tests.conftest import DEMO, ROOT, copy_program, fresh_name
 from tools import bench, smoke
 from tools import render as render_cli
 from tools.engine.render import render_stack
@@ -78,7 +78,7 @@ DROP = object()
 
 @pytest.fixture(scope="session")
 def pristine(tmp_path_factory) -> Path:
-    root = copy_program(tmp_path_factory.mktemp("pristine") / "project")
+    root = copy_program(tmp_path_factory.mktemp("pristine") / "project", base=DEMO)  # cases name its products
     (root / "policies").mkdir()
     return root
 
