@@ -1,9 +1,11 @@
-"""The Anypoint adapter (governanceAdapter: anypoint) and observability."""
+"""The Anypoint adapter (governanceAdapter: anypoint) and observability.
+
+The adapter's API ids name the demo's products, so its stacks are the demo stack's variants."""
 
 import pytest
 
 from components import versions
-from tests.conftest import render_variant, waits_for, write_stack
+from tests.conftest import DEMO, render_variant, waits_for, write_stack
 from tools.render import main as render_main
 
 ANYPOINT = {
@@ -21,7 +23,7 @@ def crs(result, kind):
 
 @pytest.fixture(scope="module")
 def anypoint(tmp_path_factory):
-    return render_variant(tmp_path_factory.mktemp("anypoint"), ANYPOINT)
+    return render_variant(tmp_path_factory.mktemp("anypoint"), ANYPOINT, base=DEMO)
 
 
 def test_secret_then_adapter_then_one_binding_per_product(anypoint):
@@ -77,7 +79,7 @@ def test_anypoint_replaces_the_istio_key_and_limit_resources_but_keeps_zero_trus
 )
 def test_bad_anypoint_configuration_exits_2_naming_the_key(tmp_path, capsys, overrides, drop, message):
     config = {k: v for k, v in {**ANYPOINT, **overrides}.items() if k not in drop}
-    stack = write_stack(tmp_path, config)
+    stack = write_stack(tmp_path, config, base=DEMO)
     code = render_main(["--stack", "dev", "--config", str(stack), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message), err
@@ -92,7 +94,7 @@ def test_anypoint_render_writes_applicable_secret_manifests(tmp_path):
     import yaml
 
     out = tmp_path / "out"
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, ANYPOINT)), "--out", str(out)]) == 0
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, ANYPOINT, base=DEMO)), "--out", str(out)]) == 0
     for path in sorted(Path(out, "manifests").glob("secret-*.yaml")):
         obj = yaml.safe_load(path.read_text())
         assert obj["stringData"] == {} and "withheld" in obj["metadata"]["annotations"]["datamesh.io/render"]

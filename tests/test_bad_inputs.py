@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_program
+from tests.conftest import DEMO, ROOT, copy_program, fresh_name
 from tools import bench, smoke
 from tools import render as render_cli
 from tools.engine.render import render_stack
@@ -78,7 +78,7 @@ DROP = object()
 
 @pytest.fixture(scope="session")
 def pristine(tmp_path_factory) -> Path:
-    root = copy_program(tmp_path_factory.mktemp("pristine") / "project")
+    root = copy_program(tmp_path_factory.mktemp("pristine") / "project", base=DEMO)  # cases name its products
     (root / "policies").mkdir()
     return root
 
@@ -171,6 +171,8 @@ DEV = (ROOT / STACK).read_text()
 # The dev stack without nodeDiskSize, so a case can append its own value of it (a second one is a duplicate key).
 DEV_NO_DISK = re.sub(r"(?m)^  datamesh:nodeDiskSize:.*\n", "", DEV)
 DEV_PRODUCTS = ["customer-features", "revenue-predictor", "customer-revenue"]
+# A product name the repository does not declare (a team may have added churn-scorer already).
+UNSELECTED = fresh_name(ROOT / "products", "churn-scorer")
 BIG = "x" * (1024 * 1024 + 10)
 BAD_UTF8 = b"\xff\xfe\xfa not utf-8 \xc3\x28\n"
 
@@ -437,12 +439,12 @@ DECLARATION_CASES: list[Case] = [
     ("appProtocol-space", field(appProtocol="http 2"), [], 2, "revenue-predictor.yaml: appProtocol"),
     ("unknown-field", field(sidecar=True), [], 2, "revenue-predictor.yaml: sidecar: unknown field"),
     # A declaration no stack selects is validated all the same.
-    ("unselected-missing-openapi", write_file("churn-scorer.yaml", yaml.safe_dump({
-        "name": "churn-scorer", "domain": "churn", "owner": "team-churn", "description": "d", "version": "0.1.0",
+    ("unselected-missing-openapi", write_file(f"{UNSELECTED}.yaml", yaml.safe_dump({
+        "name": UNSELECTED, "domain": "churn", "owner": "team-churn", "description": "d", "version": "0.1.0",
         "lifecycle": "experimental", "image": "python:3.12.10-slim-bookworm", "protocol": "http",
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}},
-        "openapi": "openapi/churn-scorer.yaml"}), lambda p: None), [], 2,
-     "churn-scorer.yaml: openapi: openapi/churn-scorer.yaml does not exist"),
+        "openapi": f"openapi/{UNSELECTED}.yaml"}), lambda p: None), [], 2,
+     f"{UNSELECTED}.yaml: openapi: openapi/{UNSELECTED}.yaml does not exist"),
     ("several-problems", field(replica=2, lifecycle="beta"), [], 2,
      "revenue-predictor.yaml: replica: unknown field (did you mean 'replicas'?); lifecycle: 'beta' is not one of"),
     ("lifecycle-bad", field(lifecycle="beta"), [], 2, "revenue-predictor.yaml: lifecycle"),

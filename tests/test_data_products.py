@@ -1,4 +1,8 @@
-"""DataProduct component, discovery and composition, as registered for the dev stack."""
+"""DataProduct component, discovery and composition.
+
+What every product gets is asserted over every product Pulumi.dev.yaml selects, from its
+declaration; what the demo's three products get by name (composition, lineage, prod
+sizing), on the demo stack (tests/conftest.py)."""
 
 import json
 
@@ -7,10 +11,11 @@ import yaml
 
 from components.products.catalog import entities
 from components.products.declarations import load_products
-from tests.conftest import ROOT, render_variant, waits_for
+from tests.conftest import DEMO_NAMESPACES, DEMO_PRODUCTS, ROOT, declared, render_variant, selected, stack_file, waits_for
 
-PRODUCTS = ("customer-features", "revenue-predictor", "customer-revenue")
-NAMESPACE_OF = {"customer-features": "customer", "revenue-predictor": "sales", "customer-revenue": "sales"}
+PRODUCTS = DEMO_PRODUCTS
+NAMESPACE_OF = DEMO_NAMESPACES
+DEV_SELECTED = selected("dev")
 
 
 def k8s(result, kind, name):
@@ -20,78 +25,123 @@ def k8s(result, kind, name):
     return matches[0]
 
 
-@pytest.mark.parametrize("name", PRODUCTS)
+def owned(result, kind, name):
+    """The objects of ``kind`` the DataProduct ``name`` registers (a Deployment per release, say)."""
+    return [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+            and (r.parent or "").endswith(f"datamesh:product:DataProduct::{name}")]
+
+
+def prefix_of(name):
+    return declared(name).get("routePrefix", f"/public/api/v1/{name}/")
+
+
+def test_dev_selects_products():
+    assert DEV_SELECTED, "Pulumi.dev.yaml selects no product: the per-product tests below would check nothing"
+
+
+@pytest.mark.parametrize("name", DEV_SELECTED)
 def test_each_product_has_its_workload_service_and_routing(dev, name):
-    for kind in ("ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "VirtualService", "DestinationRule", "Sidecar"):
+    namespace = declared(name)["domain"]
+    for kind in ("ServiceAccount", "Service", "PodDisruptionBudget", "VirtualService", "DestinationRule", "Sidecar"):
         obj = k8s(dev, kind, name)
-        assert obj.inputs["metadata"]["namespace"] == NAMESPACE_OF[name]
+        assert obj.inputs["metadata"]["namespace"] == namespace
         assert obj.parent.endswith(f"datamesh:product:DataProduct::{name}")
+    deployments = owned(dev, "Deployment", name)
+    assert len(deployments) == len(declared(name).get("releases", [None]))  # one, or one per release
+    assert {d.inputs["metadata"]["namespace"] for d in deployments} == {namespace}
 
 
-@pytest.mark.parametrize("name", PRODUCTS)
+@pytest.mark.parametrize("name", DEV_SELECTED)
 def test_deployment_is_locked_down_and_probed(dev, name):
-    spec = k8s(dev, "Deployment", name).inputs["spec"]
-    pod = spec["template"]["spec"]
-    [c] = pod["containers"]
-    sc = c["securityContext"]
-    assert sc["runAsNonRoot"] is True and sc["allowPrivilegeEscalation"] is False
-    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert set(c["resources"]) == {"requests", "limits"}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/isAlive/", "port": 12000}
-    assert c["image"] == "python:3.12.10-slim-bookworm"
-    labels = spec["template"]["metadata"]["labels"]
-    assert labels["app"] == name and labels["version"] == "1.0.0"
-    assert labels["app.kubernetes.io/name"] == name and labels["app.kubernetes.io/part-of"] == "datamesh"
-    assert spec["selector"]["matchLabels"] == {"app": name}
-    assert pod["serviceAccountName"] == name
+    decl = declared(name)
+    deployments = owned(dev, "Deployment", name)
+    assert deployments
+    for deployment in deployments:
+        spec = deployment.inputs["spec"]
+        pod = spec["template"]["spec"]
+        [c] = pod["containers"]
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert set(c["resources"]) == {"requests", "limits"}
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert c[probe]["httpGet"] == {"path": decl.get("healthPath", "/isAlive/"), "port": decl.get("port", 12000)}
+        labels = spec["template"]["metadata"]["labels"]
+        assert labels["app"] == name and labels["app.kubernetes.io/name"] == name
+        assert labels["app.kubernetes.io/part-of"] == "datamesh"
+        assert spec["selector"]["matchLabels"]["app"] == name
+        assert pod["serviceAccountName"] == name
 
 
 @pytest.mark.parametrize("name", PRODUCTS)
+def test_the_demo_deployments_run_the_declared_image_as_one_release(demo, name):
+    spec = k8s(demo, "Deployment", name).inputs["spec"]
+    [c] = spec["template"]["spec"]["containers"]
+    assert c["image"] == "python:3.12.10-slim-bookworm"
+    assert spec["template"]["metadata"]["labels"]["version"] == "1.0.0"
+    assert spec["selector"]["matchLabels"] == {"app": name}
+
+
+@pytest.mark.parametrize("name", DEV_SELECTED)
 def test_service_port_is_named_for_istio_protocol_selection(dev, name):
+    decl = declared(name)
     [port] = k8s(dev, "Service", name).inputs["spec"]["ports"]
+    assert port["name"] == decl.get("portName", f"{decl.get('protocol', 'http')}-api")
+    assert port["port"] == port["targetPort"] == decl.get("port", 12000)
+
+
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_the_demo_service_ports(demo, name):
+    [port] = k8s(demo, "Service", name).inputs["spec"]["ports"]
     assert port == {"name": "http-api", "port": 12000, "targetPort": 12000, "protocol": "TCP"}
 
 
-def test_autoscaling_products_get_an_hpa_and_no_fixed_replicas(dev):
-    hpas = [r for r in dev.resources if r.type.endswith(":HorizontalPodAutoscaler")]
+def test_autoscaling_products_get_an_hpa_and_no_fixed_replicas(demo):
+    hpas = [r for r in demo.resources if r.type.endswith(":HorizontalPodAutoscaler")]
     assert [h.inputs["metadata"]["name"] for h in hpas] == ["revenue-predictor"]
-    # dev's override (1 to 2) replaces the declaration's 2 to 6.
+    # the demo's override (dev's: 1 to 2) replaces the declaration's 2 to 6.
     assert (hpas[0].inputs["spec"]["minReplicas"], hpas[0].inputs["spec"]["maxReplicas"]) == (1, 2)
     assert hpas[0].inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "revenue-predictor"}
-    assert "replicas" not in k8s(dev, "Deployment", "revenue-predictor").inputs["spec"]
-    assert k8s(dev, "Deployment", "customer-features").inputs["spec"]["replicas"] == 2
+    assert "replicas" not in k8s(demo, "Deployment", "revenue-predictor").inputs["spec"]
+    assert k8s(demo, "Deployment", "customer-features").inputs["spec"]["replicas"] == 2
 
 
 def test_routes_bind_the_shared_gateway_under_each_prefix(dev):
     gateway = dev.one("kubernetes:networking.istio.io/v1:Gateway", "datamesh")
     assert gateway.inputs["spec"]["selector"] == {"istio": "ingressgateway"}
-    for name in PRODUCTS:
+    for name in DEV_SELECTED:
+        decl = declared(name)
         vs = k8s(dev, "VirtualService", name)
         [http] = vs.inputs["spec"]["http"]
         assert vs.inputs["spec"]["gateways"] == ["istio-ingress/datamesh"]
-        assert http["match"] == [{"uri": {"prefix": f"/public/api/v1/{name}/"}}]
-        assert http["route"][0]["destination"] == {
-            "host": f"{name}.{NAMESPACE_OF[name]}.svc.cluster.local", "port": {"number": 12000}}
+        assert http["match"] == [{"uri": {"prefix": prefix_of(name)}}]
+        assert {(d["destination"]["host"], d["destination"]["port"]["number"]) for d in http["route"]} == {
+            (f"{name}.{decl['domain']}.svc.cluster.local", decl.get("port", 12000))}
         assert waits_for(dev, vs, gateway)
     urls = dev.outputs["productUrls"]
+    assert set(urls) == set(DEV_SELECTED)
+    assert all(url.endswith(prefix_of(name)) for name, url in urls.items())
+
+
+def test_the_demo_product_urls(demo):
+    urls = demo.outputs["productUrls"]
     assert set(urls) == set(PRODUCTS)
     assert urls["customer-revenue"] == "http://PLACEHOLDER-istio-ingressgateway.elb.eu-west-1.amazonaws.com/public/api/v1/customer-revenue/"
 
 
-def test_composed_product_gets_its_upstreams_urls(dev):
-    [c] = k8s(dev, "Deployment", "customer-revenue").inputs["spec"]["template"]["spec"]["containers"]
+def test_composed_product_gets_its_upstreams_urls(demo):
+    [c] = k8s(demo, "Deployment", "customer-revenue").inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["UPSTREAM_CUSTOMER_FEATURES_URL"] == "http://customer-features.customer.svc.cluster.local:12000"
     assert env["UPSTREAM_REVENUE_PREDICTOR_URL"] == "http://revenue-predictor.sales.svc.cluster.local:12000"
-    [leaf] = k8s(dev, "Deployment", "customer-features").inputs["spec"]["template"]["spec"]["containers"]
+    [leaf] = k8s(demo, "Deployment", "customer-features").inputs["spec"]["template"]["spec"]["containers"]
     assert not [e for e in leaf["env"] if e["name"].startswith("UPSTREAM_")]
 
 
-def test_each_proxy_learns_only_its_upstreams(dev):
+def test_each_proxy_learns_only_its_upstreams(demo):
     def hosts(name):
-        return k8s(dev, "Sidecar", name).inputs["spec"]["egress"][0]["hosts"]
+        return k8s(demo, "Sidecar", name).inputs["spec"]["egress"][0]["hosts"]
 
     assert hosts("customer-features") == ["istio-system/*"]
     assert hosts("revenue-predictor") == ["istio-system/*"]
@@ -100,31 +150,32 @@ def test_each_proxy_learns_only_its_upstreams(dev):
         "customer/customer-features.customer.svc.cluster.local",
         "sales/revenue-predictor.sales.svc.cluster.local",
     ])
-    assert k8s(dev, "Sidecar", "customer-revenue").inputs["spec"]["workloadSelector"] == {"labels": {"app": "customer-revenue"}}
+    assert k8s(demo, "Sidecar", "customer-revenue").inputs["spec"]["workloadSelector"] == {"labels": {"app": "customer-revenue"}}
 
 
 def test_destination_rules_use_mesh_mtls(dev):
-    for name in PRODUCTS:
+    for name in DEV_SELECTED:
         policy = k8s(dev, "DestinationRule", name).inputs["spec"]["trafficPolicy"]
         assert policy["tls"] == {"mode": "ISTIO_MUTUAL"} and "outlierDetection" in policy
 
 
 def test_products_start_only_in_injected_namespaces(dev):
     istiod = dev.one("kubernetes:helm.sh/v3:Release", "istiod")
-    for name in PRODUCTS:
-        assert waits_for(dev, k8s(dev, "Deployment", name), istiod)
+    for name in DEV_SELECTED:
+        assert all(waits_for(dev, d, istiod) for d in owned(dev, "Deployment", name)) and owned(dev, "Deployment", name)
 
 
 def test_openapi_definitions_are_discoverable_in_cluster(dev):
-    for name in PRODUCTS:
+    for name in DEV_SELECTED:
         cm = k8s(dev, "ConfigMap", f"{name}-openapi")
         assert cm.inputs["metadata"]["labels"]["datamesh.io/catalog"] == "api"
         spec = yaml.safe_load(cm.inputs["data"]["openapi.yaml"])
-        assert spec["openapi"].startswith("3.") and any(path.startswith(f"/public/api/v1/{name}/") for path in spec["paths"])
+        assert spec == yaml.safe_load((ROOT / "products" / declared(name)["openapi"]).read_text())
+        assert spec["openapi"].startswith("3.") and spec["paths"]
 
 
-def test_catalog_is_exported_with_lineage(dev):
-    catalog = dev.outputs["catalog"]
+def test_catalog_is_exported_with_lineage(demo):
+    catalog = demo.outputs["catalog"]
     kinds = {(e["kind"], e["metadata"]["name"]) for e in catalog}
     assert {("Domain", "customer"), ("Domain", "sales"), ("System", "sales-data-products"),
             ("Group", "team-sales-ml"), ("Group", "team-customer-data")} <= kinds
@@ -142,7 +193,7 @@ def test_catalog_is_exported_with_lineage(dev):
     assert api["spec"]["type"] == "openapi"
     assert api["spec"]["definition"] == (ROOT / "products" / "openapi" / "revenue-predictor.yaml").read_text()
     [link] = api["metadata"]["links"]
-    assert link["url"] == dev.outputs["productUrls"]["revenue-predictor"] and link["url"].endswith("/public/api/v1/revenue-predictor/")
+    assert link["url"] == demo.outputs["productUrls"]["revenue-predictor"] and link["url"].endswith("/public/api/v1/revenue-predictor/")
 
 
 def test_every_catalog_reference_resolves_in_its_namespace(dev):
@@ -173,7 +224,7 @@ def test_render_writes_the_catalog(tmp_path):
     assert main(["--stack", "dev", "--out", str(tmp_path)]) == 0
     docs = list(yaml.safe_load_all((tmp_path / "catalog" / "catalog-info.yaml").read_text()))
     assert {d["kind"] for d in docs} == {"Group", "Domain", "System", "Component", "API"}
-    assert sorted(p.name for p in (tmp_path / "catalog" / "openapi").iterdir()) == [f"{n}.yaml" for n in sorted(PRODUCTS)]
+    assert sorted(p.name for p in (tmp_path / "catalog" / "openapi").iterdir()) == [f"{n}.yaml" for n in sorted(DEV_SELECTED)]
     outputs = json.loads((tmp_path / "outputs.json").read_text())
     assert len(outputs["catalog"]) == len(docs)
 
@@ -185,10 +236,10 @@ def test_entities_without_external_urls():
         assert entity["metadata"]["namespace"] == "default"
 
 
-def test_files_are_mounted_and_roll_the_deployment_on_change(dev, tmp_path):
-    cm = k8s(dev, "ConfigMap", "customer-features-files")
+def test_files_are_mounted_and_roll_the_deployment_on_change(demo):
+    cm = k8s(demo, "ConfigMap", "customer-features-files")
     assert cm.inputs["data"]["server.py"] == (ROOT / "products" / "demo" / "server.py").read_text()
-    pod = k8s(dev, "Deployment", "customer-features").inputs["spec"]["template"]
+    pod = k8s(demo, "Deployment", "customer-features").inputs["spec"]["template"]
     assert {"name": "files", "configMap": {"name": "customer-features-files"}} in pod["spec"]["volumes"]
     assert len(pod["metadata"]["annotations"]["datamesh.io/files-sha256"]) == 64
 
@@ -200,12 +251,26 @@ def test_prod_selects_its_own_products(tmp_path):
     assert set(result.outputs["productUrls"]) == {"customer-features"}
 
 
-def test_prod_runs_the_articles_three_products_prod_sized(prod):
-    assert sorted(r.name for r in prod.of_type("datamesh:product:DataProduct")) == sorted(PRODUCTS)
-    assert k8s(prod, "Deployment", "customer-features").inputs["spec"]["replicas"] == 3
-    hpa = k8s(prod, "HorizontalPodAutoscaler", "revenue-predictor").inputs["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 9)
-    [c] = k8s(prod, "Deployment", "revenue-predictor").inputs["spec"]["template"]["spec"]["containers"]
-    assert c["resources"]["requests"] == {"cpu": "200m", "memory": "256Mi"}
-    assert set(prod.outputs["productUrls"]) == set(PRODUCTS)
-    assert all(url.startswith("https://api.datamesh.example.com/") for url in prod.outputs["productUrls"].values())
+def test_prod_runs_its_selected_products_with_its_overrides(prod):
+    config = stack_file("prod")["config"]
+    assert sorted(r.name for r in prod.of_type("datamesh:product:DataProduct")) == sorted(selected("prod"))
+    overrides = config.get("datamesh:productOverrides", {})
+    checked = 0
+    for name, override in overrides.items():
+        for deployment in owned(prod, "Deployment", name):
+            spec = deployment.inputs["spec"]
+            if "replicas" in override:
+                assert spec["replicas"] == override["replicas"], name
+                checked += 1
+            if "resources" in override:
+                [c] = spec["template"]["spec"]["containers"]
+                assert c["resources"] == override["resources"], name
+                checked += 1
+        if "autoscaling" in override:
+            hpa = k8s(prod, "HorizontalPodAutoscaler", name).inputs["spec"]
+            assert (hpa["minReplicas"], hpa["maxReplicas"]) == (override["autoscaling"]["minReplicas"],
+                                                                override["autoscaling"]["maxReplicas"]), name
+            checked += 1
+    assert checked >= len(overrides)
+    assert set(prod.outputs["productUrls"]) == set(selected("prod"))
+    assert all(url.startswith(f"https://{config['datamesh:domain']}/") for url in prod.outputs["productUrls"].values())

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components.products.declarations import DeclarationError, load_products, parse_declaration, upstream_env_name
-from tests.conftest import ROOT, write_stack
+from tests.conftest import ROOT, fresh_name, write_stack
 from tools.engine import mockrun
 from tools.render import main as render_main
 
@@ -160,12 +160,13 @@ def test_bad_declaration_through_the_render_exits_2_and_registers_nothing(tmp_pa
 
 def test_a_declaration_no_stack_selects_is_validated_too(products_dir):
     """A product file not in the stack's list, pointing at a missing OpenAPI file, fails the load."""
+    name = fresh_name(products_dir, "churn-scorer")  # not a product the repository declares already
     doc = yaml.safe_load((products_dir / "customer-features.yaml").read_text())
-    doc.update(name="churn-scorer", openapi="openapi/churn-scorer.yaml", routePrefix="/public/api/v1/churn-scorer/")
-    (products_dir / "churn-scorer.yaml").write_text(yaml.safe_dump(doc))
+    doc.update(name=name, openapi=f"openapi/{name}.yaml", routePrefix=f"/public/api/v1/{name}/")
+    (products_dir / f"{name}.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(DeclarationError) as caught:
         load_products(products_dir, DEV_PRODUCTS, {})
-    assert str(caught.value) == f"{products_dir / 'churn-scorer.yaml'}: openapi: openapi/churn-scorer.yaml does not exist"
+    assert str(caught.value) == f"{products_dir / f'{name}.yaml'}: openapi: openapi/{name}.yaml does not exist"
 
 
 def test_all_problems_of_a_declaration_at_once(products_dir):

@@ -7,11 +7,17 @@ import pytest
 from components.governance.access import ConfigError, key_digest, load_access, parse_rate_limit
 from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
 from components.governance.zero_trust import GATEWAY_PRINCIPAL
-from tests.conftest import ROOT, render_variant, waits_for
+from tests.conftest import DEMO, ROOT, declared, render_variant, selected, stack_file, waits_for
 from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
 KEY_B = "b" * 24 + "-partner"
+DEV_SELECTED = selected("dev")
+DEV_DOMAINS = sorted({declared(name)["domain"] for name in DEV_SELECTED})
+
+
+def prefix_of(name):
+    return declared(name).get("routePrefix", f"/public/api/v1/{name}/")
 
 
 def cr(result, kind, name, namespace=None):
@@ -30,15 +36,28 @@ def test_mesh_wide_mtls_is_strict(dev):
     assert "selector" not in pa.inputs["spec"]  # mesh-wide: root namespace, no selector
 
 
-@pytest.mark.parametrize("namespace", ["customer", "sales"])
+@pytest.mark.parametrize("namespace", DEV_DOMAINS)
 def test_each_product_namespace_denies_by_default(dev, namespace):
     policy = cr(dev, "AuthorizationPolicy", "allow-nothing", namespace)
     assert policy.inputs["spec"] == {}
 
 
-def test_products_admit_exactly_the_gateway_and_their_composers(dev):
+def test_every_product_admits_exactly_the_gateway_and_the_selected_products_that_consume_it(dev):
+    assert DEV_SELECTED
+    for name in DEV_SELECTED:
+        spec = cr(dev, "AuthorizationPolicy", f"{name}-callers", declared(name)["domain"]).inputs["spec"]
+        assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"app": name}}
+        [rule] = spec["rules"]
+        principals = rule["from"][0]["source"]["principals"]
+        composers = {f"cluster.local/ns/{declared(c)['domain']}/sa/{c}" for c in DEV_SELECTED
+                     if name in declared(c).get("consumes", [])}
+        assert principals[0] == GATEWAY_PRINCIPAL and set(principals) == {GATEWAY_PRINCIPAL} | composers, name
+        assert len(principals) == len(set(principals))
+
+
+def test_products_admit_exactly_the_gateway_and_their_composers(demo):
     def principals(name, namespace):
-        spec = cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace).inputs["spec"]
+        spec = cr(demo, "AuthorizationPolicy", f"{name}-callers", namespace).inputs["spec"]
         assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"app": name}}
         [rule] = spec["rules"]
         return rule["from"][0]["source"]["principals"]
@@ -48,15 +67,19 @@ def test_products_admit_exactly_the_gateway_and_their_composers(dev):
     assert principals("revenue-predictor", "sales") == [GATEWAY_PRINCIPAL, composer]
     assert principals("customer-revenue", "sales") == [GATEWAY_PRINCIPAL]
     assert GATEWAY_PRINCIPAL == "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
-    gateway = dev.one("kubernetes:helm.sh/v3:Release", "istio-ingressgateway")
+    gateway = demo.one("kubernetes:helm.sh/v3:Release", "istio-ingressgateway")
     assert gateway.inputs["values"]["serviceAccount"]["name"] == "istio-ingressgateway"
 
 
 def test_products_start_only_after_their_namespace_denies_by_default(dev):
-    for name, namespace in (("customer-features", "customer"), ("revenue-predictor", "sales"), ("customer-revenue", "sales")):
-        deployment = next(r for r in dev.of_type("kubernetes:apps/v1:Deployment") if r.name == name)
-        assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", "allow-nothing", namespace))
-        assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace))
+    for name in DEV_SELECTED:
+        namespace = declared(name)["domain"]
+        deployments = [r for r in dev.of_type("kubernetes:apps/v1:Deployment")
+                       if (r.parent or "").endswith(f"datamesh:product:DataProduct::{name}")]
+        assert deployments, name
+        for deployment in deployments:
+            assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", "allow-nothing", namespace))
+            assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace))
 
 
 def test_policies_wait_for_istiod(dev):
@@ -69,8 +92,20 @@ def test_policies_wait_for_istiod(dev):
 # --- API keys ----------------------------------------------------------------
 
 
-def test_gateway_admits_a_product_only_for_its_consumers(dev):
+def test_gateway_admits_every_selected_product_only_for_the_consumers_the_stack_allows(dev):
     spec = cr(dev, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    consumers = stack_file("dev")["config"].get("datamesh:consumers") or {}
+    expected = {f"{prefix_of(name)}*": sorted(c for c, decl in consumers.items() if name in decl["products"])
+                for name in DEV_SELECTED}
+    expected = {path: allowed for path, allowed in expected.items() if allowed}  # a product nobody may call: no rule
+    assert expected, "Pulumi.dev.yaml lets no consumer call any product"
+    allowed = {rule["to"][0]["operation"]["paths"][0]: sorted(rule["when"][0]["values"]) for rule in spec["rules"]}
+    assert allowed == expected
+    assert {rule["when"][0]["key"] for rule in spec["rules"]} == {f"request.headers[{CONSUMER_HEADER}]"}
+
+
+def test_gateway_admits_a_product_only_for_its_consumers(demo):
+    spec = cr(demo, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
     assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     allowed = {rule["to"][0]["operation"]["paths"][0]: rule["when"][0]["values"] for rule in spec["rules"]}
     assert allowed == {
@@ -166,8 +201,8 @@ def rate_limit_routes(result):
     return spec["configPatches"][0], {p["match"]["routeConfiguration"]["vhost"]["route"]["name"]: p for p in spec["configPatches"][1:]}
 
 
-def test_the_article_limit_two_a_minute_on_the_predictor(dev):
-    _, routes = rate_limit_routes(dev)
+def test_the_article_limit_two_a_minute_on_the_predictor(demo):
+    _, routes = rate_limit_routes(demo)
     value = routes["revenue-predictor"]["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
     assert value["@type"] == "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
     assert value["token_bucket"] == {"max_tokens": 2, "tokens_per_fill": 2, "fill_interval": "60s"}
@@ -176,8 +211,8 @@ def test_the_article_limit_two_a_minute_on_the_predictor(dev):
     assert value["stat_prefix"] == "http_local_rate_limiter_revenue_predictor"
 
 
-def test_consumer_tiers_apply_per_route_by_consumer_header(dev):
-    _, routes = rate_limit_routes(dev)
+def test_consumer_tiers_apply_per_route_by_consumer_header(demo):
+    _, routes = rate_limit_routes(demo)
     revenue = routes["customer-revenue"]["patch"]["value"]
     action = {"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}
     assert revenue["route"]["rate_limits"] == [{"actions": [action]}]  # on the RouteAction, where Envoy reads it
@@ -196,7 +231,7 @@ def test_filter_is_inserted_before_the_router_and_counters_are_exported(dev):
 
 def test_rate_limit_override_per_stack(tmp_path):
     overrides = {"revenue-predictor": {"rateLimit": {"requests": 100, "period": "1s"}}}
-    result = render_variant(tmp_path, {"datamesh:productOverrides": overrides})
+    result = render_variant(tmp_path, {"datamesh:productOverrides": overrides}, base=DEMO)
     _, routes = rate_limit_routes(result)
     value = routes["revenue-predictor"]["patch"]["value"]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
     assert value["token_bucket"] == {"max_tokens": 100, "tokens_per_fill": 100, "fill_interval": "1s"}

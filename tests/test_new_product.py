@@ -9,7 +9,7 @@ import yaml
 
 from components.products.declarations import DECLARATION_SCHEMA, load_products
 from policies.rules import MANDATORY
-from tests.conftest import ROOT, copy_program
+from tests.conftest import DEMO, ROOT, copy_program, fresh_name
 from tools import new_product
 from tools.engine.render import check_policies, render_stack, write_render
 from tools.engine.review import compare_renders, format_text
@@ -37,22 +37,25 @@ def test_each_declaration_names_the_schema_and_passes_it(source):
 
 
 def test_scaffolded_products_render_everywhere_and_pass_the_policy_pack(tmp_path, capsys):
-    project = project_copy(tmp_path)
+    project = copy_program(tmp_path / "project", base=DEMO)
     products = project / "products"
-    assert new_product.main(["churn-scorer", "--domain", "churn", "--kind", "predict",
+    base = tmp_path / "base"
+    write_render(render_stack("dev", project_dir=project), base)
+    # Names no declaration uses yet (a team may have added a churn-scorer to the repository already).
+    scorer = fresh_name(products, "churn-scorer")
+    lookup = fresh_name(products, "churn-lookup")
+    assert new_product.main([scorer, "--domain", "churn", "--kind", "predict",
                              "--consumes", "customer-features", "--products", str(products)]) == 0
     out = capsys.readouterr().out
     assert "datamesh:products" in out and "datamesh:consumers" in out
-    assert new_product.main(["churn-lookup", "--domain", "churn", "--kind", "lookup", "--bare-paths",
+    assert new_product.main([lookup, "--domain", "churn", "--kind", "lookup", "--bare-paths",
                              "--products", str(products)]) == 0
-    by_name = {p.name: p for p in load_products(products, ["customer-features", "churn-scorer", "churn-lookup"], {})}
-    assert by_name["churn-scorer"].route_rewrite is False and by_name["churn-lookup"].route_rewrite is True
+    by_name = {p.name: p for p in load_products(products, ["customer-features", scorer, lookup], {})}
+    assert by_name[scorer].route_rewrite is False and by_name[lookup].route_rewrite is True
 
-    base = tmp_path / "base"
-    write_render(render_stack("dev"), base)
     stack = yaml.safe_load((project / "Pulumi.dev.yaml").read_text())
-    stack["config"]["datamesh:products"] += ["churn-scorer", "churn-lookup"]
-    stack["config"]["datamesh:consumers"]["analytics"]["products"] += ["churn-scorer", "churn-lookup"]
+    stack["config"]["datamesh:products"] += [scorer, lookup]
+    stack["config"]["datamesh:consumers"]["analytics"]["products"] += [scorer, lookup]
     (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
     result = render_stack("dev", project_dir=project)
     violations = check_policies(result, {})
@@ -60,16 +63,16 @@ def test_scaffolded_products_render_everywhere_and_pass_the_policy_pack(tmp_path
     new = tmp_path / "new"
     write_render(result, new, violations)
 
-    assert (new / "manifests" / "deployment-churn-churn-scorer.yaml").is_file()
-    vs = yaml.safe_load((new / "manifests" / "virtualservice-churn-churn-lookup.yaml").read_text())
-    assert vs["spec"]["http"][0]["match"] == [{"uri": {"prefix": "/public/api/v1/churn-lookup/"}}]
+    assert (new / "manifests" / f"deployment-churn-{scorer}.yaml").is_file()
+    vs = yaml.safe_load((new / "manifests" / f"virtualservice-churn-{lookup}.yaml").read_text())
+    assert vs["spec"]["http"][0]["match"] == [{"uri": {"prefix": f"/public/api/v1/{lookup}/"}}]
     assert vs["spec"]["http"][0]["rewrite"] == {"uri": "/"}
-    vs = yaml.safe_load((new / "manifests" / "virtualservice-churn-churn-scorer.yaml").read_text())
+    vs = yaml.safe_load((new / "manifests" / f"virtualservice-churn-{scorer}.yaml").read_text())
     assert "rewrite" not in vs["spec"]["http"][0]
     catalog = "".join(p.read_text() for p in (new / "catalog").rglob("*.yaml"))
-    assert "name: churn-scorer" in catalog and "/public/api/v1/churn-scorer/predict" in catalog
+    assert f"name: {scorer}" in catalog and f"/public/api/v1/{scorer}/predict" in catalog
     diff = format_text(compare_renders(base, new))
-    assert "churn-scorer" in diff and "churn-lookup" in diff
+    assert scorer in diff and lookup in diff
 
 
 @pytest.mark.parametrize(("argv", "named"), [
@@ -101,14 +104,14 @@ def test_bad_scaffold_requests_are_one_line_and_write_nothing(tmp_path, capsys, 
 
 
 
-def test_a_product_no_consumer_may_call_is_a_warning(tmp_path, dev):
+def test_a_product_no_consumer_may_call_is_a_warning(tmp_path, demo):
     from tests.conftest import render_variant, stack_file
 
-    consumers = stack_file("dev")["config"]["datamesh:consumers"]
+    consumers = stack_file(DEMO)["config"]["datamesh:consumers"]
     consumers["analytics"]["products"] = ["customer-features"]
-    result = render_variant(tmp_path, {"datamesh:consumers": consumers})
+    result = render_variant(tmp_path, {"datamesh:consumers": consumers}, base=DEMO)
     assert result.warnings == ["datamesh:consumers: no consumer may call revenue-predictor; add it to a consumer's products"]
-    assert dev.warnings == []
+    assert demo.warnings == []
 
 
 def test_the_field_table_documents_every_declaration_field():
@@ -122,9 +125,9 @@ def test_the_render_prints_the_warning_in_one_line(tmp_path, capsys):
     from tests.conftest import stack_file, write_stack
     from tools.render import main
 
-    consumers = stack_file("dev")["config"]["datamesh:consumers"]
+    consumers = stack_file(DEMO)["config"]["datamesh:consumers"]
     consumers["analytics"]["products"] = ["customer-features", "customer-revenue"]
-    config = write_stack(tmp_path, {"datamesh:consumers": consumers})
+    config = write_stack(tmp_path, {"datamesh:consumers": consumers}, base=DEMO)
     assert main(["--stack", "dev", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "may call" in line]
     assert warnings == ["warning: datamesh:consumers: no consumer may call revenue-predictor; add it to a consumer's products"]

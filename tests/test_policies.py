@@ -17,7 +17,7 @@ from policies.rules import (
     evaluate,
     rule_configs,
 )
-from tests.conftest import ROOT, copy_program, write_stack
+from tests.conftest import DEMO, ROOT, copy_program, write_stack
 from tools.render import main as render_main
 
 
@@ -234,7 +234,7 @@ def test_prod_makes_the_public_endpoint_rule_mandatory(tmp_path, capsys):
 @pytest.fixture
 def project_copy(tmp_path):
     """A copy of the program whose products/ can be edited."""
-    return copy_program(tmp_path / "project")
+    return copy_program(tmp_path / "project", base=DEMO)
 
 
 def render_with_port(project_copy, **port_fields):

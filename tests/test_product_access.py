@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.products.declarations import DeclarationError, load_products
-from tests.conftest import ROOT, closure, copy_program, waits_for, write_stack
+from tests.conftest import DEMO, ROOT, closure, copy_program, waits_for, write_stack
 from tests.test_chart_values import schema_errors, unknown_keys
 from tools.engine.render import render_stack
 
@@ -24,8 +24,8 @@ SECRETS = [{"env": "FEATURE_STORE_TOKEN", "secretsManager": {"name": "datamesh/r
 
 
 def project_with(tmp_path: Path, fields: dict, stack: dict | None = None) -> Path:
-    project = copy_program(tmp_path / "project")
-    shutil.copy(write_stack(tmp_path, stack or {}), project / "Pulumi.dev.yaml")
+    project = copy_program(tmp_path / "project", base=DEMO)
+    shutil.copy(write_stack(tmp_path, stack or {}, base=DEMO), project / "Pulumi.dev.yaml")
     decl = project / "products" / "revenue-predictor.yaml"
     doc = yaml.safe_load(decl.read_text())
     doc.update(fields)
@@ -61,7 +61,7 @@ def test_the_product_gets_its_own_role_trusted_by_its_service_account_only(run):
     assert "eks.amazonaws.com/role-arn" not in named(run, "ServiceAccount", "customer-features").inputs["metadata"]["annotations"]
 
 
-def test_only_the_sts_token_is_mounted(run, dev):
+def test_only_the_sts_token_is_mounted(run, demo):
     pod = named(run, "Deployment", "revenue-predictor").inputs["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False  # no Kubernetes API token
     [token] = [v for v in pod["volumes"] if v["name"] == "aws-iam-token"]
@@ -69,7 +69,7 @@ def test_only_the_sts_token_is_mounted(run, dev):
         "audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]
     assert {"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount",
             "readOnly": True} in pod["containers"][0]["volumeMounts"]
-    plain = named(dev, "Deployment", "revenue-predictor").inputs["spec"]["template"]["spec"]
+    plain = named(demo, "Deployment", "revenue-predictor").inputs["spec"]["template"]["spec"]
     assert "aws-iam-token" not in json.dumps(plain)
 
 
@@ -124,8 +124,8 @@ def test_order_operator_before_external_secret_role_before_deployment(run):
     assert run.one("aws:iam/role:Role", "revenue-predictor-irsa").urn in closure(run, deployment.urn)
 
 
-def test_no_operator_without_secrets(dev):
-    assert not [r for r in dev.resources if "external-secrets" in r.name]
+def test_no_operator_without_secrets(demo):
+    assert not [r for r in demo.resources if "external-secrets" in r.name]
 
 
 @pytest.fixture

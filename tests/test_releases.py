@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.products.declarations import DeclarationError, load_products
-from tests.conftest import ROOT, copy_program
+from tests.conftest import DEMO, ROOT, copy_program
 from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
 
 DEV_PRODUCTS = ["customer-features", "revenue-predictor", "customer-revenue"]
@@ -31,7 +31,7 @@ def canary(stable: int, candidate: int, mirror: bool = True) -> dict:
 
 def project_with(tmp_path: Path, fields: dict) -> Path:
     """A copy of the program whose revenue-predictor declaration has ``fields`` instead of its image."""
-    project = copy_program(tmp_path / "project")
+    project = copy_program(tmp_path / "project", base=DEMO)
     decl = project / "products" / "revenue-predictor.yaml"
     doc = yaml.safe_load(decl.read_text())
     doc.pop("image")
@@ -98,9 +98,9 @@ def test_the_canary_renders_and_passes_the_policies(canary_run):
     assert not [f for f in findings if f.level == "mandatory"], findings
 
 
-def test_single_image_form_is_unchanged(dev):
-    assert named(dev, "Deployment", "revenue-predictor").inputs["spec"]["selector"] == {"matchLabels": {"app": "revenue-predictor"}}
-    assert "subsets" not in named(dev, "DestinationRule", "revenue-predictor").inputs["spec"]
+def test_single_image_form_is_unchanged(demo):
+    assert named(demo, "Deployment", "revenue-predictor").inputs["spec"]["selector"] == {"matchLabels": {"app": "revenue-predictor"}}
+    assert "subsets" not in named(demo, "DestinationRule", "revenue-predictor").inputs["spec"]
 
 
 def render_to(project: Path, out: Path) -> Path:

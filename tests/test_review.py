@@ -10,7 +10,7 @@ import pydot
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_program, stack_file, write_stack
+from tests.conftest import DEMO, ROOT, copy_program, fresh_name, stack_file, write_stack
 from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
 from tools.engine.review import Change, diff_renders, diff_values
 from tools.render import main as render_main
@@ -19,9 +19,10 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 @pytest.fixture(scope="module")
-def dev_render(tmp_path_factory):
+def dev_render(tmp_path_factory, demo_config):
+    """The demo stack rendered: the diffs below name its products and consumers."""
     out = tmp_path_factory.mktemp("dev")
-    assert render_main(["--stack", "dev", "--out", str(out)]) == 0
+    assert render_main(["--stack", "dev", "--config", str(demo_config), "--out", str(out)]) == 0
     return out
 
 
@@ -33,8 +34,9 @@ def render_project(project: Path, out: Path, config: Path | None = None) -> Path
 
 
 def project_copy(tmp_path: Path) -> Path:
-    """The parts of the program a stack and its declarations live in; components are imported from the repo."""
-    return copy_program(tmp_path / "project")
+    """The parts of the program a stack and its declarations live in, with the demo stack as Pulumi.dev.yaml;
+    components are imported from the repo."""
+    return copy_program(tmp_path / "project", base=DEMO)
 
 
 def diff_lines(old: Path, new: Path, *extra: str) -> tuple[int, list[str]]:
@@ -47,7 +49,7 @@ def diff_lines(old: Path, new: Path, *extra: str) -> tuple[int, list[str]]:
 def test_replica_change_diffs_to_exactly_that_change(dev_render, tmp_path):
     overrides = {"customer-features": {"replicas": 3}, "revenue-predictor": {"autoscaling": {"minReplicas": 1, "maxReplicas": 2}}}
     new = tmp_path / "new"
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides}, base=DEMO)),
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new)
     assert code == 2
@@ -67,16 +69,16 @@ def test_identical_renders_have_no_diff_and_exit_0(dev_render):
 
 def test_rotating_a_key_shows_nothing(dev_render, tmp_path):
     keys = {"analytics": [{"secure": "v1:ROTATED:analytics-1"}], "partner-portal": [{"secure": "v1:ROTATED:partner-portal-1"}]}
-    new = render_project(project_copy(tmp_path), tmp_path / "new", write_stack(tmp_path, {"datamesh:apiKeys": keys}))
+    new = render_project(project_copy(tmp_path), tmp_path / "new", write_stack(tmp_path, {"datamesh:apiKeys": keys}, base=DEMO))
     code, out = diff_lines(dev_render, new)
     assert code == 0 and len(out) == 1, out
 
 
 def test_adding_a_consumer_to_a_product_reads_as_two_insertions(dev_render, tmp_path):
-    consumers = stack_file("dev")["config"]["datamesh:consumers"]
+    consumers = stack_file(DEMO)["config"]["datamesh:consumers"]
     consumers["partner-portal"]["products"] = ["customer-features", "customer-revenue"]
     new = tmp_path / "new"
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:consumers": consumers})),
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:consumers": consumers}, base=DEMO)),
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new)
     assert code == 2
@@ -110,29 +112,30 @@ def test_bumping_an_image_is_one_line(dev_render, tmp_path):
 def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tmp_path):
     project = project_copy(tmp_path)
     products = project / "products"
-    decl = (products / "customer-features.yaml").read_text().replace("customer-features", "churn-score")
-    (products / "churn-score.yaml").write_text(decl.replace("Customer feature lookup", "Churn score"))
-    api = (products / "openapi" / "customer-features.yaml").read_text().replace("customer-features", "churn-score")
-    (products / "openapi" / "churn-score.yaml").write_text(api)
-    config = stack_file("dev")["config"]
-    config["datamesh:consumers"]["analytics"]["products"].append("churn-score")  # every product needs a rate limit
-    stack = write_stack(tmp_path, {"datamesh:products": [*config["datamesh:products"], "churn-score"],
-                                   "datamesh:consumers": config["datamesh:consumers"]})
+    name = fresh_name(products, "churn-score")
+    decl = (products / "customer-features.yaml").read_text().replace("customer-features", name)
+    (products / f"{name}.yaml").write_text(decl.replace("Customer feature lookup", "Churn score"))
+    api = (products / "openapi" / "customer-features.yaml").read_text().replace("customer-features", name)
+    (products / "openapi" / f"{name}.yaml").write_text(api)
+    config = stack_file(DEMO)["config"]
+    config["datamesh:consumers"]["analytics"]["products"].append(name)  # every product needs a rate limit
+    stack = write_stack(tmp_path, {"datamesh:products": [*config["datamesh:products"], name],
+                                   "datamesh:consumers": config["datamesh:consumers"]}, base=DEMO)
     shutil.copy(stack, project / "Pulumi.dev.yaml")
     code, out = diff_lines(dev_render, render_project(project, tmp_path / "new"))
     assert code == 2
     assert out[0] == "== ApiGovernance api-governance"
     assert out[1] == "~ AuthorizationPolicy istio-ingress/datamesh-api-keys"
-    assert out[2].startswith("    + spec.rules[to /public/api/v1/churn-score/*]: ")
+    assert out[2].startswith(f"    + spec.rules[to /public/api/v1/{name}/*]: ")
     assert out[3] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
-    assert out[4].startswith("    + spec.configPatches[HTTP_ROUTE 80 *:80 churn-score]: ")
+    assert out[4].startswith(f"    + spec.configPatches[HTTP_ROUTE 80 *:80 {name}]: ")
     added = [line for line in out if line.startswith("+ ")]
-    assert "== DataProduct churn-score" in out and "== ZeroTrust zero-trust" in out
-    assert {"+ Deployment customer/churn-score", "+ Service customer/churn-score", "+ VirtualService customer/churn-score",
-            "+ AuthorizationPolicy customer/churn-score-callers"} <= set(added)
+    assert f"== DataProduct {name}" in out and "== ZeroTrust zero-trust" in out
+    assert {f"+ Deployment customer/{name}", f"+ Service customer/{name}", f"+ VirtualService customer/{name}",
+            f"+ AuthorizationPolicy customer/{name}-callers"} <= set(added)
     # Nothing existing shifts: every property line is an insertion for the new product.
     body = [line.strip() for line in out if line.startswith("    ")]
-    assert all(line.startswith("+ ") and "churn-score" in line for line in body), body
+    assert all(line.startswith("+ ") and name in line for line in body), body
     assert out[-1].startswith(f"{len(added)} to add, 2 to change, 0 to delete; 3 output change(s); 0 policy finding change(s)")
     assert len(out) < 30
 
@@ -140,7 +143,7 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
 def test_reordering_the_products_reads_as_order_only(dev_render, tmp_path):
     products = ["revenue-predictor", "customer-features", "customer-revenue"]
     new = tmp_path / "new"
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:products": products})),
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:products": products}, base=DEMO)),
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new)
     assert code == 2
@@ -166,8 +169,8 @@ def test_reordering_the_products_reads_as_order_only(dev_render, tmp_path):
 
 def test_markdown_diff_groups_by_component(dev_render, tmp_path):
     new = tmp_path / "new"
-    overrides = {**stack_file("dev")["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+    overrides = {**stack_file(DEMO)["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides}, base=DEMO)),
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new, "--format", "markdown")
     assert code == 2
@@ -270,8 +273,8 @@ def test_lineage_shows_domains_products_consumption_and_access(dev_render):
 
 def test_graph_of_a_diff_highlights_what_changed(dev_render, tmp_path):
     new = tmp_path / "new"
-    overrides = {**stack_file("dev")["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
-    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides})),
+    overrides = {**stack_file(DEMO)["config"]["datamesh:productOverrides"], "customer-features": {"replicas": 3}}
+    assert render_main(["--stack", "dev", "--config", str(write_stack(tmp_path, {"datamesh:productOverrides": overrides}, base=DEMO)),
                         "--out", str(new)]) == 0
     assert render_main(["--diff", str(dev_render), str(new), "--graph-out", str(tmp_path / "g")]) == 0
     dot = (tmp_path / "g" / "changes.dot").read_text()
