@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tools.engine.mockrun import Registration, RunResult  # noqa: E402
-from tools.engine.render import render_stack  # noqa: E402
+from tools.engine.render import render_stack, write_render  # noqa: E402
 
 # --- the demo: the article's three products and their two consumers --------------------------
 # Tests that assert on those products by name render this stack, not Pulumi.dev.yaml, so the
@@ -231,3 +231,22 @@ def closure(result: RunResult, urn: str) -> set[str]:
 
 def waits_for(result: RunResult, later: Registration, earlier: Registration) -> bool:
     return earlier.urn in closure(result, later.urn)
+
+
+def written(result: RunResult, out: Path) -> Path:
+    """``result`` written as tools.render writes it, into ``out``."""
+    write_render(result, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def istio_tools():
+    """istiod-xds and istioctl, built from the pinned Istio module (cached across runs)."""
+    from tools.engine.istio_xds import build_istio_tools
+
+    return build_istio_tools()
+
+
+@pytest.fixture(scope="session")
+def demo_render(demo, tmp_path_factory) -> Path:
+    return written(demo, tmp_path_factory.mktemp("demo-render"))

@@ -52,6 +52,8 @@ ISTIOD_CHART = "istiod"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # Pod IPs the harness hands out: a loopback range, so a stub backend can listen on each.
 POD_NETWORK = ipaddress.ip_network("127.77.0.0/16")
+# Where further harnesses in one machine take theirs from (127.64.0.0 to 127.191.255.255), one /16 each.
+POD_NETWORKS = [ipaddress.ip_network(f"127.{n}.0.0/16") for n in range(64, 192)]
 TRUST_DOMAIN = "cluster.local"
 
 # Filters Istio's proxy build has and upstream Envoy lacks. Each is removed wherever it
@@ -193,8 +195,8 @@ def is_istio(obj: Mapping[str, Any]) -> bool:
     return _group(obj) in ISTIO_GROUPS
 
 
-def _addresses() -> Iterator[str]:
-    for address in POD_NETWORK.hosts():
+def _addresses(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
+    for address in network.hosts():
         if int(address) & 0xFF not in (0, 1, 255):
             yield str(address)
 
@@ -204,9 +206,9 @@ def _container_ports(pod_spec: Mapping[str, Any]) -> tuple[tuple[str, int], ...]
                  for p in c.get("ports") or [])
 
 
-def workloads(render: Render) -> list[Workload]:
-    """Every pod istiod would see: one per Deployment, and the ingress gateway's."""
-    ips = _addresses()
+def workloads(render: Render, network: ipaddress.IPv4Network = POD_NETWORK) -> list[Workload]:
+    """Every pod istiod would see: one per Deployment, and the ingress gateway's, with pod IPs from ``network``."""
+    ips = _addresses(network)
     found = []
     for gateway in render.releases(GATEWAY_CHART):
         inputs = gateway["inputs"]
@@ -312,9 +314,9 @@ def _versions(render: Render) -> tuple[str, str]:
     return istio, kube
 
 
-def mesh_spec(render: Render, sidecars: bool = False) -> MeshSpec:
+def mesh_spec(render: Render, sidecars: bool = False, network: ipaddress.IPv4Network = POD_NETWORK) -> MeshSpec:
     """The spec ``istiod-xds generate`` reads: the gateway always, each workload's sidecar when asked."""
-    ws = workloads(render)
+    ws = workloads(render, network)
     gateways = [w for w in ws if "security.istio.io/tlsMode" not in w.labels]
     if not gateways:
         raise TranslationError(f"{render.path}: no ingress gateway release (chart {GATEWAY_CHART!r}) in resources.json")

@@ -20,7 +20,10 @@ fresh gateway (fresh rate-limit buckets), all served by the same translation.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
+import os
 import ssl
 import subprocess
 import tempfile
@@ -69,6 +72,10 @@ class Stub:
 def _handler(stub_seen: list[Seen], workload: istio_xds.Workload) -> type[BaseHTTPRequestHandler]:
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per response, sent at once: headers and body in separate small writes would wait
+        # on Nagle's algorithm and the peer's delayed ACK (40 ms a request).
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
@@ -120,11 +127,14 @@ class MeshHarness:
     def __init__(self, render: istio_xds.Render, tools: istio_xds.IstioTools | None = None) -> None:
         self.render = render
         self.tools = tools or istio_xds.build_istio_tools()
-        self.mesh = istio_xds.mesh_spec(render)
+        self.stubs: dict[tuple[str, int], Stub] = {}
+        self._translate(istio_xds.POD_NETWORK)
+
+    def _translate(self, network: ipaddress.IPv4Network) -> None:
+        self.mesh = istio_xds.mesh_spec(self.render, network=network)
         self.translation = istio_xds.generate(self.tools, self.mesh.spec)
         resources, self.removed = istio_xds.for_upstream_envoy(self.translation.proxies["gateway"], listen_port=0)
         self.gateway_resources = resources
-        self.stubs: dict[tuple[str, int], Stub] = {}
 
     @property
     def listener(self) -> str:
@@ -134,6 +144,18 @@ class MeshHarness:
         return names[0]
 
     def __enter__(self) -> MeshHarness:
+        # Another harness on this machine may hold the pod addresses: take the next free /16.
+        offset = os.getpid() % len(istio_xds.POD_NETWORKS)
+        for attempt in range(len(istio_xds.POD_NETWORKS)):
+            try:
+                return self._start()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                self._translate(istio_xds.POD_NETWORKS[(offset + attempt) % len(istio_xds.POD_NETWORKS)])
+        raise EnvoyRejectedError("no free loopback /16 for the stub backends")
+
+    def _start(self) -> MeshHarness:
         self._tmp = tempfile.TemporaryDirectory(prefix="mesh-")
         folder = Path(self._tmp.name)
         ca = MeshCA(istio_xds.TRUST_DOMAIN)

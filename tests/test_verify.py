@@ -1,0 +1,155 @@
+"""tools.verify: the stack's declared access, run through Istio's translation of its render in real Envoy.
+
+Expectations come from the stack files (plain YAML here), never from the verifier's own parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, add_documented_product, copy_repository, written
+from tools import verify
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = verify.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def declared_pairs(stack_path: Path) -> tuple[set[tuple[str, str]], set[str], set[str]]:
+    """(consumer, product) pairs the stack allows, its consumers and its products, read as plain YAML."""
+    config = yaml.safe_load(stack_path.read_text())["config"]
+    consumers = config.get("datamesh:consumers") or {}
+    allowed = {(c, p) for c, spec in consumers.items() for p in spec["products"]}
+    return allowed, set(consumers), set(config["datamesh:products"])
+
+
+def check_report(report: dict, stack_path: Path) -> None:
+    allowed, consumers, products = declared_pairs(stack_path)
+    assert report["generator"].startswith("istio.io/istio@v0.0.0-")
+    assert report["analyze"]["errors"] == 0
+    access = {(c["consumer"], c["product"]): c for c in report["cases"] if c["case"] == "access"}
+    assert set(access) == {(c, p) for c in consumers for p in products}  # every consumer x every product
+    for (consumer, product), case in access.items():
+        assert case["ok"] is True, case
+        assert case["got"].startswith("200" if (consumer, product) in allowed else "403"), case
+    for kind in ("no-key", "wrong-key"):
+        assert {c["product"] for c in report["cases"] if c["case"] == kind and c["ok"]} == products
+    assert all(c["ok"] is not False for c in report["cases"])
+    assert all(c["ok"] is None for c in report["cases"] if c["case"] == "composite")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_shipped_stacks_verify(stack, dev, prod, tmp_path, capsys, istio_tools):
+    render = written({"dev": dev, "prod": prod}[stack], tmp_path / "render")
+    code, out, _ = run(["--render", str(render), "--out", str(tmp_path / "report.json")], capsys)
+    assert code == 0, out
+    report = json.loads((tmp_path / "report.json").read_text())
+    check_report(report, ROOT / f"Pulumi.{stack}.yaml")
+    tiers = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].get("datamesh:consumers") or {}
+    limited = {(c["consumer"], c["product"]) for c in report["cases"] if c["case"] == "limit" and c["ok"]}
+    assert {(c, p) for c, spec in tiers.items() if spec.get("tier") for p in spec["products"]} <= limited
+
+
+def test_the_demo_verifies_with_its_limits(demo_render, demo_config, tmp_path, capsys, istio_tools):
+    code, out, _ = run(["--render", str(demo_render), "--stack-file", str(demo_config),
+                        "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    check_report(report, demo_config)
+    predictor = yaml.safe_load((ROOT / "products" / "revenue-predictor.yaml").read_text())["rateLimit"]["requests"]
+    [case] = [c for c in report["cases"] if c["case"] == "limit" and c["product"] == "revenue-predictor"]
+    assert case["got"].startswith(f"{predictor} admitted") and "then 429 with x-datamesh-rate-limited" in case["got"]
+    assert {"istio.alpn", "istio.stats", "istio.metadata_exchange"} <= set(report["removedFilters"])
+
+
+@pytest.mark.parametrize(("drop", "failing"), [
+    ("authorizationpolicy-istio-ingress-datamesh-api-keys.yaml", "access"),
+    ("envoyfilter-istio-ingress-datamesh-api-keys.yaml", "access"),
+    ("envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "limit"),
+])
+def test_a_tampered_render_fails(drop, failing, demo_render, demo_config, tmp_path, capsys, istio_tools):
+    tampered = tmp_path / "render"
+    shutil.copytree(demo_render, tampered)
+    (tampered / "manifests" / drop).unlink()
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config),
+                        "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 1, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any(c["case"] == failing and c["ok"] is False for c in report["cases"])
+
+
+def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, tmp_path, capsys, istio_tools):
+    """rate_limits on the Route (not its RouteAction): Envoy would never see the tiers; verify says so."""
+    tampered = tmp_path / "render"
+    shutil.copytree(demo_render, tampered)
+    path = tampered / "manifests" / "envoyfilter-istio-ingress-datamesh-rate-limits.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for patch in doc["spec"]["configPatches"][1:]:
+        value = patch["patch"]["value"]
+        value["rate_limits"] = value.pop("route")["rate_limits"]
+    path.write_text(yaml.safe_dump(doc))
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config)], capsys)
+    assert code == 1, out
+
+
+def test_a_product_added_the_documented_way_verifies(tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    added = add_documented_product(repo)
+    rendered = subprocess.run([sys.executable, "-m", "tools.render", "--stack", "dev", "--out", "render/dev"],
+                              cwd=repo, capture_output=True, text=True, timeout=600)
+    assert rendered.returncode == 0, rendered.stderr
+    done = subprocess.run([sys.executable, "-m", "tools.verify", "--render", "render/dev", "--out", "report.json"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((repo / "report.json").read_text())
+    check_report(report, added["stack"])
+    canary = {c["release"]: c for c in report["cases"] if c["case"] == "canary" and c["product"] == added["product"]}
+    assert set(canary) == {v for v, _ in added["releases"]}
+    assert all(c["ok"] for c in canary.values())
+    [new] = [c for c in report["cases"] if c["case"] == "access" and c["consumer"] == added["consumer"]
+             and c["product"] == added["product"]]
+    assert new["ok"] and new["got"].startswith("200")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--render", "/nonexistent/render"], "is not a folder"),
+    (["--render", "{tmp}"], "not a render"),
+    (["--render", "{demo}", "--out", "{tmp}"], "is a folder"),
+    (["--render", "{demo}", "--samples", "5"], "--samples"),
+    (["--render", "{demo}", "--stack-file", "{tmp}/missing.yaml"], "missing.yaml"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message, demo_render, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path, demo=demo_render) for a in argv]
+    try:
+        code = verify.main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""
+    assert message in out.err and len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+
+
+def test_a_render_of_another_stack_file_is_refused(demo_config, tmp_path, capsys):
+    # A render with one product, checked against the demo's stack file (three): refuse rather than guess.
+    config = yaml.safe_load(demo_config.read_text())
+    config["config"]["datamesh:products"] = ["customer-features"]
+    config["config"]["datamesh:consumers"] = {"analytics": {"products": ["customer-features"], "tier": "standard"}}
+    config["config"]["datamesh:apiKeys"] = {"analytics": config["config"]["datamesh:apiKeys"]["analytics"]}
+    config["config"].pop("datamesh:productOverrides", None)
+    small = tmp_path / "Pulumi.small.yaml"
+    small.write_text(yaml.safe_dump(config))
+    from tools.engine.render import render_stack
+
+    render = written(render_stack("dev", small), tmp_path / "render")
+    code, out, err = run(["--render", str(render), "--stack-file", str(demo_config)], capsys)
+    assert code == 2 and out == ""
+    assert "no VirtualService for customer-revenue, revenue-predictor" in err

@@ -1,0 +1,114 @@
+"""Verify a render's governance with Istio's own translation, in real Envoy, offline.
+
+    python -m tools.verify --render DIR [--out FILE] [--stack-file FILE] [--samples N]
+
+Builds (once, cached) Istio's translation and istioctl from the Istio module pinned in
+tools/istiod/go.mod, runs ``istioctl analyze`` over the render, turns the render into
+the configuration istiod pushes to the ingress gateway, serves that to real Envoys on
+127.0.0.1 with a stub backend per workload, and runs every case the stack declares
+(``tools/engine/verify.py``): each consumer against each product, no key and a wrong
+key, every limit, canary weights and mirrors, composite paths. Prints a table; with
+--out, writes the JSON report (generator, analyze, removedFilters, cases).
+
+The stack is the one the render was made from (its URNs name it); its file is
+Pulumi.<stack>.yaml in this repository unless --stack-file names the one the render
+used (tools.render --config). Keys are that file's, as the render saw them.
+
+Exit 0 when every case holds and analyze reports no error; 1 otherwise; 2 for bad
+arguments or a render or stack file it cannot read (one line); 3 when the
+translation cannot be built or run (one line naming the module or step).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pulumi
+import yaml
+
+from components.inputs import InputError
+from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_FAILED, EXIT_OK, OneLineParser, OutputPathError, check_output_file
+from tools.engine import istio_xds
+from tools.engine.envoy_proc import EnvoyRejectedError
+from tools.engine.mesh_harness import MeshHarness
+from tools.engine.stackconfig import StackConfigError
+from tools.engine.verify import DEFAULT_SAMPLES, intent, run_cases, table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _BadRenderError(ValueError):
+    pass
+
+
+def _read_render(path: Path) -> istio_xds.Render:
+    if not path.is_dir():
+        raise _BadRenderError(f"--render {path}: is not a folder")
+    if not (path / "resources.json").is_file() or not (path / "manifests").is_dir():
+        raise _BadRenderError(f"--render {path}: not a render (no resources.json and manifests/; see tools.render)")
+    try:
+        render = istio_xds.load_render(path)
+        render.stack  # noqa: B018 (reads the URNs: a render with none is refused here)
+    except (OSError, ValueError, yaml.YAMLError, KeyError, IndexError, TypeError, istio_xds.TranslationError) as exc:
+        raise _BadRenderError(f"--render {path}: cannot be read ({type(exc).__name__})") from exc
+    return render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--stack-file", type=Path, help="the stack file the render was made from (tools.render --config)")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
+    args = parser.parse_args(argv)
+    if not 20 <= args.samples <= 10_000:
+        parser.error("--samples must be from 20 to 10000")
+    try:
+        if args.out is not None:
+            check_output_file(args.out)
+        render = _read_render(args.render)
+        want = intent(ROOT, render.stack, args.stack_file)
+    except (OutputPathError, _BadRenderError, StackConfigError, InputError, pulumi.RunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rendered = {v["metadata"]["name"] for v in render.kind("VirtualService")}
+    missing = sorted(p.name for p in want.products if p.name not in rendered)
+    if missing:
+        print(f"error: --render {args.render}: no VirtualService for {', '.join(missing)}, which the stack file selects "
+              "(render and stack file differ; see --stack-file)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    started = time.monotonic()
+    try:
+        tools = istio_xds.build_istio_tools()
+        built = time.monotonic()
+        analysis = istio_xds.analyze(tools, render)
+        with MeshHarness(render, tools) as harness:
+            cases = run_cases(harness, want, args.samples)
+            generator = harness.translation.generator
+            removed = harness.removed
+    except (istio_xds.IstioBuildError, istio_xds.TranslationError, EnvoyRejectedError, OSError) as exc:
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return EXIT_CANNOT_FINISH
+    failed = [c for c in cases if c.ok is False]
+    print(table(cases))
+    print(f"\n{len(cases)} cases: {sum(c.ok is True for c in cases)} hold, {len(failed)} fail, "
+          f"{sum(c.ok is None for c in cases)} not provable here; istioctl analyze: {analysis['errors']} error(s), "
+          f"{analysis['warnings']} warning(s); generator {generator['module']}@{generator['version']}")
+    for message in analysis["messages"]:
+        print(f"  analyze {message['level']} {message['code']} {message['origin']}: {message['message']}")
+    if args.out is not None:
+        report = {"generator": f"{generator['module']}@{generator['version']}", "stack": want.stack,
+                  "analyze": analysis, "removedFilters": {name: {"count": n, "why": istio_xds.REMOVED_FILTERS[name]}
+                                                          for name, n in sorted(removed.items())},
+                  "substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS,
+                  "cases": [c.report() for c in cases],
+                  "seconds": {"build": round(built - started, 2), "total": round(time.monotonic() - started, 2)}}
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return EXIT_FAILED if failed or analysis["errors"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
