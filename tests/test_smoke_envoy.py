@@ -1,4 +1,4 @@
-"""tools.smoke against the real gateway: the dev render in Envoy 1.40, one replica or two behind a balancer."""
+"""tools.smoke against the gateway Istio's translation configures, in real Envoy: one replica, or two behind a balancer."""
 
 from __future__ import annotations
 
@@ -6,24 +6,29 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.conftest import copy_program, render_variant
-from tests.envoy_fixture import demo_upstreams, running_gateway, stack_keys
+from tests.conftest import copy_program, render_variant, written
+from tests.mesh_fixture import stack_keys
 from tools import smoke
-from tools.engine.envoy_gateway import LOOPBACK, Envoy
-
-KEYS = stack_keys()
+from tools.engine import istio_xds
+from tools.engine.envoy_proc import LOOPBACK, Envoy
+from tools.engine.mesh_harness import MeshHarness
 
 
 @pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("SMOKE_KEY", KEYS["analytics"][0])  # allowed on the revenue predictor
-    monkeypatch.setenv("SMOKE_OTHER_KEY", KEYS["partner-portal"][0])  # a known consumer that is not
+def keys(demo_config):
+    return stack_keys(demo_config)
+
+
+@pytest.fixture
+def env(monkeypatch, keys):
+    monkeypatch.setenv("SMOKE_KEY", keys["analytics"][0])  # allowed on the revenue predictor
+    monkeypatch.setenv("SMOKE_OTHER_KEY", keys["partner-portal"][0])  # a known consumer that is not
 
 
 @pytest.fixture(scope="module")
-def upstreams():
-    with demo_upstreams() as started:
-        yield started
+def harness(demo_render, istio_tools):
+    with MeshHarness(istio_xds.load_render(demo_render), istio_tools) as running:
+        yield running
 
 
 def balancer(ports: list[int]) -> dict:
@@ -46,44 +51,42 @@ def run_smoke(port: int, replicas: int) -> int:
     return smoke.main(["--gateway", f"{LOOPBACK}:{port}", "--scheme", "http", "--gateway-replicas", str(replicas)])
 
 
-def test_passes_against_one_gateway_replica(env, dev, upstreams, capsys):
-    with running_gateway(dev, upstreams) as envoy:
-        assert run_smoke(envoy.port(), 1) == 0
+def test_passes_against_one_gateway_replica(env, harness, keys, capsys):
+    with harness.gateway() as gw:
+        assert run_smoke(gw.port, 1) == 0
     out = capsys.readouterr().out
     assert "4 passed, 0 failed" in out and "HTTP 200, 200, 429" in out
-    assert KEYS["analytics"][0] not in out
+    assert keys["analytics"][0] not in out
 
 
-def test_two_replicas_behind_a_balancer_need_the_replica_count(env, dev, upstreams, capsys):
+def test_two_replicas_behind_a_balancer_need_the_replica_count(env, harness, capsys):
     with ExitStack() as stack:
-        gateways = [stack.enter_context(running_gateway(dev, upstreams)) for _ in range(2)]
-        nlb = stack.enter_context(Envoy(balancer([g.port() for g in gateways])))
+        gateways = [stack.enter_context(harness.gateway()) for _ in range(2)]
+        nlb = stack.enter_context(Envoy(balancer([g.port for g in gateways])))
         # Told of one replica, the smoke test sees the third request pass on the other replica's bucket: it fails.
         assert run_smoke(nlb.port("nlb"), 1) == 1
         assert "FAIL  the predictor admits 2 a minute per replica (1), then 429  (HTTP 200, 200, 200" in capsys.readouterr().out
     with ExitStack() as stack:
-        gateways = [stack.enter_context(running_gateway(dev, upstreams)) for _ in range(2)]
-        nlb = stack.enter_context(Envoy(balancer([g.port() for g in gateways])))
+        gateways = [stack.enter_context(harness.gateway()) for _ in range(2)]
+        nlb = stack.enter_context(Envoy(balancer([g.port for g in gateways])))
         assert run_smoke(nlb.port("nlb"), 2) == 0
         out = capsys.readouterr().out
     assert "4 passed, 0 failed" in out and "HTTP 200, 200, 200, 200, 429" in out
 
 
-def test_fails_when_the_predictor_is_not_limited(env, tmp_path, upstreams, capsys):
+def test_fails_when_the_predictor_is_not_limited(env, tmp_path, istio_tools, capsys):
     result = render_variant(tmp_path, {"datamesh:productOverrides": {
-        "revenue-predictor": {"rateLimit": {"requests": 1000, "period": "1s"}}}})
-    with running_gateway(result, upstreams) as envoy:
-        assert run_smoke(envoy.port(), 1) == 1
+        "revenue-predictor": {"rateLimit": {"requests": 1000, "period": "1s"}}}}, base="demo")
+    render = istio_xds.load_render(written(result, tmp_path / "render"))
+    with MeshHarness(render, istio_tools) as harness, harness.gateway() as gw:
+        assert run_smoke(gw.port, 1) == 1
     assert "no 429 with x-datamesh-rate-limited within 3 requests" in capsys.readouterr().out
 
 
-def test_probes_each_product_of_a_render(env, dev, upstreams, tmp_path, capsys):
-    from tools.engine.render import write_render
-
-    write_render(dev, tmp_path / "render")
-    with running_gateway(dev, upstreams) as envoy:
-        args = ["--gateway", f"{LOOPBACK}:{envoy.port()}", "--scheme", "http", "--gateway-replicas", "1",
-                "--render", str(tmp_path / "render")]
+def test_probes_each_product_of_a_render(env, harness, keys, demo_render, capsys):
+    with harness.gateway() as gw:
+        args = ["--gateway", f"{LOOPBACK}:{gw.port}", "--scheme", "http", "--gateway-replicas", "1",
+                "--render", str(demo_render)]
         assert smoke.main(args) == 0
         out = capsys.readouterr().out
         assert "PASS  customer-features: POST /public/api/v1/customer-features/features/lookup gets 2xx  (HTTP 200)" in out
@@ -94,53 +97,26 @@ def test_probes_each_product_of_a_render(env, dev, upstreams, tmp_path, capsys):
         assert smoke.main([*args, "--product", "customer-revenue"]) == 0
         out = capsys.readouterr().out
         assert "customer-revenue: POST" in out and "customer-features" not in out and "another consumer" not in out
-    assert KEYS["analytics"][0] not in out
+    assert keys["analytics"][0] not in out
 
 
-def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, upstreams, tmp_path, capsys):
+def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, istio_tools, tmp_path, capsys):
     """A product serving bare paths (OpenAPI servers at the prefix): Envoy strips the prefix, smoke probes its health."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     import yaml
 
-    from tests.envoy_fixture import Upstream
-    from tools.engine.render import render_stack, write_render
+    from tools.engine.render import render_stack
 
-    project = copy_program(tmp_path / "project")
+    project = copy_program(tmp_path / "project", base="demo")
     spec_file = project / "products" / "openapi" / "customer-features.yaml"
     spec = yaml.safe_load(spec_file.read_text())
     spec["servers"] = [{"url": "/public/api/v1/customer-features"}]
     spec["paths"] = {"/features/lookup": spec["paths"].pop("/public/api/v1/customer-features/features/lookup")}
     spec_file.write_text(yaml.safe_dump(spec))
-    result = render_stack("dev", project_dir=project)
-    write_render(result, tmp_path / "render")
-
-    seen: list[str] = []
-
-    class Bare(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen.append(self.path)
-            self.send_response(200 if self.path in ("/features/lookup", "/isAlive/") else 404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_POST = _answer  # noqa: N815 (the stdlib's handler names)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer((LOOPBACK, 0), Bare)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        bare = {**upstreams, "features": Upstream("features", server, [])}
-        with running_gateway(result, bare) as envoy:
-            assert smoke.main(["--gateway", f"{LOOPBACK}:{envoy.port()}", "--scheme", "http", "--gateway-replicas", "1",
-                               "--render", str(tmp_path / "render"), "--product", "customer-features"]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
+    render = written(render_stack("dev", project_dir=project), tmp_path / "render")
+    with MeshHarness(istio_xds.load_render(render), istio_tools) as harness, harness.gateway() as gw:
+        assert smoke.main(["--gateway", f"{LOOPBACK}:{gw.port}", "--scheme", "http", "--gateway-replicas", "1",
+                           "--render", str(render), "--product", "customer-features"]) == 0
+        seen = [s.path for s in harness.seen() if s.workload.startswith("customer-features-")]
     out = capsys.readouterr().out
     assert "PASS  customer-features: GET /public/api/v1/customer-features/isAlive/ gets 2xx  (HTTP 200)" in out
     assert "PASS  customer-features: POST /public/api/v1/customer-features/features/lookup gets 2xx  (HTTP 200)" in out
