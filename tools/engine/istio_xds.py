@@ -93,6 +93,15 @@ class TranslationError(RuntimeError):
 # --- the binaries -----------------------------------------------------------------
 
 
+def pinned_istio() -> str:
+    """The Istio module and version tools/istiod/go.mod pins (``istio.io/istio@v0.0.0-...``)."""
+    for line in (GO_PROGRAM / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "istio.io/istio":
+            return f"{parts[0]}@{parts[1]}"
+    raise IstioBuildError(f"{GO_PROGRAM / 'go.mod'}: no istio.io/istio requirement")
+
+
 def _cache_root() -> Path:
     base = os.environ.get("DATAMESH_CACHE") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "datamesh"

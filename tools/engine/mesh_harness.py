@@ -124,8 +124,13 @@ def _tls_context(identity: Identity, folder: Path, name: str) -> ssl.SSLContext:
 class MeshHarness:
     """Istio's translation of a render, served to real Envoys, with stub backends (see the module's docstring)."""
 
-    def __init__(self, render: istio_xds.Render, tools: istio_xds.IstioTools | None = None) -> None:
+    def __init__(self, render: istio_xds.Render, tools: istio_xds.IstioTools | None = None,
+                 envoy_backends: bool = False) -> None:
+        """``envoy_backends``: answer every request from one Envoy (mTLS, a fixed 200) instead of the echoing
+        Python stubs, so a benchmark measures the gateway and not the backends; nothing is recorded then."""
         self.render = render
+        self.envoy_backends = envoy_backends
+        self._backend_envoy: Envoy | None = None
         self.tools = tools or istio_xds.build_istio_tools()
         self.stubs: dict[tuple[str, int], Stub] = {}
         self._translate(istio_xds.POD_NETWORK)
@@ -149,8 +154,9 @@ class MeshHarness:
         for attempt in range(len(istio_xds.POD_NETWORKS)):
             try:
                 return self._start()
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
+            except (OSError, EnvoyRejectedError) as exc:
+                taken = exc.errno == errno.EADDRINUSE if isinstance(exc, OSError) else "Address already in use" in str(exc)
+                if not taken:
                     raise
                 self._translate(istio_xds.POD_NETWORKS[(offset + attempt) % len(istio_xds.POD_NETWORKS)])
         raise EnvoyRejectedError("no free loopback /16 for the stub backends")
@@ -183,13 +189,21 @@ class MeshHarness:
             raise
         return self
 
-    def _start_stubs(self, ca: MeshCA, folder: Path) -> None:
+    def _backend_ports(self) -> dict[str, set[int]]:
         ports: dict[str, set[int]] = {}
         for service in (m for m in self.render.manifests if m.get("kind") == "Service"):
             for port in service["spec"].get("ports") or []:
                 for w in istio_xds.selected(service, self.mesh.workloads):
                     if w is not self.mesh.gateway and (number := istio_xds.target_port(port, w)) is not None:
                         ports.setdefault(w.name, set()).add(number)
+        return ports
+
+    def _start_stubs(self, ca: MeshCA, folder: Path) -> None:
+        ports = self._backend_ports()
+        if self.envoy_backends:
+            self._backend_envoy = Envoy(self._backends_bootstrap(ca, ports))
+            self._backend_envoy.__enter__()
+            return
         for w in self.mesh.workloads:
             if w.name not in ports:
                 continue
@@ -202,7 +216,41 @@ class MeshHarness:
                 threading.Thread(target=server.serve_forever, daemon=True).start()
                 self.stubs[(w.ip, number)] = Stub(w, number, server, seen)
 
+    def _backends_bootstrap(self, ca: MeshCA, ports: dict[str, set[int]]) -> dict[str, Any]:
+        """One Envoy listening on every workload's pod address and port, terminating Istio mTLS, answering 200."""
+        listeners = []
+        for w in self.mesh.workloads:
+            identity = ca.issue(w.identity) if w.name in ports else None
+            for number in sorted(ports.get(w.name, ())):
+                assert identity is not None
+                tls = {"name": "envoy.transport_sockets.tls", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "require_client_certificate": True,
+                    "common_tls_context": {
+                        "tls_certificates": [{"certificate_chain": {"inline_string": identity.cert_chain},
+                                              "private_key": {"inline_string": identity.private_key}}],
+                        "validation_context": {"trusted_ca": {"inline_string": identity.root_cert}}}}}
+                listeners.append({
+                    "name": f"{w.name}-{number}",
+                    "address": {"socket_address": {"address": w.ip, "port_value": number}},
+                    "filter_chains": [{"transport_socket": tls, "filters": [{
+                        "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                                     ".HttpConnectionManager",
+                            "stat_prefix": "backend",
+                            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                                "match": {"prefix": "/"},
+                                "direct_response": {"status": 200, "body": {"inline_string": '{"result": 1.0}'}}}]}]},
+                            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}],
+                })
+        return {"admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
+                "static_resources": {"listeners": listeners}}
+
     def __exit__(self, *exc: object) -> None:
+        if self._backend_envoy is not None:
+            self._backend_envoy.__exit__()
+            self._backend_envoy = None
         for stub in self.stubs.values():
             stub.server.shutdown()
             stub.server.server_close()
