@@ -199,8 +199,14 @@ def demo_config(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo(demo_config) -> RunResult:
-    return render_stack("dev", demo_config)
+def demo_keys(tmp_path_factory) -> Path:
+    """The test keys the demo render was made with (``tools.render --test-keys``): its gateway accepts only these."""
+    return tmp_path_factory.mktemp("demo-keys") / "keys.json"
+
+
+@pytest.fixture(scope="session")
+def demo(demo_config, demo_keys) -> RunResult:
+    return render_stack("dev", demo_config, test_keys=demo_keys)
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,14 @@ from tools.engine.stackconfig import load_stack_config
 
 
 def stack_keys(stack_file: Path | None = None, stack: str = "dev") -> dict[str, list[str]]:
-    """The keys the render saw for each consumer: the stack file's secure values as the render unseals them."""
+    """What an offline render sees for each consumer's keys: the stack file's secure values as placeholders."""
     cfg = load_stack_config(ROOT, stack, stack_file)
     return json.loads(cfg.values["datamesh:apiKeys"])
+
+
+def keys_of(path: Path) -> dict[str, list[str]]:
+    """The keys a render made with ``--test-keys`` (``test_keys=``) accepts, by consumer."""
+    return json.loads(path.read_text())
 
 
 def basic(key: str, password: str = "") -> str:

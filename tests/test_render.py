@@ -128,3 +128,23 @@ def test_secure_values_are_never_decrypted(tmp_path):
     assert sorted(cfg.secret_keys) == ["datamesh:apiKey", "datamesh:consumers"]
     assert cfg.values["datamesh:plain"] == "3" and cfg.values["datamesh:region"] == "x"
     assert "v1:abc" not in json.dumps(cfg.values)
+
+
+def test_test_keys_are_fresh_private_and_outside_the_render(tmp_path, capsys):
+    import stat
+
+    from tools.render import main
+
+    keys = tmp_path / "keys.json"
+    assert main(["--stack", "dev", "--out", str(tmp_path / "r"), "--test-keys", str(keys)]) == 0
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    found = json.loads(keys.read_text())
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert set(found) == set(config["datamesh:apiKeys"])
+    flat = [k for ks in found.values() for k in ks]
+    assert len(set(flat)) == len(flat) and all(len(k) == 48 for k in flat)
+    everything = "".join(p.read_text() for p in (tmp_path / "r").rglob("*") if p.is_file())
+    assert not any(k in everything for k in flat)  # digests only
+    assert "never apply it" in capsys.readouterr().err
+    assert main(["--stack", "dev", "--out", str(tmp_path / "r2"), "--test-keys", str(tmp_path / "r2" / "k.json")]) == 2
+    assert "--test-keys: must be outside --out" in capsys.readouterr().err

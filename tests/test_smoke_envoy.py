@@ -6,8 +6,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.conftest import copy_program, render_variant, written
-from tests.mesh_fixture import stack_keys
+from tests.conftest import copy_program, render_stack, write_stack, written
+from tests.mesh_fixture import keys_of
 from tools import smoke
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK, Envoy
@@ -15,8 +15,8 @@ from tools.engine.mesh_harness import MeshHarness
 
 
 @pytest.fixture
-def keys(demo_config):
-    return stack_keys(demo_config)
+def keys(demo, demo_keys):
+    return keys_of(demo_keys)
 
 
 @pytest.fixture
@@ -74,9 +74,11 @@ def test_two_replicas_behind_a_balancer_need_the_replica_count(env, harness, cap
     assert "4 passed, 0 failed" in out and "HTTP 200, 200, 200, 200, 429" in out
 
 
-def test_fails_when_the_predictor_is_not_limited(env, tmp_path, istio_tools, capsys):
-    result = render_variant(tmp_path, {"datamesh:productOverrides": {
-        "revenue-predictor": {"rateLimit": {"requests": 1000, "period": "1s"}}}}, base="demo")
+def test_fails_when_the_predictor_is_not_limited(env, tmp_path, istio_tools, capsys, monkeypatch):
+    result = render_stack("dev", write_stack(tmp_path, {"datamesh:productOverrides": {
+        "revenue-predictor": {"rateLimit": {"requests": 1000, "period": "1s"}}}}, base="demo"), test_keys=tmp_path / "k.json")
+    monkeypatch.setenv("SMOKE_KEY", keys_of(tmp_path / "k.json")["analytics"][0])
+    monkeypatch.setenv("SMOKE_OTHER_KEY", keys_of(tmp_path / "k.json")["partner-portal"][0])
     render = istio_xds.load_render(written(result, tmp_path / "render"))
     with MeshHarness(render, istio_tools) as harness, harness.gateway() as gw:
         assert run_smoke(gw.port, 1) == 1
@@ -100,7 +102,7 @@ def test_probes_each_product_of_a_render(env, harness, keys, demo_render, capsys
     assert keys["analytics"][0] not in out
 
 
-def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, istio_tools, tmp_path, capsys):
+def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, istio_tools, tmp_path, capsys, monkeypatch):
     """A product serving bare paths (OpenAPI servers at the prefix): Envoy strips the prefix, smoke probes its health."""
     import yaml
 
@@ -112,7 +114,8 @@ def test_a_rewritten_route_reaches_the_product_without_its_prefix(env, istio_too
     spec["servers"] = [{"url": "/public/api/v1/customer-features"}]
     spec["paths"] = {"/features/lookup": spec["paths"].pop("/public/api/v1/customer-features/features/lookup")}
     spec_file.write_text(yaml.safe_dump(spec))
-    render = written(render_stack("dev", project_dir=project), tmp_path / "render")
+    render = written(render_stack("dev", project_dir=project, test_keys=tmp_path / "k.json"), tmp_path / "render")
+    monkeypatch.setenv("SMOKE_KEY", keys_of(tmp_path / "k.json")["analytics"][0])
     with MeshHarness(istio_xds.load_render(render), istio_tools) as harness, harness.gateway() as gw:
         assert smoke.main(["--gateway", f"{LOOPBACK}:{gw.port}", "--scheme", "http", "--gateway-replicas", "1",
                            "--render", str(render), "--product", "customer-features"]) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, add_documented_product, copy_repository, written
+from tests.conftest import ROOT, add_documented_product, copy_repository, render_stack, written
 from tools import verify
 
 
@@ -36,6 +36,12 @@ def check_report(report: dict, stack_path: Path) -> None:
     allowed, consumers, products = declared_pairs(stack_path)
     assert report["generator"].startswith("istio.io/istio@v0.0.0-")
     assert report["analyze"]["errors"] == 0
+    kinds = {c["case"] for c in report["cases"]}
+    # Under attack and in error, wherever a consumer may call something:
+    assert {"hostile-header", "hygiene", "generic-error"} <= kinds
+    statuses = {c["expect"].split(" ")[0] for c in report["cases"] if c["case"] == "generic-error"}
+    assert {"401", "503"} <= statuses
+    assert all(c["ok"] for c in report["cases"] if c["case"] in ("hostile-header", "hygiene", "generic-error"))
     access = {(c["consumer"], c["product"]): c for c in report["cases"] if c["case"] == "access"}
     assert set(access) == {(c, p) for c in consumers for p in products}  # every consumer x every product
     for (consumer, product), case in access.items():
@@ -48,9 +54,10 @@ def check_report(report: dict, stack_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_shipped_stacks_verify(stack, dev, prod, tmp_path, capsys, istio_tools):
-    render = written({"dev": dev, "prod": prod}[stack], tmp_path / "render")
-    code, out, _ = run(["--render", str(render), "--out", str(tmp_path / "report.json")], capsys)
+def test_the_shipped_stacks_verify(stack, tmp_path, capsys, istio_tools):
+    render = written(render_stack(stack, test_keys=tmp_path / "keys.json"), tmp_path / "render")
+    code, out, _ = run(["--render", str(render), "--keys", str(tmp_path / "keys.json"),
+                        "--out", str(tmp_path / "report.json")], capsys)
     assert code == 0, out
     report = json.loads((tmp_path / "report.json").read_text())
     check_report(report, ROOT / f"Pulumi.{stack}.yaml")
@@ -59,8 +66,22 @@ def test_the_shipped_stacks_verify(stack, dev, prod, tmp_path, capsys, istio_too
     assert {(c, p) for c, spec in tiers.items() if spec.get("tier") for p in spec["products"]} <= limited
 
 
-def test_the_demo_verifies_with_its_limits(demo_render, demo_config, tmp_path, capsys, istio_tools):
-    code, out, _ = run(["--render", str(demo_render), "--stack-file", str(demo_config),
+def test_an_offline_render_refuses_the_placeholder_keys(dev, tmp_path, capsys, istio_tools):
+    """Without decrypted keys the gateway accepts none: the keys printed in the repository open nothing."""
+    code, out, _ = run(["--render", str(written(dev, tmp_path / "render")), "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    _, consumers, products = declared_pairs(ROOT / "Pulumi.dev.yaml")
+    refused = {(c["consumer"], c["product"]) for c in report["cases"] if c["case"] == "placeholder-key" and c["ok"]}
+    assert refused == {(c, p) for c in consumers for p in products}
+    assert not [c for c in report["cases"] if c["case"] == "access"]
+    # The digest the issue found in the default render, for dev's first placeholder, is gone.
+    assert "54be2fed8215b777a4388158adac427b37a498fca120c214504c78c92b6b4284" not in \
+        (tmp_path / "render" / "manifests" / "envoyfilter-istio-ingress-datamesh-api-keys.yaml").read_text()
+
+
+def test_the_demo_verifies_with_its_limits(demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
+    code, out, _ = run(["--render", str(demo_render), "--stack-file", str(demo_config), "--keys", str(demo_keys),
                         "--out", str(tmp_path / "r.json")], capsys)
     assert code == 0, out
     report = json.loads((tmp_path / "r.json").read_text())
@@ -75,40 +96,42 @@ def test_the_demo_verifies_with_its_limits(demo_render, demo_config, tmp_path, c
     ("authorizationpolicy-istio-ingress-datamesh-api-keys.yaml", "access"),
     ("envoyfilter-istio-ingress-datamesh-api-keys.yaml", "access"),
     ("envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "limit"),
+    ("envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml", "generic-error"),
+    ("envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml", "hygiene"),
 ])
-def test_a_tampered_render_fails(drop, failing, demo_render, demo_config, tmp_path, capsys, istio_tools):
+def test_a_tampered_render_fails(drop, failing, demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
     tampered = tmp_path / "render"
     shutil.copytree(demo_render, tampered)
     (tampered / "manifests" / drop).unlink()
-    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config),
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
                         "--out", str(tmp_path / "r.json")], capsys)
     assert code == 1, out
     report = json.loads((tmp_path / "r.json").read_text())
     assert any(c["case"] == failing and c["ok"] is False for c in report["cases"])
 
 
-def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, tmp_path, capsys, istio_tools):
-    """rate_limits on the Route (not its RouteAction): Envoy would never see the tiers; verify says so."""
+def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
+    """rate_limits on the Route (not in the limiter's config): istiod drops it, the tiers never bite; verify says so."""
     tampered = tmp_path / "render"
     shutil.copytree(demo_render, tampered)
     path = tampered / "manifests" / "envoyfilter-istio-ingress-datamesh-rate-limits.yaml"
     doc = yaml.safe_load(path.read_text())
     for patch in doc["spec"]["configPatches"][1:]:
         value = patch["patch"]["value"]
-        value["rate_limits"] = value.pop("route")["rate_limits"]
+        value["rate_limits"] = value["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"].pop("rate_limits")
     path.write_text(yaml.safe_dump(doc))
-    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config)], capsys)
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys)], capsys)
     assert code == 1, out
 
 
 def test_a_product_added_the_documented_way_verifies(tmp_path):
     repo = copy_repository(tmp_path / "repo")
     added = add_documented_product(repo)
-    rendered = subprocess.run([sys.executable, "-m", "tools.render", "--stack", "dev", "--out", "render/dev"],
-                              cwd=repo, capture_output=True, text=True, timeout=600)
+    rendered = subprocess.run([sys.executable, "-m", "tools.render", "--stack", "dev", "--out", "render/dev",
+                               "--test-keys", "render/dev-keys.json"], cwd=repo, capture_output=True, text=True, timeout=600)
     assert rendered.returncode == 0, rendered.stderr
-    done = subprocess.run([sys.executable, "-m", "tools.verify", "--render", "render/dev", "--out", "report.json"],
-                          cwd=repo, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "tools.verify", "--render", "render/dev", "--keys", "render/dev-keys.json",
+                           "--out", "report.json"], cwd=repo, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((repo / "report.json").read_text())
     check_report(report, added["stack"])
@@ -126,6 +149,8 @@ def test_a_product_added_the_documented_way_verifies(tmp_path):
     (["--render", "{demo}", "--out", "{tmp}"], "is a folder"),
     (["--render", "{demo}", "--samples", "5"], "--samples"),
     (["--render", "{demo}", "--stack-file", "{tmp}/missing.yaml"], "missing.yaml"),
+    (["--render", "{demo}", "--keys", "{tmp}/missing.json"], "--keys"),
+    (["--render", "{demo}", "--keys", "{demo}/resources.json"], "--keys"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, demo_render, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, demo=demo_render) for a in argv]
@@ -147,8 +172,6 @@ def test_a_render_of_another_stack_file_is_refused(demo_config, tmp_path, capsys
     config["config"].pop("datamesh:productOverrides", None)
     small = tmp_path / "Pulumi.small.yaml"
     small.write_text(yaml.safe_dump(config))
-    from tools.engine.render import render_stack
-
     render = written(render_stack("dev", small), tmp_path / "render")
     code, out, err = run(["--render", str(render), "--stack-file", str(demo_config)], capsys)
     assert code == 2 and out == ""

@@ -42,7 +42,6 @@ from tools.engine.envoy_proc import LOOPBACK, Envoy
 from tools.engine.mesh_harness import MeshHarness
 from tools.engine.mockrun import PROJECT_ROOT
 from tools.engine.render import render_stack, write_render
-from tools.engine.stackconfig import load_stack_config
 
 PATH = "/public/api/v1/revenue-predictor/revenue/predict"
 LARGE = {"requests": 1_000_000, "period": "1s"}
@@ -273,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     with tempfile.TemporaryDirectory() as tmp:
         stack_file = governed_stack_file(Path(tmp))
-        write_render(render_stack("dev", stack_file), Path(tmp) / "governed")
-        key = json.loads(load_stack_config(PROJECT_ROOT, "dev", stack_file).values["datamesh:apiKeys"])["analytics"][0]
+        write_render(render_stack("dev", stack_file, test_keys=Path(tmp) / "keys.json"), Path(tmp) / "governed")
+        key = json.loads((Path(tmp) / "keys.json").read_text())["analytics"][0]
         governed_render = istio_xds.load_render(Path(tmp) / "governed")
         plain_render = istio_xds.load_render(ungoverned(Path(tmp) / "governed", Path(tmp) / "ungoverned"))
         tools = istio_xds.build_istio_tools()

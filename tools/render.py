@@ -35,7 +35,7 @@ import pulumi
 
 from components.inputs import InputError, read_text
 from policies.rules import MANDATORY
-from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir, is_stack_name
+from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
 from tools.engine.mockrun import DuplicateResourceError
 from tools.engine.render import (
     EXIT_INVALID_CONFIG,
@@ -101,6 +101,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--stack", help="stack name, e.g. dev or prod")
     parser.add_argument("--out", type=Path, help="folder to write the render into")
     parser.add_argument("--config", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--test-keys", type=Path, metavar="FILE",
+                        help="offline verification only: give each undecrypted API key a fresh random test key, "
+                             "written to FILE (mode 0600) for tools.verify --keys; never apply such a render")
     parser.add_argument("--policy-config", type=Path,
                         help="policy pack config (JSON); default policies/config/<stack>.json when it exists")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD_DIR", "NEW_DIR"), help="diff two renders and exit")
@@ -143,10 +146,17 @@ def _main(argv: list[str] | None) -> int:
         check_output_dir(args.out)  # before the program runs, not after
     except OutputPathError as exc:
         raise _BadInputError(f"--out: {exc}") from None
+    if args.test_keys is not None:
+        try:
+            check_output_file(args.test_keys)
+        except OutputPathError as exc:
+            raise _BadInputError(f"--test-keys: {exc}") from None
+        if args.test_keys.resolve().is_relative_to(args.out.resolve()):
+            raise _BadInputError("--test-keys: must be outside --out (a render holds no key)")
 
     try:
         policy_config = load_policy_config(args.stack, args.policy_config)
-        result = render_stack(args.stack, args.config)
+        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
     except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
@@ -158,6 +168,9 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
     print(f"rendered stack {args.stack} into {args.out}")
+    if args.test_keys is not None:
+        print(f"warning: test keys in {args.test_keys}: this render's gateway accepts only them; verify it "
+              "(tools.verify --keys), never apply it", file=sys.stderr)
     print(summary(counts))
     estimate = json.loads((args.out / "cost.json").read_text())
     print(cost_summary(estimate, args.out / "cost.json"))

@@ -1,6 +1,6 @@
 """Verify a render's governance with Istio's own translation, in real Envoy, offline.
 
-    python -m tools.verify --render DIR [--out FILE] [--stack-file FILE] [--samples N]
+    python -m tools.verify --render DIR [--keys FILE] [--out FILE] [--stack-file FILE] [--samples N]
 
 Builds (once, cached) Istio's translation and istioctl from the Istio module pinned in
 tools/istiod/go.mod, runs ``istioctl analyze`` over the render, turns the render into
@@ -12,7 +12,10 @@ key, every limit, canary weights and mirrors, composite paths. Prints a table; w
 
 The stack is the one the render was made from (its URNs name it); its file is
 Pulumi.<stack>.yaml in this repository unless --stack-file names the one the render
-used (tools.render --config). Keys are that file's, as the render saw them.
+used (tools.render --config). An offline render never decrypts keys, and its gateway
+accepts none of the placeholders it sees instead: verify checks exactly that. To prove
+allowed access, limits and canaries, render with ``tools.render --test-keys FILE`` and
+pass ``--keys FILE``.
 
 Exit 0 when every case holds and analyze reports no error; 1 otherwise; 2 for bad
 arguments or a render or stack file it cannot read (one line); 3 when the
@@ -29,7 +32,7 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from components.inputs import InputError
+from components.inputs import InputError, read_text
 from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_FAILED, EXIT_OK, OneLineParser, OutputPathError, check_output_file
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import EnvoyRejectedError
@@ -57,10 +60,21 @@ def _read_render(path: Path) -> istio_xds.Render:
     return render
 
 
+def _read_keys(path: Path) -> dict[str, list[str]]:
+    try:
+        keys = json.loads(read_text(path))
+    except (InputError, json.JSONDecodeError) as exc:
+        raise _BadRenderError(f"--keys {path}: cannot be read ({type(exc).__name__})") from None
+    if not isinstance(keys, dict) or not all(isinstance(v, list) and all(isinstance(k, str) for k in v) for v in keys.values()):
+        raise _BadRenderError(f"--keys {path}: must be a map of consumer to a list of keys (tools.render --test-keys)")
+    return keys
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--keys", type=Path, help="the test keys the render was made with (tools.render --test-keys)")
     parser.add_argument("--stack-file", type=Path, help="the stack file the render was made from (tools.render --config)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
     args = parser.parse_args(argv)
@@ -70,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             check_output_file(args.out)
         render = _read_render(args.render)
-        want = intent(ROOT, render.stack, args.stack_file)
+        keys = _read_keys(args.keys) if args.keys is not None else None
+        want = intent(ROOT, render.stack, args.stack_file, keys)
     except (OutputPathError, _BadRenderError, StackConfigError, InputError, pulumi.RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

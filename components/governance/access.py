@@ -32,6 +32,15 @@ class Consumer:
     keys: tuple[str, ...] = field(repr=False)  # plaintext here; the cluster gets only their digests
 
 
+# What an offline render sees in place of a secure: value it cannot decrypt (tools/engine/stackconfig.py).
+# Such a "key" is printed in the repository: the gateway must accept none.
+UNDECRYPTED = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+
+
+def is_undecrypted(key: str) -> bool:
+    return key.startswith(UNDECRYPTED)
+
+
 def key_salt(cluster_name: str) -> str:
     """The salt of a cluster's key digests: public, stable across runs, different per cluster.
 

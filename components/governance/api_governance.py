@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
+from string import Template
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.governance.access import Consumer, RateLimit, key_digest
+from components.governance.access import Consumer, RateLimit, is_undecrypted, key_digest
 from components.governance.lua_sha256 import SHA256_LUA
 from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS
 from components.products.declarations import Product
@@ -18,6 +21,10 @@ CONSUMER_HEADER = HEADER_PREFIX + "consumer"
 RATE_LIMITED_HEADER = HEADER_PREFIX + "rate-limited"
 REALM = "datamesh"
 MAX_CREDENTIALS = 4  # Authorization values per request; more answer 401
+# A longer Authorization header is refused before it is parsed. A key is 48 hex characters
+# (docs/governance.md), 74 bytes as a Basic value; four of them fit with room to spare.
+MAX_AUTHORIZATION_BYTES = 1024
+KEY_FILTER_LUA = Template((Path(__file__).parent / "lua" / "api_keys.lua").read_text())
 STAT_PREFIX = "http_local_rate_limiter"
 # The port the shared Gateway serves HTTP on (TLS, when on, ends at the NLB in front of it).
 GATEWAY_PORT = next(p["number"] for p in SERVED_PORTS if p["protocol"] == "HTTP")
@@ -33,92 +40,24 @@ _HTTP_CONNECTION_MANAGER = {"filterChain": {"filter": {"name": "envoy.filters.ne
 
 
 def lua_key_filter(consumers: tuple[Consumer, ...], salt: str) -> str:
-    """Lua that turns a known API key into the consumer's name, and drops the key.
+    """Lua that turns a known API key into the consumer's name, and drops the key (``lua/api_keys.lua``).
 
     The key arrives as the Basic-auth username (the article's scheme; any
     password is ignored). The filter holds no key: only each key's salted
     SHA-256 digest (``key_digest``), and hashes the key it is shown. Every
     client-sent ``x-datamesh-*`` header, hyphen or underscore spelling, is
     removed first, so only this filter sets the consumer header. No key, an
-    unknown key, or keys of two consumers answer 401 with a Basic challenge;
-    a known consumer the route is not for is refused (403) by the
-    AuthorizationPolicy after it.
+    unknown key, keys of two consumers, more than ``MAX_CREDENTIALS`` values or an
+    ``Authorization`` header over ``MAX_AUTHORIZATION_BYTES`` answer 401 with a Basic
+    challenge, before any parsing; a known consumer the route is not for is refused
+    (403) by the AuthorizationPolicy after it.
     """
-    table = {key_digest(k, salt): c.name for c in consumers for k in c.keys}
+    # An offline render's placeholders are printed in the repository: they open nothing.
+    table = {key_digest(k, salt): c.name for c in consumers for k in c.keys if not is_undecrypted(k)}
     entries = "\n".join(f"  [{json.dumps(d)}] = {json.dumps(n)}," for d, n in sorted(table.items()))
-    return SHA256_LUA + f"""
-local SALT = {json.dumps(salt)}
-local CONSUMERS = {{
-{entries}
-}}
-local B64 = {{}}
-for i = 1, 64 do
-  B64[string.byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", i)] = i - 1
-end
-
--- Standard base64, padding optional (RFC 7617 clients differ); nil if it is not base64.
-local function unbase64(text)
-  text = text:gsub("=+$", "")
-  if #text % 4 == 1 or text:find("[^%w%+/]") then
-    return nil
-  end
-  local out = {{}}
-  for i = 1, #text, 4 do
-    local group, n = 0, 0
-    for j = i, math.min(i + 3, #text) do
-      group, n = group * 64 + B64[text:byte(j)], n + 1
-    end
-    group = group * 64 ^ (4 - n)
-    local bytes = string.char(math.floor(group / 65536) % 256, math.floor(group / 256) % 256, group % 256)
-    out[#out + 1] = bytes:sub(1, n - 1)
-  end
-  return table.concat(out)
-end
-
--- The consumer one Authorization value names, or nil. The scheme is case-insensitive.
-local function consumer_of(credentials)
-  local scheme, token = credentials:match("^%s*(%S+)%s+(%S+)%s*$")
-  if scheme == nil or scheme:lower() ~= "basic" then
-    return nil
-  end
-  local decoded = unbase64(token)
-  local key = decoded and decoded:match("^[^:]+")
-  return key and CONSUMERS[sha256_hex(SALT .. key)]
-end
-
-function envoy_on_request(request_handle)
-  local headers = request_handle:headers()
-  local spoofed = {{}}
-  for name, _ in pairs(headers) do
-    if (name:lower():gsub("_", "-")):sub(1, {len(HEADER_PREFIX)}) == "{HEADER_PREFIX}" then
-      spoofed[#spoofed + 1] = name
-    end
-  end
-  for _, name in ipairs(spoofed) do
-    headers:remove(name)
-  end
-  -- A header sent twice arrives joined with ","; every value must name the same consumer.
-  -- At most {MAX_CREDENTIALS} values, so no request can make the gateway hash at length.
-  local consumer, values = nil, 0
-  for credentials in (headers:get("authorization") or ""):gmatch("[^,]+") do
-    local named = consumer_of(credentials)
-    values = values + 1
-    if named == nil or values > {MAX_CREDENTIALS} or (consumer ~= nil and consumer ~= named) then
-      consumer = nil
-      break
-    end
-    consumer = named
-  end
-  if consumer == nil then
-    request_handle:respond(
-      {{[":status"] = "401", ["www-authenticate"] = 'Basic realm="{REALM}"', ["content-type"] = "text/plain"}},
-      "missing or unknown API key\\n")
-    return
-  end
-  headers:remove("authorization")
-  headers:add("{CONSUMER_HEADER}", consumer)
-end
-"""
+    return SHA256_LUA + "\n" + KEY_FILTER_LUA.substitute(
+        salt=json.dumps(salt), entries=entries, max_header=MAX_AUTHORIZATION_BYTES, max_credentials=MAX_CREDENTIALS,
+        realm=REALM, prefix_length=len(HEADER_PREFIX), header_prefix=HEADER_PREFIX, consumer_header=CONSUMER_HEADER)
 
 
 def stat_prefix(product: Product) -> str:
@@ -138,6 +77,8 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
     tiered = [c for c in consumers if product.name in c.products and c.tier]
     if product.rate_limit is None and not tiered:
         return None
+    buckets = [product.rate_limit or UNLIMITED, *(tiers[c.tier] for c in tiered if c.tier)]
+    retry_after = max(math.ceil(b.period_seconds / b.requests) for b in buckets)
     config = {
         # The proto's own type, not udpa's TypedStruct: a wrong field name fails validation.
         "@type": LOCAL_RATE_LIMIT_TYPE,
@@ -148,8 +89,14 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
         "filter_enabled": _percent("local_rate_limit_enabled"),
         "filter_enforced": _percent("local_rate_limit_enforced"),
         "response_headers_to_add": [
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_HEADER, "value": "true"}}
+            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_HEADER, "value": "true"}},
+            # When a token is back in the slowest bucket on this route: a client that waits this long gets through.
+            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "retry-after", "value": str(retry_after)}},
         ],
+        # The IETF draft's RateLimit headers (x-ratelimit-limit, -remaining, -reset) on every answer.
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        # The filter's own descriptors source: Envoy drops route-level rate_limits for the local limiter.
+        "rate_limits": [{"actions": [{"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}]}],
         "descriptors": [
             {"entries": [{"key": "consumer", "value": c.name}], "token_bucket": bucket(tiers[c.tier])} for c in tiered
         ],
@@ -158,13 +105,60 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
         "applyTo": "HTTP_ROUTE",
         "match": {"context": "GATEWAY", "routeConfiguration": {
             "portNumber": GATEWAY_PORT, "vhost": {"name": GATEWAY_VHOST, "route": {"name": product.name}}}},
-        "patch": {"operation": "MERGE", "value": {
-            # rate_limits belongs to the RouteAction (Route has no such field; istiod would drop it silently).
-            "route": {"rate_limits": [
-                {"actions": [{"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}]}]},
-            "typed_per_filter_config": {LOCAL_RATE_LIMIT: config},
-        }},
+        "patch": {"operation": "MERGE", "value": {"typed_per_filter_config": {LOCAL_RATE_LIMIT: config}}},
     }
+
+
+# Locally generated answers (the key filter's 401, RBAC's 403, no route's 404, the limiter's 429, and
+# Envoy's own 5xx such as "upstream connect error") get these bodies instead of Envoy's text.
+GENERIC_REPLIES = (("EQ", 401, "unauthorized"), ("EQ", 403, "forbidden"), ("EQ", 404, "not found"),
+                   ("EQ", 429, "rate limited"), ("GE", 500, "unavailable"))
+# Headers a client may send that would tell a backend something untrue (who forwarded, who the peer
+# is) or that only the mesh sets; the gateway removes them before the backend sees the request.
+SPOOFABLE_REQUEST_HEADERS = ("forwarded", "x-real-ip", "x-envoy-external-address", "x-envoy-peer-metadata",
+                             "x-envoy-peer-metadata-id", "x-envoy-internal", "x-envoy-original-path",
+                             "x-envoy-decorator-operation")
+# What would tell a client about the gateway's internals.
+INTERNAL_RESPONSE_HEADERS = ("server", "x-envoy-upstream-service-time", "x-envoy-decorator-operation")
+HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+def local_reply_mappers() -> list[dict]:
+    return [{
+        "filter": {"status_code_filter": {"comparison": {"op": op, "value": {
+            "default_value": code, "runtime_key": f"datamesh.local_reply.{code}"}}}},
+        "body_format_override": {"json_format": {"error": text}, "content_type": "application/json"},
+    } for op, code, text in GENERIC_REPLIES]
+
+
+def edge_hygiene_patches() -> list[dict]:
+    """The gateway says nothing about its internals and forwards no client-claimed identity or route."""
+    return [
+        {"applyTo": "NETWORK_FILTER",
+         "match": {"context": "GATEWAY", "listener": _HTTP_CONNECTION_MANAGER},
+         "patch": {"operation": "MERGE", "value": {"name": "envoy.filters.network.http_connection_manager",
+                                                   "typed_config": {
+                                                       "@type": HCM_TYPE,
+                                                       # No "server: istio-envoy" on the gateway's own answers.
+                                                       "server_header_transformation": "PASS_THROUGH",
+                                                       "local_reply_config": {"mappers": local_reply_mappers()}}}}},
+        {"applyTo": "HTTP_FILTER",
+         "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
+             "name": "envoy.filters.network.http_connection_manager", "subFilter": {"name": "envoy.filters.http.router"}}}}},
+         # No x-envoy-* headers added to requests (expected timeout, attempt count) or answers (service time).
+         "patch": {"operation": "MERGE", "value": {"name": "envoy.filters.http.router", "typed_config": {
+             "@type": ROUTER_TYPE, "suppress_envoy_headers": True}}}},
+        {"applyTo": "VIRTUAL_HOST",
+         "match": {"context": "GATEWAY", "routeConfiguration": {"portNumber": GATEWAY_PORT, "vhost": {"name": GATEWAY_VHOST}}},
+         "patch": {"operation": "MERGE", "value": {
+             "request_headers_to_remove": list(SPOOFABLE_REQUEST_HEADERS),
+             # The client address as the gateway saw it, in place of whatever chain the client sent.
+             "request_headers_to_add": [{"header": {"key": "x-forwarded-for", "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"},
+                                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+             "response_headers_to_remove": list(INTERNAL_RESPONSE_HEADERS),
+         }}},
+    ]
 
 
 def key_policy_rules(products: tuple[Product, ...], consumers: tuple[Consumer, ...]) -> list[dict]:
@@ -208,11 +202,18 @@ class ApiGovernance(pulumi.ComponentResource):
     product's routes only for the consumers that may call it (another
     consumer's key gets 403); and an EnvoyFilter with Envoy's local rate limiter:
     the filter, and per product route a token bucket for the product and one
-    per tiered consumer, answering 429 with ``x-datamesh-rate-limited: true``.
+    per tiered consumer, answering 429 with ``x-datamesh-rate-limited: true`` and
+    ``retry-after``; and an EnvoyFilter for the edge's hygiene: generic JSON bodies
+    for the gateway's own 401/403/404/429/5xx, no ``server`` or ``x-envoy-*`` headers
+    to clients, and no client-sent forwarding or mesh identity headers to backends.
     """
 
     def __init__(self, name: str, args: ApiGovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:ApiGovernance", name, None, opts)
+        undecrypted = sum(is_undecrypted(k) for c in args.consumers for k in c.keys)
+        if undecrypted:
+            pulumi.log.warn(f"datamesh:apiKeys: {undecrypted} key(s) not decrypted (an offline render): "
+                            "the gateway accepts none of them")
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.gateway])
         selector = {"labels": dict(GATEWAY_SELECTOR)}
 
@@ -249,6 +250,14 @@ class ApiGovernance(pulumi.ComponentResource):
                 # No rule for a product nobody may call: the gateway refuses everything not listed.
                 "rules": key_policy_rules(args.products, args.consumers),
             },
+            opts=k8s_opts,
+        )
+        k8s.apiextensions.CustomResource(
+            "datamesh-edge-hygiene",
+            api_version="networking.istio.io/v1alpha3",
+            kind="EnvoyFilter",
+            metadata={"name": "datamesh-edge-hygiene", "namespace": INGRESS_NAMESPACE},
+            spec={"workloadSelector": selector, "configPatches": edge_hygiene_patches()},
             opts=k8s_opts,
         )
         routes = [r for p in args.products if (r := route_rate_limit(p, args.consumers, args.tiers))]

@@ -88,9 +88,15 @@ class Envoy:
         self._tmp.cleanup()
 
     def _log_tail(self) -> str:
+        return self.log()[-2000:]
+
+    def log(self) -> str:
+        """Everything Envoy logged so far (at ``log_level`` and above)."""
         self._log.flush()
         self._log.seek(0)
-        return self._log.read()[-2000:]
+        text = self._log.read()
+        self._log.seek(0, 2)
+        return text
 
     def _get(self, path: str) -> str:
         with urllib.request.urlopen(self.admin + path, timeout=5) as r:

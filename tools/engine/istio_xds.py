@@ -131,7 +131,7 @@ def build_istio_tools() -> IstioTools:
     if go is None:
         raise IstioBuildError("the Go toolchain (go) is not on PATH; it builds Istio's translation (tools/istiod)")
     staging = Path(tempfile.mkdtemp(prefix="istiod-", dir=_ensure(out.parent)))
-    env = {**os.environ, "GOFLAGS": "-mod=readonly", "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
     for target, package in (("istiod-xds", "."), ("istioctl", "istio.io/istio/istioctl/cmd/istioctl")):
         done = subprocess.run([go, "build", "-trimpath", "-o", str(staging / target), package], cwd=GO_PROGRAM,
                               env=env, capture_output=True, text=True, check=False)

@@ -307,6 +307,14 @@ class MeshHarness:
             running.wait_ready()
             yield running
 
+    def stop_backends(self, app: str) -> None:
+        """Stop the stub backends of every workload labelled ``app`` (their addresses then refuse connections)."""
+        for key, stub in list(self.stubs.items()):
+            if stub.workload.labels.get("app") == app:
+                stub.server.shutdown()
+                stub.server.server_close()
+                del self.stubs[key]
+
     def seen(self) -> list[Seen]:
         return [s for stub in self.stubs.values() for s in stub.seen]
 

@@ -30,7 +30,7 @@ from policies.rules import (
 from tools.engine import cost, lineage
 from tools.engine.mockrun import PROJECT_ROOT, SECRET, DuplicateResourceError, Registration, RunResult, run_program
 from tools.engine.review import graph_dot, graph_mermaid
-from tools.engine.stackconfig import StackConfigError, load_stack_config
+from tools.engine.stackconfig import StackConfigError, load_stack_config, with_test_keys
 
 EXIT_OK = 0
 EXIT_POLICY_FAILED = 1
@@ -41,9 +41,15 @@ POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 _NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
 
 
-def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT) -> RunResult:
-    """Run the program for ``stack``; raises ``StackConfigError`` or a ``pulumi.RunError`` for bad input."""
+def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT,
+                 test_keys: Path | None = None) -> RunResult:
+    """Run the program for ``stack``; raises ``StackConfigError`` or a ``pulumi.RunError`` for bad input.
+
+    With ``test_keys``, undecrypted API keys become fresh test keys, written to that file (``with_test_keys``).
+    """
     cfg = load_stack_config(project_dir, stack, config_file)
+    if test_keys is not None:
+        cfg = with_test_keys(cfg, test_keys)
     return run_program(cfg.values, cfg.secret_keys, stack=stack, project=cfg.project,
                        program=project_dir / "__main__.py")
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.governance.access import UNDECRYPTED
 from components.inputs import InputError, load_yaml, read_text, show
 
-SECRET_PLACEHOLDER = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+SECRET_PLACEHOLDER = UNDECRYPTED
+API_KEYS = "datamesh:apiKeys"
 _KEY = re.compile(r"[\w.:/-]{1,256}", re.ASCII)  # namespace:name, as `pulumi config set` takes it
 
 
@@ -113,3 +115,27 @@ def load_stack_config(project_dir: Path, stack: str, config_file: Path | None = 
         if secure:
             secret_keys.append(full_key)
     return StackConfig(project=project, stack=stack, values=values, secret_keys=secret_keys)
+
+
+def with_test_keys(config: StackConfig, out: Path) -> StackConfig:
+    """``config`` with every undecrypted API key replaced by a fresh random test key (48 hex characters, the shape
+    docs/governance.md gives real keys), the keys written to ``out``.
+
+    For offline verification only (``tools.render --test-keys``): the gateway of such a render
+    accepts exactly these keys, which exist only in ``out`` (mode 0600), as ``{consumer: [key, ...]}``.
+    """
+    import os
+    import secrets
+
+    keys = json.loads(config.values.get(API_KEYS, "{}"))
+    if not isinstance(keys, dict):
+        raise StackConfigError(f"{API_KEYS}: must be a map of consumer to keys")
+    fresh = {consumer: [secrets.token_hex(24) if isinstance(k, str) and k.startswith(SECRET_PLACEHOLDER) else k
+                        for k in (listed if isinstance(listed, list) else [])]
+             for consumer, listed in keys.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(fresh, handle, indent=2, sort_keys=True)
+    values = {**config.values, API_KEYS: json.dumps(fresh)} if API_KEYS in config.values else dict(config.values)
+    return StackConfig(project=config.project, stack=config.stack, values=values, secret_keys=config.secret_keys)

@@ -21,6 +21,14 @@ Cases (each: consumer, product, via, release, expect, got, ok):
 - ``canary``: each release of a product with several releases gets its weight's
   share of ``samples`` requests, within 4 binomial standard deviations; a
   mirrored release receives its percentage of copies, within the same bound.
+- ``hostile-header``: a ~60 KB ``Authorization`` header of padding (the shape that was
+  quadratic) is answered within ``HOSTILE_BUDGET_MS`` while a valid request sent at
+  the same moment to the same single-worker gateway is answered within the same budget.
+- ``hygiene`` per product: an allowed call carrying spoofed forwarding and mesh identity
+  headers reaches the backend without them; answers carry no ``server`` or ``x-envoy-*``.
+- ``generic-error`` per status: the gateway's own 401, 403 (also for a path no product
+  serves: the key policy refuses it before routing), 429 and 503 have a short
+  JSON body and no ``server`` or ``x-envoy-*`` header; a 429 carries ``retry-after``.
 - ``composite``: consumer -> composite -> upstream. Expected: the consumer
   reaches through a composite what it may reach directly and nothing more. The
   gateway cannot observe the composite's own calls; these cases are listed with
@@ -38,15 +46,16 @@ import base64
 import http.client
 import json
 import math
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components.config import load_settings
-from components.governance.access import Access, Consumer, load_access
+from components.governance.access import Access, Consumer, is_undecrypted, load_access
 from components.products.declarations import Product, load_products
 from components.ratelimit import RateLimit
 from tools.engine.envoy_proc import LOOPBACK
@@ -59,6 +68,14 @@ WRONG_KEY = "not-a-key-of-this-stack"
 ENFORCED_RUNTIME_KEY = "local_rate_limit_enforced"
 DEFAULT_SAMPLES = 400
 SIGMAS = 4
+HOSTILE_BUDGET_MS = 50
+HOSTILE_BYTES = 60_000  # under Envoy's default 60 KiB request-header limit: it reaches the key filter
+# istiod sets include_request_attempt_count on every virtual host, and an EnvoyFilter MERGE cannot turn a
+# proto3 boolean off: the backend sees x-envoy-attempt-count (the retry number, nothing about client or mesh).
+ALLOWED_AT_BACKEND = frozenset({"x-envoy-attempt-count"})
+SPOOFED = {"forwarded": "for=203.0.113.9", "x-real-ip": "203.0.113.9", "x-forwarded-for": "203.0.113.9",
+           "x-envoy-peer-metadata": "Cg==", "x-envoy-peer-metadata-id": "sidecar~1.2.3.4~x.y~y.svc.cluster.local",
+           "x-envoy-external-address": "203.0.113.9"}
 
 
 @dataclass(frozen=True)
@@ -69,16 +86,28 @@ class Intent:
     products: tuple[Product, ...]
     access: Access
 
+    @property
+    def callers(self) -> list[Consumer]:
+        """Consumers whose key can open anything: decrypted, or a test key (an undecrypted one opens nothing)."""
+        return [c for c in self.access.consumers if c.keys and not is_undecrypted(c.keys[0])]
+
     def consumers_of(self, product: str) -> list[Consumer]:
-        return [c for c in self.access.consumers if product in c.products]
+        """The callers that may call ``product``."""
+        return [c for c in self.callers if product in c.products]
 
 
-def intent(project: Path, stack: str, stack_file: Path | None = None) -> Intent:
-    """The stack's declared intent, read with the program's own parsers (raises their errors on bad input)."""
+def intent(project: Path, stack: str, stack_file: Path | None = None, keys: Mapping[str, list[str]] | None = None) -> Intent:
+    """The stack's declared intent, read with the program's own parsers (raises their errors on bad input).
+
+    ``keys``: the test keys the render was made with (``tools.render --test-keys``), in place of the
+    stack file's undecrypted placeholders.
+    """
     config = load_stack_config(project, stack, stack_file)
     prefix = "datamesh:"
     raw = {k[len(prefix):]: v for k, v in config.values.items() if k.startswith(prefix)}
     secret = frozenset(k[len(prefix):] for k in config.secret_keys if k.startswith(prefix))
+    if keys is not None:
+        raw["apiKeys"] = json.dumps(keys)
     settings = load_settings(raw, stack, config.values.get("aws:region"), secret)
     products = load_products(project / "products", settings.products, settings.product_overrides,
                              allow_wildcard_iam=settings.allow_wildcard_iam)
@@ -108,18 +137,22 @@ class Reply:
     status: int
     headers: dict[str, str]
     echo: dict[str, Any] | None
+    body_size: int = 0
 
 
 def basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
 
-def call(gateway: GatewayEnvoy, path: str, key: str | None) -> Reply:
+def call(gateway: GatewayEnvoy, path: str, key: str | None, extra: dict[str, str] | None = None,
+         authorization: str | None = None) -> Reply:
     connection = http.client.HTTPConnection(LOOPBACK, gateway.port, timeout=15)
     try:
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **(extra or {})}
         if key is not None:
             headers["authorization"] = basic(key)
+        if authorization is not None:
+            headers["authorization"] = authorization
         connection.request("POST", path, body=b"{}", headers=headers)
         response = connection.getresponse()
         body = response.read()
@@ -129,7 +162,7 @@ def call(gateway: GatewayEnvoy, path: str, key: str | None) -> Reply:
                 echo = json.loads(body)
             except json.JSONDecodeError:
                 echo = None
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, echo)
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, echo, len(body))
     finally:
         connection.close()
 
@@ -156,12 +189,17 @@ def _access_cases(harness: MeshHarness, want: Intent) -> list[Case]:
             path = probe_path(product)
             for consumer in want.access.consumers:
                 allowed = product.name in consumer.products
-                case = Case("access", consumer.name, product.name, None, None,
+                placeholder = is_undecrypted(_key(consumer))
+                case = Case("placeholder-key" if placeholder else "access", consumer.name, product.name, None, None,
+                            "401: an undecrypted key opens nothing" if placeholder else
                             f"2xx at {product.name} as {consumer.name}, no key" if allowed else "403, no backend")
                 harness.clear_seen()
                 reply = call(gateway, path, _key(consumer))
                 seen = harness.seen()
-                if allowed:
+                if placeholder:
+                    case.got = f"{reply.status}" + (f", {len(seen)} backend hit(s)" if seen else ", no backend")
+                    case.ok = reply.status == 401 and not seen
+                elif allowed:
                     echo = reply.echo or {}
                     headers = echo.get("headers") or {}
                     identity = headers.get(CONSUMER_HEADER, [])
@@ -285,7 +323,7 @@ def _composite_cases(want: Intent) -> list[Case]:
     by_name = {p.name: p for p in want.products}
     cases = []
     for composite in want.products:
-        for consumer in want.consumers_of(composite.name):
+        for consumer in (c for c in want.access.consumers if composite.name in c.products):
             for upstream in composite.consumes:
                 if upstream not in by_name:
                     continue
@@ -296,9 +334,115 @@ def _composite_cases(want: Intent) -> list[Case]:
     return cases
 
 
+def _internal_headers(reply: Reply) -> list[str]:
+    return sorted(h for h in reply.headers if h == "server" or h.startswith("x-envoy-"))
+
+
+def _hostile_cases(harness: MeshHarness, want: Intent) -> list[Case]:
+    allowed = [(p, c) for p in want.products for c in want.consumers_of(p.name)]
+    if not allowed:
+        return []
+    product, consumer = allowed[0]
+    hostile = "Basic " + "=" * (HOSTILE_BYTES - 7) + "A"
+    timings: dict[str, tuple[float, int]] = {}
+
+    def timed(name: str, **kwargs: Any) -> None:
+        started = time.monotonic()
+        reply = call(gateway, probe_path(product), **kwargs)
+        timings[name] = ((time.monotonic() - started) * 1000, reply.status)
+
+    with _unenforced(harness) as gateway:  # one worker: a stalled worker would stall the valid request too
+        threads = [threading.Thread(target=timed, args=("hostile",), kwargs={"key": None, "authorization": hostile}),
+                   threading.Thread(target=timed, args=("valid",), kwargs={"key": _key(consumer)})]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    (hostile_ms, hostile_status), (valid_ms, valid_status) = timings.get("hostile", (1e9, 0)), timings.get("valid", (1e9, 0))
+    return [
+        Case("hostile-header", None, product.name, None, None, f"401 or 431 within {HOSTILE_BUDGET_MS} ms",
+             f"{hostile_status} in {hostile_ms:.1f} ms", hostile_status in (401, 431) and hostile_ms < HOSTILE_BUDGET_MS),
+        Case("hostile-header", consumer.name, product.name, None, None,
+             f"a concurrent valid request: 2xx within {HOSTILE_BUDGET_MS} ms", f"{valid_status} in {valid_ms:.1f} ms",
+             200 <= valid_status < 300 and valid_ms < HOSTILE_BUDGET_MS),
+    ]
+
+
+def _hygiene_cases(harness: MeshHarness, want: Intent) -> list[Case]:
+    cases = []
+    with _unenforced(harness) as gateway:
+        for product in want.products:
+            consumers = want.consumers_of(product.name)
+            if not consumers:
+                continue
+            reply = call(gateway, probe_path(product), _key(consumers[0]), extra=SPOOFED)
+            seen = (reply.echo or {}).get("headers") or {}
+            leaked = sorted(h for h in seen if ((h in SPOOFED and h != "x-forwarded-for") or h.startswith("x-envoy-"))
+                            and h not in ALLOWED_AT_BACKEND)
+            spoofed_xff = any("203.0.113.9" in v for v in seen.get("x-forwarded-for", []))
+            internal = _internal_headers(reply)
+            got = f"{reply.status}; backend got {', '.join(leaked) or 'none'} of the spoofed headers" + \
+                (", the client's x-forwarded-for" if spoofed_xff else "") + \
+                (f"; client got {', '.join(internal)}" if internal else "")
+            cases.append(Case("hygiene", consumers[0].name, product.name, None, None,
+                              "2xx; no spoofed or x-envoy-* header at the backend; none to the client", got,
+                              reply.status == 200 and not leaked and not spoofed_xff and not internal))
+    return cases
+
+
+def _generic(reply: Reply, status: int) -> tuple[bool, str]:
+    body_ok = reply.headers.get("content-type") == "application/json" and reply.body_size <= 64
+    internal = _internal_headers(reply)
+    ok = reply.status == status and body_ok and not internal
+    return ok, f"{reply.status}, {reply.headers.get('content-type', '-')} body of {reply.body_size} bytes" + \
+        (f", {', '.join(internal)}" if internal else "")
+
+
+def _error_cases(harness: MeshHarness, want: Intent) -> list[Case]:
+    cases = []
+    product = want.products[0]
+    outsider = next((c for c in want.callers if product.name not in c.products), None)
+    with harness.gateway() as gateway:
+        probes: list[tuple[int, str, Reply]] = [(401, "no key", call(gateway, probe_path(product), None))]
+        insider = next((c for c in want.callers if c.products), None)
+        if insider:  # a path no product serves is refused by the key policy before routing
+            probes.append((403, "a path no product serves", call(gateway, "/datamesh-verify-no-such-route", _key(insider))))
+        if outsider:
+            probes.append((403, f"{outsider.name} may not call it", call(gateway, probe_path(product), _key(outsider))))
+        limited = [(p, c, lim) for p in want.products for c in want.consumers_of(p.name)
+                   if (lim := effective_limit(p, c, want.access.tiers))]
+        if limited:
+            p, c, lim = min(limited, key=lambda t: t[2].requests)
+            _, reply, _ = _spend(gateway, probe_path(p), _key(c), lim)
+            probes.append((429, f"{c.name} over its limit on {p.name}", reply))
+        for status, what, reply in probes:
+            ok, got = _generic(reply, status)
+            if status == 429:
+                ok = ok and reply.headers.get("retry-after", "").isdigit()
+                got += f", retry-after {reply.headers.get('retry-after', 'missing')}"
+            cases.append(Case("generic-error", None, product.name, None, None, f"{status} ({what}): short JSON, no internals",
+                              got, ok))
+        # Last: the product's backends go away, and Envoy's own 503 must say nothing of why.
+        consumers = want.consumers_of(product.name)
+        if consumers:
+            harness.stop_backends(product.name)
+            ok, got = _generic(call(gateway, probe_path(product), _key(consumers[0])), 503)
+            cases.append(Case("generic-error", consumers[0].name, product.name, None, None,
+                              "503 (backends gone): short JSON, no internals", got, ok))
+    return cases
+
+
+def _keys_case(want: Intent) -> list[Case]:
+    if want.callers or not want.access.consumers:
+        return []
+    return [Case("keys", None, "-", None, None, "keys that open something, to prove allowed access and limits",
+                 "none: every key is undecrypted (render with --test-keys FILE, verify with --keys FILE)", None)]
+
+
 def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES) -> list[Case]:
-    return [*_access_cases(harness, want), *_limit_cases(harness, want), *_canary_cases(harness, want, samples),
-            *_composite_cases(want)]
+    return [*_keys_case(want), *_access_cases(harness, want), *_limit_cases(harness, want), *_canary_cases(harness, want, samples),
+            *_hostile_cases(harness, want), *_hygiene_cases(harness, want), *_composite_cases(want),
+            *_error_cases(harness, want)]
 
 
 def table(cases: list[Case]) -> str:
