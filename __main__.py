@@ -30,21 +30,21 @@ from components.products.declarations import load_products
 settings = from_pulumi()
 products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides,
                          allow_wildcard_iam=settings.allow_wildcard_iam)
-access = load_access(settings.consumers, settings.api_keys, settings.rate_limit_tiers,
+access = load_access(settings.governance.consumers, settings.governance.api_keys, settings.governance.rate_limit_tiers,
                       {p.name for p in products})
 for warning in uncalled_products(access, [p.name for p in products]):
     pulumi.log.warn(warning)
-anypoint = parse_anypoint(settings.anypoint, settings.anypoint_client_id, settings.anypoint_client_secret,
-                          products) if settings.governance_adapter == "anypoint" else None
+anypoint = parse_anypoint(settings.governance.anypoint, settings.governance.anypoint_client_id, settings.governance.anypoint_client_secret,
+                          products) if settings.governance.adapter == "anypoint" else None
 aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags": settings.tag_map})
 aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
 
 # 1. Network: VPC, public subnets for the NLB, private subnets for nodes.
 network = Network("network", NetworkArgs(
     cluster_name=settings.cluster_name,
-    vpc_cidr=settings.vpc_cidr,
-    subnets=settings.subnets,
-    nat_gateways=settings.nat_gateways,
+    vpc_cidr=settings.network.vpc_cidr,
+    subnets=settings.network.subnets,
+    nat_gateways=settings.network.nat_gateways,
     tags=settings.tag_map,
 ), aws_opts)
 
@@ -56,18 +56,18 @@ cluster = Cluster("cluster", ClusterArgs(
     vpc_id=network.vpc_id,
     public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids,
-    service_cidr=settings.service_cidr,
-    endpoint_public_access=settings.endpoint_public_access,
-    endpoint_private_access=settings.endpoint_private_access,
-    public_access_cidrs=settings.public_access_cidrs,
-    control_plane_logs=settings.control_plane_logs,
-    admin_principal_arns=settings.admin_principal_arns,
-    node_capacity_type=settings.node_capacity_type,
-    node_instance_types=settings.node_instance_types,
-    node_min_size=settings.node_min_size,
-    node_desired_size=settings.node_desired_size,
-    node_max_size=settings.node_max_size,
-    node_disk_size=settings.node_disk_size,
+    service_cidr=settings.network.service_cidr,
+    endpoint_public_access=settings.endpoint.public_access,
+    endpoint_private_access=settings.endpoint.private_access,
+    public_access_cidrs=settings.endpoint.public_access_cidrs,
+    control_plane_logs=settings.endpoint.control_plane_logs,
+    admin_principal_arns=settings.endpoint.admin_principal_arns,
+    node_capacity_type=settings.nodes.capacity_type,
+    node_instance_types=settings.nodes.instance_types,
+    node_min_size=settings.nodes.min_size,
+    node_desired_size=settings.nodes.desired_size,
+    node_max_size=settings.nodes.max_size,
+    node_disk_size=settings.nodes.disk_size,
     tags=settings.tag_map,
     network_path=tuple(network.egress_path),
 ), aws_opts)
@@ -121,9 +121,9 @@ lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControl
 # 4. Istio: base, istiod, the ingress gateway behind an internet-facing NLB that terminates
 #    TLS with an issued ACM certificate for datamesh:domain (plain HTTP only if the stack says so).
 certificate = EdgeCertificate("edge", EdgeCertificateArgs(
-    domain=settings.domain, hosted_zone_id=settings.hosted_zone_id,
-    certificate_arn=settings.certificate_arn, tags=settings.tag_map,
-), aws_opts) if settings.domain else None
+    domain=settings.edge.domain, hosted_zone_id=settings.edge.hosted_zone_id,
+    certificate_arn=settings.edge.certificate_arn, tags=settings.tag_map,
+), aws_opts) if settings.edge.domain else None
 istio = Istio("istio", IstioArgs(
     release=settings.istio,
     revision=settings.istio_revision,
@@ -132,9 +132,9 @@ istio = Istio("istio", IstioArgs(
     tls_certificate_arn=certificate.certificate_arn if certificate else None,
 ))
 gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
-if settings.domain and settings.hosted_zone_id:
+if settings.edge.domain and settings.edge.hosted_zone_id:
     EdgeDnsName("edge", EdgeDnsNameArgs(
-        domain=settings.domain, hosted_zone_id=settings.hosted_zone_id, target=gateway_host), aws_opts)
+        domain=settings.edge.domain, hosted_zone_id=settings.edge.hosted_zone_id, target=gateway_host), aws_opts)
 
 # 5. Namespaces for data products (one per domain), injected once istiod is up.
 mesh = MeshNamespaces("mesh", MeshNamespacesArgs(
@@ -185,11 +185,11 @@ else:
 
 # 9. Observability: access logs, metrics per product and consumer, Prometheus and Kiali.
 Observability("observability", ObservabilityArgs(
-    addons=settings.observability, istiod=istio.istiod, provider=cluster.provider,
+    addons=settings.governance.observability, istiod=istio.istiod, provider=cluster.provider,
 ))
 
 # 10. Discovery: every product's external URL and the Backstage catalog.
-gateway_url = pulumi.Output.from_input(f"https://{settings.domain}") if settings.domain else gateway_host.apply(
+gateway_url = pulumi.Output.from_input(f"https://{settings.edge.domain}") if settings.edge.domain else gateway_host.apply(
     lambda host: f"http://{host}")
 product_urls = gateway_url.apply(lambda base: {p.name: f"{base}{p.route_prefix}" for p in products})
 pulumi.export("productUrls", product_urls)

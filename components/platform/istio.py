@@ -65,7 +65,7 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
             "pdb": {"minAvailable": 1},
             "meshConfig": {
-                # Access logs are configured with the Telemetry API (components/observability.py).
+                # Access logs are configured with the Telemetry API (components/governance/observability.py).
                 "enablePrometheusMerge": True,
                 # Egress closed: a proxy reaches only hosts in the registry (Services, and the ServiceEntries
                 # products declare in `egress:`), not any external address.
