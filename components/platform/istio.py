@@ -99,7 +99,6 @@ class IstioArgs:
     Attributes:
         release: the pinned Istio release (chart version == Istio version).
         revision: Istio revision name, or "" for the default revision.
-        provider: the cluster's Kubernetes provider.
         load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
         tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
@@ -108,7 +107,6 @@ class IstioArgs:
 
     release: versions.IstioRelease
     revision: str
-    provider: k8s.Provider
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
@@ -135,16 +133,14 @@ class Istio(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:istio:Istio", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         defaults = chart_values(args.revision)
         values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
 
         def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
             return pinned_release(
                 release,
-                chart=chart_name,
-                version=args.release.version,
-                repo=versions.ISTIO_CHART_REPO,
+                chart=args.release.chart(chart_name),
                 namespace=namespace.metadata.name,
                 values=values[chart_name],
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=after)),

@@ -17,13 +17,13 @@ class MeshNamespacesArgs:
         injection_label: the label that turns on injection, ``("istio-injection", "enabled")``
             or ``("istio.io/rev", <revision>)``.
         istiod: istiod's Helm release; the namespaces wait for it.
-        provider: the cluster's Kubernetes provider.
+
+    The cluster's Kubernetes provider comes through ``opts``.
     """
 
     names: tuple[str, ...]
     injection_label: tuple[str, str]
     istiod: pulumi.Resource
-    provider: k8s.Provider
 
 
 class MeshNamespaces(pulumi.ComponentResource):
@@ -46,7 +46,7 @@ class MeshNamespaces(pulumi.ComponentResource):
                     "name": ns,
                     "labels": {key: value, "app.kubernetes.io/part-of": "datamesh"},
                 },
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.istiod]),
             )
             for ns in args.names
         }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.cidr import SubnetPlan
+from components.config import NetworkSettings
 
 
 @dataclass(frozen=True)
@@ -17,16 +17,14 @@ class NetworkArgs:
     Attributes:
         cluster_name: the EKS cluster that will use the subnets; subnets carry
             ``kubernetes.io/cluster/<name>=shared`` so its load balancer controller finds them.
-        vpc_cidr: the VPC's IPv4 CIDR.
-        subnets: one private/public CIDR pair per availability zone (``cidr.plan_subnets``).
-        nat_gateways: ``single`` (one NAT gateway in the first zone) or ``perAz``.
+        plan: the VPC's IPv4 CIDR, one private/public CIDR pair per availability zone
+            (``cidr.plan_subnets``), and ``nat_gateways``: ``single`` (one NAT gateway in the
+            first zone) or ``perAz``.
         tags: tags for every resource, on top of the provider's default tags.
     """
 
     cluster_name: str
-    vpc_cidr: str
-    subnets: tuple[SubnetPlan, ...]
-    nat_gateways: str
+    plan: NetworkSettings
     tags: dict[str, str]
 
 
@@ -63,7 +61,7 @@ class Network(pulumi.ComponentResource):
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.vpc_cidr,
+            cidr_block=args.plan.vpc_cidr,
             enable_dns_hostnames=True,  # EKS nodes and private endpoint need DNS hostnames
             enable_dns_support=True,
             tags=tags("vpc"),
@@ -85,7 +83,7 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         nat_ids: list[pulumi.Output[str]] = []
-        for plan in args.subnets:
+        for plan in args.plan.subnets:
             zone = plan.availability_zone
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -115,7 +113,7 @@ class Network(pulumi.ComponentResource):
             )
             private_subnets.append(private)
 
-            if args.nat_gateways == "perAz" or not nat_ids:
+            if args.plan.nat_gateways == "perAz" or not nat_ids:
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{zone}",
                     domain="vpc",
