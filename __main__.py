@@ -40,13 +40,13 @@ aws_provider = aws.Provider("aws", region=settings.region, default_tags={"tags":
 aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
 
 # 1. Network: VPC, public subnets for the NLB, private subnets for nodes.
-network = Network("network", NetworkArgs(settings.cluster_name, settings.network, settings.tag_map), aws_opts)
+network = Network("network", NetworkArgs(settings.cluster_name, settings.network, settings.tag_map, settings.protect), aws_opts)
 
 # 2. EKS cluster with private managed nodes; its context carries the providers to everything on it.
 cluster = Cluster("cluster", ClusterArgs(
     cluster_name=settings.cluster_name, region=settings.region, kubernetes_version=settings.kubernetes_version,
     support_type=settings.eks_support_type, network=network, service_cidr=settings.network.service_cidr,
-    endpoint=settings.endpoint, nodes=settings.nodes, tags=settings.tag_map,
+    endpoint=settings.endpoint, nodes=settings.nodes, tags=settings.tag_map, protect=settings.protect,
 ), aws_opts)
 ctx = cluster.context
 

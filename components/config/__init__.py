@@ -37,7 +37,7 @@ from components.config.settings import (
     NodeSettings,
     Settings,
 )
-from components.config.values import parse, text
+from components.config.values import flag, parse, text
 
 __all__ = [
     "ADAPTERS", "CAPACITY_TYPES", "LOG_TYPES", "NAMESPACE", "NAT_MODES", "RESERVED_NAMESPACES", "SCHEMA", "SECRET_KEYS",
@@ -64,7 +64,7 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         network=network, nodes=nodes, endpoint=endpoint, edge=edge, governance=governance,
         mesh_namespaces=mesh_namespaces, tags=tags, products=products, product_overrides=_groups.overrides(v),
         allow_wildcard_iam=allow_wildcard_iam, secret_keys=frozenset(k for k in secret if k in SECRET_KEYS),
-        source_url=_groups.source_url(text(v, "sourceUrl")),
+        source_url=_groups.source_url(text(v, "sourceUrl")), protect=flag(v, "protect"),
     )
 
 

@@ -69,6 +69,8 @@ SCHEMA: dict[str, Key] = {
     "certificateArn": Key("string", "An issued ACM certificate for domain in aws:region, used instead of requesting one.", ""),
     "allowPlainHttp": Key("boolean", "Serve plain HTTP on port 80 without TLS; only for a stack without domain, and "
                           "refused by the gateway-tls policy where it is mandatory (prod).", False),
+    "protect": Key("boolean", "Protect the KMS key, the EKS cluster and the VPC: pulumi destroy, and any replacement "
+                   "of them, fails until `pulumi state unprotect` (set it on stacks whose data must survive a mistake).", False),
     "sourceUrl": Key("string", "Web address of the repository folder holding products/, ending in '/', e.g. "
                      "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
 }

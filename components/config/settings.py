@@ -99,6 +99,7 @@ class Settings:
     eks_support_type: str = "STANDARD"
     eks_addon_versions: dict[str, str] = field(default_factory=dict)
     source_url: str = ""  # the catalog's source-location base; "" for none
+    protect: bool = False  # protect the KMS key, the EKS cluster and the VPC (datamesh:protect)
 
     @property
     def availability_zones(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from components import versions
 from components.governance.api_governance import CONSUMER_HEADER
 from components.platform.helm import pinned_release
 from components.platform.istio import SYSTEM_NAMESPACE
+from components.platform.lifecycle import formerly
 
 PROMETHEUS_URL = f"http://prometheus.{SYSTEM_NAMESPACE}:9090"
 
@@ -75,7 +76,7 @@ class Observability(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:observability:Observability", name, None, opts)
+        super().__init__("datamesh:governance:Observability", name, None, formerly("datamesh:observability:Observability", opts))
         k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=[args.istiod])
         k8s.apiextensions.CustomResource(
             "mesh-telemetry",

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import EndpointSettings, NodeSettings
 from components.platform.context import ClusterContext
+from components.platform.lifecycle import formerly
 from components.platform.network import Network
 
 # Ports the control plane must reach on the nodes: admission webhooks served
@@ -50,6 +51,7 @@ class ClusterArgs:
         endpoint: API endpoint exposure, control-plane logs and admin principals.
         nodes: the managed node group.
         tags: tags for every resource.
+        protect: protect the KMS key and the EKS cluster (``datamesh:protect``).
     """
 
     cluster_name: str
@@ -61,6 +63,7 @@ class ClusterArgs:
     endpoint: EndpointSettings
     nodes: NodeSettings
     tags: dict[str, str]
+    protect: bool = False
 
 
 def _admin_entries(admin_principal_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
@@ -109,7 +112,7 @@ class Cluster(pulumi.ComponentResource):
     context: ClusterContext
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:cluster:Cluster", name, None, opts)
+        super().__init__("datamesh:platform:Cluster", name, None, formerly("datamesh:cluster:Cluster", opts))
         aws_provider = self.get_provider("aws:eks/cluster:Cluster")
         if aws_provider is None:
             raise ValueError("Cluster: give the AWS provider through opts (providers=[...])")
@@ -151,13 +154,15 @@ class Cluster(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.kms.Alias(
             f"{name}-secrets",
             name=f"alias/{args.cluster_name}-secrets",
             target_key_id=secrets_key.key_id,
-            opts=pulumi.ResourceOptions(parent=secrets_key),
+            # A fixed name: a replacement must delete the old alias first. Not protected itself
+            # (children inherit protect): it holds no data.
+            opts=pulumi.ResourceOptions(parent=secrets_key, protect=False, delete_before_replace=True),
         )
         return secrets_key
 
@@ -192,7 +197,8 @@ class Cluster(pulumi.ComponentResource):
             # The control plane keeps only the EKS-created security group; nodes get their own below.
             skip_default_security_groups=True,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            # A fixed name: EKS refuses a second cluster of the same name, so a replacement deletes first.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, delete_before_replace=True),
         )
 
     def _node_security_group(

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components import versions
 from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import merge_values, pinned_release
+from components.platform.lifecycle import formerly
 
 SYSTEM_NAMESPACE = "istio-system"
 INGRESS_NAMESPACE = "istio-ingress"
@@ -26,7 +27,8 @@ SERVED_PORTS = ({"number": 80, "name": "http", "protocol": "HTTP"},)
 
 NLB_ANNOTATIONS = {
     # "external" hands the Service to the load balancer controller, not the in-tree
-    # cloud provider; it must be set at creation (changing it later leaks the NLB).
+    # cloud provider; it must be set at creation (changing it in place leaks the NLB), so
+    # the Service is replaced when it changes (REPLACED_BY_ANNOTATIONS).
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
@@ -34,6 +36,13 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(STATUS_PORT),
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz/ready",
 }
+# What the load balancer controller reads only when the Service is created: a change replaces the
+# Service (deleted first: its name is fixed), so the controller deletes the old NLB and makes a new one.
+REPLACED_BY_ANNOTATIONS = (
+    "service.beta.kubernetes.io/aws-load-balancer-type",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type",
+)
 # With TLS at the edge, the NLB's only traffic listener: TLS on 443 with the ACM certificate, forwarding
 # the decrypted stream to the gateway's HTTP server. No listener on 80: plain HTTP never reaches a pod.
 HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
@@ -132,7 +141,7 @@ class Istio(pulumi.ComponentResource):
     shared_gateway_ref: str
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:istio:Istio", name, None, opts)
+        super().__init__("datamesh:platform:Istio", name, None, formerly("datamesh:istio:Istio", opts))
         k8s_opts = pulumi.ResourceOptions(parent=self)
         defaults = chart_values(args.revision)
         values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
@@ -181,9 +190,11 @@ class Istio(pulumi.ComponentResource):
             # The controller first: its webhook must serve before the Service is made,
             # and on destroy this Service (awaited until its finalizer clears, i.e. the
             # NLB is gone) is deleted before the controller.
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=[args.load_balancer_controller, gateway])
-            ),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[args.load_balancer_controller, gateway],
+                replace_on_changes=[f'metadata.annotations["{key}"]' for key in REPLACED_BY_ANNOTATIONS],
+                delete_before_replace=True,
+            )),
         )
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
         self.shared_gateway = k8s.apiextensions.CustomResource(

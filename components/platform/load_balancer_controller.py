@@ -15,6 +15,7 @@ from components import versions
 from components.platform.context import ClusterContext
 from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
+from components.platform.lifecycle import formerly
 
 NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.
@@ -88,7 +89,8 @@ class LoadBalancerController(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:loadbalancer:LoadBalancerController", name, None, opts)
+        super().__init__("datamesh:platform:LoadBalancerController", name, None,
+                         formerly("datamesh:loadbalancer:LoadBalancerController", opts))
 
         cluster = args.cluster
         irsa = irsa_role(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.platform.lifecycle import formerly
+
 
 @dataclass(frozen=True)
 class MeshNamespacesArgs:
@@ -37,7 +39,7 @@ class MeshNamespaces(pulumi.ComponentResource):
     namespaces: dict[str, k8s.core.v1.Namespace]
 
     def __init__(self, name: str, args: MeshNamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:mesh:MeshNamespaces", name, None, opts)
+        super().__init__("datamesh:platform:MeshNamespaces", name, None, formerly("datamesh:mesh:MeshNamespaces", opts))
         key, value = args.injection_label
         self.namespaces = {
             ns: k8s.core.v1.Namespace(

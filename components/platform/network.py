@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkSettings
+from components.platform.lifecycle import formerly
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,13 @@ class NetworkArgs:
             (``cidr.plan_subnets``), and ``nat_gateways``: ``single`` (one NAT gateway in the
             first zone) or ``perAz``.
         tags: tags for every resource, on top of the provider's default tags.
+        protect: protect the VPC (``datamesh:protect``): destroying or replacing it fails.
     """
 
     cluster_name: str
     plan: NetworkSettings
     tags: dict[str, str]
+    protect: bool = False
 
 
 class Network(pulumi.ComponentResource):
@@ -51,8 +54,7 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("datamesh:platform:Network", name, None, formerly("datamesh:network:Network", opts))
 
         def tags(resource_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
             return {**args.tags, "Name": f"{args.cluster_name}-{resource_name}", **(extra or {})}
@@ -65,9 +67,10 @@ class Network(pulumi.ComponentResource):
             enable_dns_hostnames=True,  # EKS nodes and private endpoint need DNS hostnames
             enable_dns_support=True,
             tags=tags("vpc"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        vpc_child = pulumi.ResourceOptions(parent=vpc)
+        # Children would inherit protect: only the VPC itself is protected.
+        vpc_child = pulumi.ResourceOptions(parent=vpc, protect=False)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=vpc_child)
 
         path: list[pulumi.Resource] = [igw]

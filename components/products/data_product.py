@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.addons.external_secrets import ExternalSecrets
 from components.platform.context import ClusterContext
+from components.platform.lifecycle import formerly
 from components.products import aws_access
 from components.products.declarations import Product, Release, upstream_env_name
 
@@ -186,7 +187,7 @@ class DataProduct(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: DataProductArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:product:DataProduct", name, None, opts)
+        super().__init__("datamesh:products:DataProduct", name, None, formerly("datamesh:product:DataProduct", opts))
         p = args.product
         ns = args.namespace.metadata.name
         k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
