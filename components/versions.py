@@ -33,11 +33,24 @@ KUBERNETES_VERSIONS = tuple(KUBERNETES_STANDARD_SUPPORT_ENDS)
 
 
 @dataclass(frozen=True)
+class Chart:
+    """One pinned Helm chart: its name, exact version and repository."""
+
+    name: str
+    version: str
+    repository: str
+
+
+@dataclass(frozen=True)
 class IstioRelease:
     """One pinned Istio patch release and the Kubernetes minors Istio supports it on."""
 
     version: str
     kubernetes: tuple[str, ...]
+
+    def chart(self, name: str) -> Chart:
+        """One of Istio's charts (base, istiod, gateway): its version is the release's."""
+        return Chart(name, self.version, ISTIO_CHART_REPO)
 
 
 def _k8s_range(first: int, last: int) -> tuple[str, ...]:
@@ -64,9 +77,7 @@ ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 # CRDs, so crds/ holds the chart's crds/crds.yaml (aws/eks-charts 5239609,
 # identical at the controller's v3.5.0 tag), applied by Pulumi before the chart.
 # The chart's gateway-crds.yaml is left out: only its Gateway API feature needs it.
-LBC_CHART_REPO = "https://aws.github.io/eks-charts"
-LBC_CHART = "aws-load-balancer-controller"
-LBC_CHART_VERSION = "3.5.0"
+LBC_CHART = Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts")
 LBC_APP_VERSION = "v3.5.0"
 LBC_IAM_POLICY_FILE = "aws-load-balancer-controller-v3.5.0.json"
 LBC_IAM_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
@@ -94,24 +105,20 @@ def istio_release(version: str, kubernetes_version: str) -> IstioRelease:
 
 # Observability add-ons (datamesh:observability). Kiali follows Istio's supported
 # releases; 2.33 is the newest kiali-server chart stored when this was pinned.
-PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
-PROMETHEUS_CHART_VERSION = "28.10.0"  # Prometheus v3.10.0
-KIALI_CHART_REPO = "https://kiali.org/helm-charts"
-KIALI_CHART_VERSION = "2.33.0"
+PROMETHEUS_CHART = Chart("prometheus", "28.10.0", "https://prometheus-community.github.io/helm-charts")  # Prometheus v3.10.0
+KIALI_CHART = Chart("kiali-server", "2.33.0", "https://kiali.org/helm-charts")
 
 # Cluster add-ons (components/addons/). The EKS managed add-ons' versions are not
 # pinned here: each is looked up for the cluster's Kubernetes version at deploy
 # time (aws.eks.get_addon_version, most recent), so they follow the cluster.
 EKS_MANAGED_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 # metrics-server: kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1).
-METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
-METRICS_SERVER_CHART_VERSION = "3.13.1"
+METRICS_SERVER_CHART = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/")
 # Cluster Autoscaler: chart 9.59.0 (kubernetes/autoscaler, 2026-07-21) ships app
 # 1.35.0; the autoscaler's minor must match the cluster's, so the image tag is
 # chosen per Kubernetes minor: the newest patch tagged in kubernetes/autoscaler
 # (cluster-autoscaler-1.<minor>.<patch>, all tagged 2026-07-22).
-CLUSTER_AUTOSCALER_CHART_REPO = "https://kubernetes.github.io/autoscaler"
-CLUSTER_AUTOSCALER_CHART_VERSION = "9.59.0"
+CLUSTER_AUTOSCALER_CHART = Chart("cluster-autoscaler", "9.59.0", "https://kubernetes.github.io/autoscaler")
 CLUSTER_AUTOSCALER_IMAGE_TAGS = {
     "1.33": "v1.33.6",
     "1.34": "v1.34.5",
@@ -121,5 +128,4 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS = {
 # External Secrets Operator (products' `secrets`): external-secrets/external-secrets tag
 # helm-chart-2.9.0 (commit cc5bfbc2, 2026-08-08), app v2.9.0; its CRDs are chart templates
 # (installCRDs), so Helm upgrades them with the chart. Serves external-secrets.io/v1.
-EXTERNAL_SECRETS_CHART_REPO = "https://charts.external-secrets.io"
-EXTERNAL_SECRETS_CHART_VERSION = "2.9.0"
+EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io")

@@ -102,7 +102,7 @@ def test_addons_wait_for_what_they_need_and_go_before_the_nodes(stack, request):
 def test_metrics_server_is_highly_available(dev):
     values = dev.one(RELEASE, "metrics-server").inputs["values"]
     assert values["replicas"] == 2 and values["podDisruptionBudget"]["enabled"] is True
-    assert dev.one(RELEASE, "metrics-server").inputs["version"] == versions.METRICS_SERVER_CHART_VERSION
+    assert dev.one(RELEASE, "metrics-server").inputs["version"] == versions.METRICS_SERVER_CHART.version
 
 
 def test_autoscaler_scales_only_this_clusters_groups_through_irsa(dev):

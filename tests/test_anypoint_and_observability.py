@@ -113,8 +113,8 @@ def test_mesh_telemetry_logs_and_tags_metrics_by_consumer(dev):
 
 def test_prometheus_and_kiali_are_pinned_and_on_in_dev_only(dev, prod):
     releases = {r.name: r.inputs for r in dev.of_type("kubernetes:helm.sh/v3:Release")}
-    assert releases["prometheus"]["version"] == versions.PROMETHEUS_CHART_VERSION
-    assert releases["kiali"]["version"] == versions.KIALI_CHART_VERSION
+    assert releases["prometheus"]["version"] == versions.PROMETHEUS_CHART.version
+    assert releases["kiali"]["version"] == versions.KIALI_CHART.version
     assert releases["kiali"]["values"]["external_services"]["prometheus"]["url"] == "http://prometheus.istio-system:9090"
     assert releases["kiali"]["values"]["auth"]["strategy"] == "token"
     assert waits_for(dev, dev.one("kubernetes:helm.sh/v3:Release", "kiali"), dev.one("kubernetes:helm.sh/v3:Release", "prometheus"))

@@ -129,9 +129,9 @@ def test_missing_stack_file_exits_2(tmp_path, capsys):
 def test_defaults_fill_what_a_stack_leaves_out():
     s = load_settings(GOOD, "qa", "eu-west-1")
     assert s.cluster_name == "datamesh-qa"
-    assert s.vpc_cidr == "10.0.0.0/16"
-    assert s.nat_gateways == "single"
-    assert s.node_capacity_type == "ON_DEMAND"
+    assert s.network.vpc_cidr == "10.0.0.0/16"
+    assert s.network.nat_gateways == "single"
+    assert s.nodes.capacity_type == "ON_DEMAND"
     assert s.mesh_namespaces == ()
     assert s.products == ()
     assert s.injection_label == ("istio-injection", "enabled")
@@ -146,7 +146,11 @@ def test_revision_switches_the_injection_label():
 def test_settings_are_immutable():
     s = load_settings(GOOD, "qa", "eu-west-1")
     with pytest.raises(AttributeError):
-        s.vpc_cidr = "10.1.0.0/16"
+        s.network = s.network
+    for group, field in [(s.network, "vpc_cidr"), (s.nodes, "min_size"), (s.endpoint, "public_access"),
+                         (s.edge, "domain"), (s.governance, "adapter")]:
+        with pytest.raises(AttributeError):
+            setattr(group, field, getattr(group, field))
 
 
 def test_config_error_is_a_pulumi_run_error():
@@ -171,10 +175,10 @@ def test_every_stack_file_is_valid(stack):
 
 def test_dev_is_small_and_prod_is_highly_available():
     dev, prod = stack_settings("dev"), stack_settings("prod")
-    assert len(dev.availability_zones) == 2 and dev.nat_gateways == "single" and dev.node_capacity_type == "SPOT"
-    assert len(prod.availability_zones) == 3 and prod.nat_gateways == "perAz" and prod.node_capacity_type == "ON_DEMAND"
-    assert prod.endpoint_private_access and "0.0.0.0/0" not in prod.public_access_cidrs
-    assert set(prod.control_plane_logs) == set(config.LOG_TYPES)
+    assert len(dev.availability_zones) == 2 and dev.network.nat_gateways == "single" and dev.nodes.capacity_type == "SPOT"
+    assert len(prod.availability_zones) == 3 and prod.network.nat_gateways == "perAz" and prod.nodes.capacity_type == "ON_DEMAND"
+    assert prod.endpoint.private_access and "0.0.0.0/0" not in prod.endpoint.public_access_cidrs
+    assert set(prod.endpoint.control_plane_logs) == set(config.LOG_TYPES)
 
 
 def test_pulumi_yaml_declares_the_same_keys_types_and_defaults():

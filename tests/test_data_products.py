@@ -28,7 +28,7 @@ def k8s(result, kind, name):
 def owned(result, kind, name):
     """The objects of ``kind`` the DataProduct ``name`` registers (a Deployment per release, say)."""
     return [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
-            and (r.parent or "").endswith(f"datamesh:product:DataProduct::{name}")]
+            and (r.parent or "").endswith(f"datamesh:products:DataProduct::{name}")]
 
 
 def prefix_of(name):
@@ -45,7 +45,7 @@ def test_each_product_has_its_workload_service_and_routing(dev, name):
     for kind in ("ServiceAccount", "Service", "PodDisruptionBudget", "VirtualService", "DestinationRule", "Sidecar"):
         obj = k8s(dev, kind, name)
         assert obj.inputs["metadata"]["namespace"] == namespace
-        assert obj.parent.endswith(f"datamesh:product:DataProduct::{name}")
+        assert obj.parent.endswith(f"datamesh:products:DataProduct::{name}")
     deployments = owned(dev, "Deployment", name)
     assert len(deployments) == len(declared(name).get("releases", [None]))  # one, or one per release
     assert {d.inputs["metadata"]["namespace"] for d in deployments} == {namespace}
@@ -247,13 +247,13 @@ def test_files_are_mounted_and_roll_the_deployment_on_change(demo):
 def test_prod_selects_its_own_products(tmp_path):
     result = render_variant(tmp_path, {"datamesh:products": ["customer-features"]}, base="prod",
                             drop=("datamesh:productOverrides", "datamesh:consumers", "datamesh:apiKeys"))
-    assert [r.name for r in result.of_type("datamesh:product:DataProduct")] == ["customer-features"]
+    assert [r.name for r in result.of_type("datamesh:products:DataProduct")] == ["customer-features"]
     assert set(result.outputs["productUrls"]) == {"customer-features"}
 
 
 def test_prod_runs_its_selected_products_with_its_overrides(prod):
     config = stack_file("prod")["config"]
-    assert sorted(r.name for r in prod.of_type("datamesh:product:DataProduct")) == sorted(selected("prod"))
+    assert sorted(r.name for r in prod.of_type("datamesh:products:DataProduct")) == sorted(selected("prod"))
     overrides = config.get("datamesh:productOverrides", {})
     checked = 0
     for name, override in overrides.items():

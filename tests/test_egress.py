@@ -15,6 +15,7 @@ PROGRAM = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
+import pulumi
 import pulumi_kubernetes as k8s
 from components.products.declarations import parse_declaration
 from components.products.data_product import DataProduct, DataProductArgs
@@ -25,7 +26,8 @@ namespace = k8s.core.v1.Namespace("ns", metadata={{"name": product.domain}})
 gateway = k8s.apiextensions.CustomResource("gw", api_version="networking.istio.io/v1", kind="Gateway",
                                            metadata={{"name": "datamesh"}}, spec={{}})
 DataProduct(product.name, DataProductArgs(product=product, upstreams=(), namespace=namespace,
-                                          gateway="istio-ingress/datamesh", gateway_resource=gateway, provider=provider))
+                                          gateway="istio-ingress/datamesh", gateway_resource=gateway),
+            pulumi.ResourceOptions(providers=[provider]))
 """
 
 

@@ -77,7 +77,7 @@ def test_a_cycle_is_reported():
 
 
 def test_records_without_a_custom_field_infer_components_by_type():
-    record = rec("x", type_="datamesh:network:Network")
+    record = rec("x", type_="datamesh:platform:Network")
     del record["custom"]
     assert node(record).custom is False
     assert node({"urn": "u", "type": "aws:ec2/vpc:Vpc", "name": "v"}).custom is True

@@ -61,7 +61,7 @@ def settle(config_text: bytes) -> None:
         secret = frozenset(k.split(":", 1)[1] for k in cfg.secret_keys if k.startswith("datamesh:"))
         s = load_settings(raw, "fuzz", cfg.values.get("aws:region"), secret)
         products = load_products(ROOT / "products", s.products, s.product_overrides)
-        load_access(s.consumers, s.api_keys, s.rate_limit_tiers, {p.name for p in products})
+        load_access(s.governance.consumers, s.governance.api_keys, s.governance.rate_limit_tiers, {p.name for p in products})
     except (StackConfigError, ConfigError, DeclarationError):
         pass
     finally:

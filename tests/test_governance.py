@@ -76,7 +76,7 @@ def test_products_start_only_after_their_namespace_denies_by_default(dev):
     for name in DEV_SELECTED:
         namespace = declared(name)["domain"]
         deployments = [r for r in dev.of_type("kubernetes:apps/v1:Deployment")
-                       if (r.parent or "").endswith(f"datamesh:product:DataProduct::{name}")]
+                       if (r.parent or "").endswith(f"datamesh:products:DataProduct::{name}")]
         assert deployments, name
         for deployment in deployments:
             assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", "allow-nothing", namespace))

@@ -56,7 +56,7 @@ def test_irsa_trust_pins_audience_and_exactly_the_charts_service_account(dev):
 def test_release_is_pinned_and_told_its_cluster_region_and_vpc(dev):
     release = dev.one(RELEASE, "aws-load-balancer-controller").inputs
     assert release["chart"] == "aws-load-balancer-controller"
-    assert release["version"] == versions.LBC_CHART_VERSION
+    assert release["version"] == versions.LBC_CHART.version
     assert release["repositoryOpts"]["repo"] == "https://aws.github.io/eks-charts"
     values = release["values"]
     assert values["clusterName"] == "datamesh-dev"

@@ -115,7 +115,7 @@ def test_cluster_contents_are_deleted_before_the_network_path(stack, request, tm
     first = must_go_first(graph)
     assert len(network) >= 10 and len(first) >= 10
     if selected(stack):
-        products = graph.of_type("datamesh:product:DataProduct")
+        products = graph.of_type("datamesh:products:DataProduct")
         assert len(products) == len(selected(stack))
         for product in products:
             assert descendants(graph, product) and descendants(graph, product) <= set(first)

@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 from tools.engine.mockrun import SECRET
 from tools.engine.stackconfig import SECRET_PLACEHOLDER, load_stack_config
 
-FIELDS = {"urn", "type", "name", "custom", "deletedWith", "parent", "provider", "providers", "dependencies", "inputs"}
+FIELDS = {"urn", "type", "name", "custom", "deletedWith", "parent", "provider", "providers", "dependencies", "inputs",
+          "protect", "replaceOnChanges", "deleteBeforeReplace", "retainOnDelete", "aliases"}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -39,9 +40,13 @@ def test_resources_json_lists_every_resource_with_its_graph(rendered):
             assert r["provider"].rsplit("::", 1)[0] in urns
     types = {r["type"] for r in resources}
     assert {"eks:index:Cluster", "kubernetes:helm.sh/v3:Release", "aws:iam/policy:Policy"} <= types
-    modules = {"network", "cluster", "addons", "loadbalancer", "istio", "mesh", "governance", "observability"}
-    modules |= {"product"} | ({"edge"} if stack == "prod" else set())  # prod has a domain: TLS at the edge
-    assert {r["type"].split(":")[1] for r in resources if r["type"].startswith("datamesh:")} == modules
+    # One token scheme, datamesh:<layer>:<Component>; prod has a domain: TLS at the edge.
+    components = {"platform:Network", "platform:Cluster", "addons:ManagedAddons", "platform:LoadBalancerController",
+                  "platform:Istio", "platform:MeshNamespaces", "governance:ZeroTrust", "governance:Observability",
+                  "products:DataProduct"} | ({"platform:EdgeCertificate", "platform:EdgeDnsName"} if stack == "prod" else set())
+    assert components <= {r["type"].removeprefix("datamesh:") for r in resources if r["type"].startswith("datamesh:")}
+    assert {r["type"].split(":")[1] for r in resources if r["type"].startswith("datamesh:")} == {
+        "platform", "addons", "products", "governance"}
 
 
 def test_summary_counts_what_was_written(rendered):

@@ -1,6 +1,7 @@
 """Pull-request review: render diffs, dependency graphs, and the workflows that publish them."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -250,6 +251,32 @@ def test_diff_of_a_folder_that_is_not_a_render(tmp_path, capsys):
     assert render_main(["--diff", str(tmp_path), str(tmp_path)]) == 2
     assert "resources.json: no such file" in capsys.readouterr().err
     assert render_main(["--diff", str(tmp_path), str(tmp_path), "--exit-code"]) == 1  # 2 means "changes" there
+
+
+def test_under_diff_exit_code_every_error_is_1_and_2_only_means_changes(tmp_path, dev_render, capsys):
+    # A usage mistake: 2 elsewhere, 1 under --diff --exit-code (terraform plan -detailed-exitcode).
+    with pytest.raises(SystemExit) as usage:
+        render_main(["--diff", str(dev_render), str(dev_render), "--exit-code", "--format", "pdf"])
+    assert usage.value.code == 1
+    with pytest.raises(SystemExit) as usage:
+        render_main(["--diff", str(dev_render), str(dev_render), "--format", "pdf"])
+    assert usage.value.code == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert render_main(["--diff", str(dev_render), str(dev_render), "--exit-code", "--graph-out", str(blocker)]) == 1
+    assert render_main(["--diff", str(dev_render), str(dev_render), "--graph-out", str(blocker)]) == 2
+    assert render_main(["--diff", str(dev_render), str(dev_render), "--exit-code"]) == 0
+    capsys.readouterr()
+
+
+def test_one_exit_code_enum():
+    from tools.cli import EXIT_BAD_INPUT, Exit
+
+    assert (Exit.OK, Exit.FAILED, Exit.BAD_INPUT, Exit.CANNOT_FINISH) == (0, 1, 2, 3)
+    assert (Exit.DIFF_ERROR, Exit.CHANGES) == (1, 2) and EXIT_BAD_INPUT is Exit.BAD_INPUT
+    for path in (ROOT / "tools").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            assert not re.match(r"\s*EXIT_\w+ = \d", line), f"{path}: {line.strip()} (exit codes live in tools.cli.Exit)"
 
 
 def test_lineage_shows_domains_products_consumption_and_access(dev_render):

@@ -17,10 +17,10 @@ def test_every_supported_kubernetes_version_has_an_istio_release():
 def test_istio_releases_are_exact_patch_versions():
     for version in versions.ISTIO_RELEASES:
         assert re.fullmatch(r"1\.\d+\.\d+", version)
-    assert re.fullmatch(r"\d+\.\d+\.\d+", versions.LBC_CHART_VERSION)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", versions.LBC_CHART.version)
     # From chart 3.0.0 the chart version is the controller version.
-    assert versions.LBC_APP_VERSION == "v" + versions.LBC_CHART_VERSION
-    assert versions.LBC_CHART_VERSION.startswith("3.")
+    assert versions.LBC_APP_VERSION == "v" + versions.LBC_CHART.version
+    assert versions.LBC_CHART.version.startswith("3.")
 
 
 def test_matrix_facts():
@@ -53,13 +53,13 @@ def test_documented_matrix_matches_the_code():
         assert row in reference, row
     for k8s, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items():
         assert f"| Kubernetes {k8s} | {ends} |" in reference, k8s
-    assert f"aws-load-balancer-controller chart {versions.LBC_CHART_VERSION} (controller {versions.LBC_APP_VERSION})" in reference
-    assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART_VERSION} (prometheus-community) |" in reference
-    assert f"| Kiali | kiali-server {versions.KIALI_CHART_VERSION} |" in reference
-    assert f"metrics-server chart {versions.METRICS_SERVER_CHART_VERSION}" in reference
-    assert f"external-secrets chart {versions.EXTERNAL_SECRETS_CHART_VERSION}" in reference
+    assert f"aws-load-balancer-controller chart {versions.LBC_CHART.version} (controller {versions.LBC_APP_VERSION})" in reference
+    assert f"| Prometheus | prometheus {versions.PROMETHEUS_CHART.version} (prometheus-community) |" in reference
+    assert f"| Kiali | kiali-server {versions.KIALI_CHART.version} |" in reference
+    assert f"metrics-server chart {versions.METRICS_SERVER_CHART.version}" in reference
+    assert f"external-secrets chart {versions.EXTERNAL_SECRETS_CHART.version}" in reference
     tags = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS
-    assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART_VERSION}, image {' / '.join(tags.values())}"
+    assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART.version}, image {' / '.join(tags.values())}"
             f" for Kubernetes {' / '.join(tags)} |") in reference
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from components.inputs import InputError, load_yaml, read_text
-from tools.cli import OneLineParser
+from tools.cli import Exit, OneLineParser
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 _FINDING = {"type": "object", "required": ["check_id", "check_name", "resource", "file_path"],
@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         reports = [_load(path, REPORT_SCHEMA, "a checkov JSON report") for path in args.reports]
     except GateInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     if not sum(scanned(r) for r in reports):
         print("error: checkov ran no check on these reports: nothing was scanned (wrong folder, or no manifests?)",
               file=sys.stderr)
-        return 1
+        return Exit.FAILED
     findings = [f for r in reports for f in failed_checks(r)]
     open_findings, stale = gate(findings, accepted)
     for entry in stale:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
               f"fix it, or justify it in {args.baseline}", file=sys.stderr)
     print(f"checkov: {len(findings)} finding(s), {len(findings) - len(open_findings)} accepted by the baseline, "
           f"{len(open_findings)} open")
-    return 1 if open_findings else 0
+    return Exit.FAILED if open_findings else Exit.OK
 
 
 if __name__ == "__main__":

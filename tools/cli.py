@@ -1,9 +1,12 @@
 """What every command-line tool shares: one-line usage errors and checking an output path before any work.
 
-Exit codes (docs/reference.md, "Command-line tools"): 0 success; 1 the tool's own
-failure verdict (a mandatory policy violation, a failed smoke check); 2 bad
+Exit codes, ``Exit`` (docs/reference.md, "Command-line tools"): 0 success; 1 the tool's
+own failure verdict (a mandatory policy violation, a failed smoke check); 2 bad
 arguments or bad input, one line on stderr, nothing written; 3 the tool could
 not finish for a reason outside the input (an unreachable gateway, an internal error).
+``tools.render --diff --exit-code`` answers as ``terraform plan -detailed-exitcode``:
+0 no change, 2 changes, 1 any error (bad arguments included), so "changed" never
+means "bad input" there.
 """
 
 from __future__ import annotations
@@ -13,13 +16,28 @@ import os
 import re
 import sys
 import tempfile
+from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_CANNOT_FINISH = 3
+
+class Exit(IntEnum):
+    """Every command-line tool's exit codes, in one place."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    CANNOT_FINISH = 3
+    # tools.render --diff --exit-code (terraform plan -detailed-exitcode): 1 any error, 2 changes.
+    DIFF_ERROR = 1
+    CHANGES = 2
+
+
+# The same codes under the names tools/smoke.py imports.
+EXIT_OK = Exit.OK
+EXIT_FAILED = Exit.FAILED
+EXIT_BAD_INPUT = Exit.BAD_INPUT
+EXIT_CANNOT_FINISH = Exit.CANNOT_FINISH
 
 
 # Pulumi's stack name characters: a stack name is never a path (Pulumi.<stack>.yaml is read from it).
@@ -33,9 +51,12 @@ def is_stack_name(name: str) -> bool:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (usage is under --help)."""
 
+    #: What a usage mistake exits with (tools.render --diff --exit-code sets Exit.DIFF_ERROR).
+    usage_exit: int = Exit.BAD_INPUT
+
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(self.usage_exit)
 
 
 class OutputPathError(ValueError):

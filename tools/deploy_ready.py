@@ -27,12 +27,10 @@ from typing import Any
 # Needs PyYAML only (through components.inputs, the same bounded reader and strict YAML loader the
 # render uses on a pull request's stack file), so the workflow's check installs nothing else.
 from components.inputs import InputError, load_yaml, read_text
-from tools.cli import OneLineParser, is_stack_name
+from tools.cli import Exit, OneLineParser, is_stack_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-EXIT_OK = 0
-EXIT_UNREADABLE = 2
 SECRET_MARKER = "REPLACE-BEFORE-PULUMI-UP"
 DOCUMENTATION_RANGES = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
@@ -83,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         doc = load_yaml(read_text(path))
     except InputError as exc:
         print(f"error: {path}: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return Exit.BAD_INPUT
     config = doc.get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         print(f"error: {path}: no config: map", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return Exit.BAD_INPUT
 
     found = placeholders(config)
     github_output = os.environ.get("GITHUB_OUTPUT")
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if github_output:
         with open(github_output, "a") as out:
             out.write(f"ready={'false' if found else 'true'}\n")
-    return EXIT_OK
+    return Exit.OK
 
 
 if __name__ == "__main__":

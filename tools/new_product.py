@@ -23,7 +23,7 @@ import yaml
 from components.config import RESERVED_NAMESPACES
 from components.names import is_name
 from components.products.declarations import DeclarationError, parse_declaration
-from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_OK, OneLineParser
+from tools.cli import Exit, OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_REF = "# yaml-language-server: $schema=schema/declaration.schema.json"
@@ -142,13 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                                 args.owner, args.bare_paths)
     except _BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return Exit.BAD_INPUT
     except OSError as exc:
         print(f"error: {args.products}: cannot write ({exc.strerror})", file=sys.stderr)
-        return EXIT_CANNOT_FINISH
+        return Exit.CANNOT_FINISH
     print(f"wrote {source} and {spec}")
     print(next_steps(args.name, args.owner if args.owner is not None else f"team-{args.domain}"))
-    return EXIT_OK
+    return Exit.OK
 
 
 if __name__ == "__main__":

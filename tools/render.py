@@ -35,12 +35,9 @@ import pulumi
 
 from components.inputs import InputError, read_text
 from policies.rules import MANDATORY
-from tools.cli import EXIT_CANNOT_FINISH, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
+from tools.cli import Exit, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
 from tools.engine.mockrun import DuplicateResourceError
 from tools.engine.render import (
-    EXIT_INVALID_CONFIG,
-    EXIT_OK,
-    EXIT_POLICY_FAILED,
     check_policies,
     cost_summary,
     load_policy_config,
@@ -52,11 +49,6 @@ from tools.engine.review import compare_renders, format_markdown, format_text, g
 from tools.engine.stackconfig import StackConfigError
 
 MAX_RENDER_BYTES = 256 * 1024 * 1024  # a resources.json to diff: renders of big meshes run to tens of MiB
-
-
-# --diff --exit-code, as `terraform plan -detailed-exitcode`: 0 no change, 2 changes, 1 error.
-EXIT_CHANGES = 2
-EXIT_DIFF_ERROR = 1
 
 
 class _BadInputError(Exception):
@@ -80,20 +72,23 @@ def _render_resources(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    # --diff --exit-code answers as terraform plan -detailed-exitcode: every error is 1, 2 only "changes".
+    detailed = "--diff" in arguments and "--exit-code" in arguments
     try:
         return _main(argv)
     except _BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return Exit.DIFF_ERROR if detailed else Exit.BAD_INPUT
     except DuplicateResourceError as exc:  # a bug in the program, found before anything is written
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_FINISH
+        return Exit.DIFF_ERROR if detailed else Exit.CANNOT_FINISH
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return EXIT_CANNOT_FINISH
+        return Exit.DIFF_ERROR if detailed else Exit.CANNOT_FINISH
     except Exception as exc:  # a bug, not a user mistake: still one line, and no content from the input
         print(f"error: internal error ({type(exc).__name__}); please report it", file=sys.stderr)
-        return EXIT_CANNOT_FINISH
+        return Exit.DIFF_ERROR if detailed else Exit.CANNOT_FINISH
 
 
 def _main(argv: list[str] | None) -> int:
@@ -112,6 +107,9 @@ def _main(argv: list[str] | None) -> int:
                         help="with --diff: write NEW_DIR's dependency graph with what changed highlighted, DIR/changes.{dot,mmd}")
     parser.add_argument("--exit-code", action="store_true",
                         help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--diff" in arguments and "--exit-code" in arguments:
+        parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
     args = parser.parse_args(argv)
     if args.diff:
         try:
@@ -121,7 +119,7 @@ def _main(argv: list[str] | None) -> int:
             if not args.exit_code:
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DIFF_ERROR
+            return Exit.DIFF_ERROR
         if args.graph_out:
             try:
                 check_output_dir(args.graph_out)
@@ -134,7 +132,7 @@ def _main(argv: list[str] | None) -> int:
             args.graph_out.mkdir(parents=True, exist_ok=True)
             (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
             (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
-        return EXIT_CHANGES if args.exit_code and not diff.empty else EXIT_OK
+        return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
     for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
@@ -159,7 +157,7 @@ def _main(argv: list[str] | None) -> int:
         result = render_stack(args.stack, args.config, test_keys=args.test_keys)
     except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return Exit.BAD_INPUT
     violations = check_policies(result, policy_config)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -181,8 +179,8 @@ def _main(argv: list[str] | None) -> int:
     mandatory = [v for v in violations if v.level == MANDATORY]
     if mandatory:
         print(f"error: {len(mandatory)} mandatory policy violation(s); see {args.out / 'policy-report.json'}", file=sys.stderr)
-        return EXIT_POLICY_FAILED
-    return EXIT_OK
+        return Exit.FAILED
+    return Exit.OK
 
 
 if __name__ == "__main__":

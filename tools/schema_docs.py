@@ -3,7 +3,7 @@
     python -m tools.schema_docs          # exit 1 and say what is stale
     python -m tools.schema_docs --write  # rewrite them from the schemas the program validates with
 
-``components/config.py`` (``SCHEMA``) is the one place keys, types, defaults and
+``components/config/schema.py`` (``SCHEMA``) is the one place keys, types, defaults and
 descriptions live; this writes the two copies the CLI and readers need.
 ``components/products/declarations.py`` (``DECLARATION_SCHEMA``) is the one a
 product declaration is validated with; this writes it as

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.platform.helm import merge_values, pinned_release
+from components.platform.context import ClusterContext
+from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 NAMESPACE = "kube-system"
@@ -76,59 +77,43 @@ class ClusterAutoscalerArgs:
     """Inputs of ``ClusterAutoscaler``.
 
     Attributes:
-        cluster_name, region: the EKS cluster and its region.
-        kubernetes_version: the cluster's minor; picks the autoscaler image of the same minor.
-        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider, for IRSA.
-        provider: the cluster's Kubernetes provider (it waits for the node group).
+        cluster: the cluster (its minor picks the autoscaler image of the same minor; its OIDC provider, IRSA).
         after: what must be running first (the managed CoreDNS and VPC CNI).
-        tags: tags for the IAM resources.
         values: Helm values merged over the defaults.
     """
 
-    cluster_name: str
-    region: str
-    kubernetes_version: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
-    provider: k8s.Provider
-    tags: dict[str, str]
+    cluster: ClusterContext
     after: tuple[pulumi.Resource, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
 
 
 class ClusterAutoscaler(pulumi.ComponentResource):
-    """Creates: the autoscaler's IAM policy (scaling only this cluster's groups);
-    an IAM role trusted only by its service account through the cluster's OIDC
-    provider; the policy attachment; and the pinned Helm release, which waits
-    for the attachment. It moves the managed node group's desired size between
-    ``nodeMinSize`` and ``nodeMaxSize`` (the node group ignores changes to it).
+    """The Cluster Autoscaler. It moves the managed node group's desired size between
+    ``nodeMinSize`` and ``nodeMaxSize`` (the node group ignores changes to it). Creates:
+
+    - ``<name>-policy``: its IAM policy, scaling only this cluster's groups;
+    - ``<name>-irsa``: an IAM role trusted only by its service account through the cluster's OIDC provider;
+    - ``<name>-policy`` (an attachment, child of the role);
+    - ``cluster-autoscaler``: the pinned Helm release, after the attachment.
+
+    Providers come through ``opts`` (``ClusterContext.opts``).
     """
 
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:addons:ClusterAutoscaler", name, None, opts)
+        cluster = args.cluster
         irsa = irsa_role(
             name,
-            description=f"Cluster Autoscaler for {args.cluster_name}",
-            policy_document=iam_policy_document(args.cluster_name),
+            description=f"Cluster Autoscaler for {cluster.name}",
+            policy_document=iam_policy_document(cluster.name),
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            cluster_name=args.cluster_name,
-            oidc_provider_arn=args.oidc_provider_arn,
-            oidc_issuer=args.oidc_issuer,
-            tags=args.tags,
+            cluster=cluster,
             parent=self,
         )
-        role, attachment = irsa.role, irsa.attachment
-        values = default_values(args.cluster_name, args.region, args.kubernetes_version, role.arn)
-        self.release = pinned_release(
-            "cluster-autoscaler",
-            chart="cluster-autoscaler",
-            version=versions.CLUSTER_AUTOSCALER_CHART_VERSION,
-            repo=versions.CLUSTER_AUTOSCALER_CHART_REPO,
-            namespace=NAMESPACE,
-            values=merge_values(values, args.values),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[attachment, *args.after]),
-        )
-        self.register_outputs({"release": self.release.name, "roleArn": role.arn})
+        values = default_values(cluster.name, cluster.region, cluster.kubernetes_version, irsa.role.arn)
+        self.release = irsa.helm_release("cluster-autoscaler", chart=versions.CLUSTER_AUTOSCALER_CHART,
+                                         values=merge_values(values, args.values), after=args.after)
+        self.register_outputs({"release": self.release.name, "roleArn": irsa.role.arn})

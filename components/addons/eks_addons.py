@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import versions
+from components.platform.context import ClusterContext
 
 
 @dataclass(frozen=True)
@@ -15,29 +16,25 @@ class ManagedAddonsArgs:
     """Inputs of ``ManagedAddons``.
 
     Attributes:
-        cluster_name: the EKS cluster.
-        kubernetes_version: the cluster's minor version; an add-on not in ``pinned``
-            takes EKS's default version for it, so raising it upgrades them too.
+        cluster: the cluster. An add-on not in ``pinned`` takes EKS's default version for
+            its Kubernetes minor, so raising that upgrades them too. Each waits for its
+            node group (CoreDNS needs nodes to become active, and every add-on is removed
+            before the nodes on destroy) and carries its tags.
         pinned: exact versions by add-on name (``datamesh:eksAddonVersions``).
-        node_group: the managed node group; CoreDNS needs nodes to become active,
-            and every add-on is removed before the nodes on destroy.
-        tags: tags for the add-ons.
     """
 
-    cluster_name: str
-    kubernetes_version: str
-    node_group: pulumi.Resource
+    cluster: ClusterContext
     pinned: dict[str, str]
-    tags: dict[str, str]
 
 
 class ManagedAddons(pulumi.ComponentResource):
-    """Creates: one ``aws.eks.Addon`` each for ``vpc-cni``, ``kube-proxy`` and
-    ``coredns``, taking over the copies EKS installs at cluster creation
-    (conflicts resolved by overwriting them), each at its pinned version or
-    else at EKS's default version for the cluster's Kubernetes version (the
-    default, not the newest build: it does not move under a stack between two
-    ``up`` runs when AWS publishes a build).
+    """The EKS managed add-ons. Creates:
+
+    - ``<name>-vpc-cni``, ``<name>-kube-proxy``, ``<name>-coredns``: one ``aws.eks.Addon`` each,
+      taking over the copies EKS installs at cluster creation (conflicts resolved by
+      overwriting them), each at its pinned version or else at EKS's default version for
+      the cluster's Kubernetes version (the default, not the newest build: it does not
+      move under a stack between two ``up`` runs when AWS publishes a build).
 
     pulumi-eks would manage kube-proxy and the VPC CNI itself, and CoreDNS only
     with a default node group; ``Cluster`` turns all three off there, so each
@@ -48,15 +45,16 @@ class ManagedAddons(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ManagedAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:addons:ManagedAddons", name, None, opts)
+        cluster = args.cluster
         self.addons = {}
         for addon in versions.EKS_MANAGED_ADDONS:
             version: pulumi.Input[str] = args.pinned.get(addon) or aws.eks.get_addon_version_output(
-                addon_name=addon, kubernetes_version=args.kubernetes_version, most_recent=False,
+                addon_name=addon, kubernetes_version=cluster.kubernetes_version, most_recent=False,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).version
             self.addons[addon] = aws.eks.Addon(
                 f"{name}-{addon}",
-                cluster_name=args.cluster_name,
+                cluster_name=cluster.name,
                 addon_name=addon,
                 addon_version=version,
                 resolve_conflicts_on_create="OVERWRITE",
@@ -64,7 +62,7 @@ class ManagedAddons(pulumi.ComponentResource):
                 # Removing the add-on from EKS's management keeps its pods running:
                 # pod networking and DNS must not vanish under what still runs.
                 preserve=True,
-                tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.node_group]),
+                tags=cluster.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.node_group]),
             )
         self.register_outputs({addon: a.addon_version for addon, a in self.addons.items()})

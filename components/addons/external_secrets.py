@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.platform.helm import merge_values, pinned_release
+from components.platform.context import ClusterContext
+from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 # Outside the mesh, like the other cluster add-ons: the API server calls its admission webhook
@@ -55,32 +56,28 @@ class ExternalSecretsArgs:
         secret_names: the Secrets Manager names the products declare; the operator may read these only.
         namespaces: the namespaces of the products that declare them; only ExternalSecrets there may
             use the store (a namespace without such a product cannot read any of them).
-        region: the cluster's region (the store reads Secrets Manager there).
-        cluster_name: for the role's description.
-        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider, for IRSA.
-        provider: the cluster's Kubernetes provider.
-        tags: tags for the IAM resources.
+        cluster: the cluster (the store reads Secrets Manager in its region; its OIDC provider, IRSA).
         after: what must be running first (the managed CoreDNS and VPC CNI).
         values: Helm values merged over the defaults.
     """
 
     secret_names: tuple[str, ...]
     namespaces: tuple[str, ...]
-    region: str
-    cluster_name: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
-    provider: k8s.Provider
-    tags: dict[str, str]
+    cluster: ClusterContext
     after: tuple[pulumi.Resource, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
 
 
 class ExternalSecrets(pulumi.ComponentResource):
-    """Creates: an IAM policy reading only the declared secrets; an IAM role
-    trusted only by the operator's service account; their attachment; the
-    pinned Helm release in ``kube-system`` (its CRDs included), after the attachment; and the ClusterSecretStore
-    ``aws-secrets-manager`` the products' ExternalSecrets name, after the release.
+    """The External Secrets Operator. Creates:
+
+    - ``<name>-policy``: an IAM policy reading only the declared secrets;
+    - ``<name>-irsa``: an IAM role trusted only by the operator's service account;
+    - ``<name>-policy`` (an attachment, child of the role);
+    - ``external-secrets``: the pinned Helm release in ``kube-system`` (its CRDs included), after the attachment;
+    - ``aws-secrets-manager``: the ClusterSecretStore the products' ExternalSecrets name, after the release.
+
+    Providers come through ``opts`` (``ClusterContext.opts``).
     """
 
     release: k8s.helm.v3.Release
@@ -89,30 +86,19 @@ class ExternalSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:addons:ExternalSecrets", name, None, opts)
+        cluster = args.cluster
         irsa = irsa_role(
             name,
-            description=f"External Secrets Operator of {args.cluster_name}: the declared secrets only",
-            policy_document=pulumi.Output.from_input(args.oidc_provider_arn).apply(
-                lambda arn: iam_policy_document(secret_arns(arn, args.region, args.secret_names))),
+            description=f"External Secrets Operator of {cluster.name}: the declared secrets only",
+            policy_document=cluster.oidc_provider_arn.apply(
+                lambda arn: iam_policy_document(secret_arns(arn, cluster.region, args.secret_names))),
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            cluster_name=args.cluster_name,
-            oidc_provider_arn=args.oidc_provider_arn,
-            oidc_issuer=args.oidc_issuer,
-            tags=args.tags,
+            cluster=cluster,
             parent=self,
         )
-        role, attachment = irsa.role, irsa.attachment
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        self.release = pinned_release(
-            "external-secrets",
-            chart="external-secrets",
-            version=versions.EXTERNAL_SECRETS_CHART_VERSION,
-            repo=versions.EXTERNAL_SECRETS_CHART_REPO,
-            namespace=NAMESPACE,
-            values=merge_values(default_values(role.arn), args.values),
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[attachment, *args.after])),
-        )
+        self.release = irsa.helm_release("external-secrets", chart=versions.EXTERNAL_SECRETS_CHART,
+                                         values=merge_values(default_values(irsa.role.arn), args.values), after=args.after)
         # No auth block: the store uses the controller's own IRSA credentials.
         self.store = k8s.apiextensions.CustomResource(
             STORE,
@@ -120,9 +106,9 @@ class ExternalSecrets(pulumi.ComponentResource):
             kind="ClusterSecretStore",
             metadata={"name": STORE},
             spec={
-                "provider": {"aws": {"service": "SecretsManager", "region": args.region}},
+                "provider": {"aws": {"service": "SecretsManager", "region": cluster.region}},
                 "conditions": [{"namespaces": sorted(set(args.namespaces))}],
             },
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
-        self.register_outputs({"release": self.release.name, "roleArn": role.arn, "store": STORE})
+        self.register_outputs({"release": self.release.name, "roleArn": irsa.role.arn, "store": STORE})

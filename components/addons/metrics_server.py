@@ -25,22 +25,23 @@ DEFAULT_VALUES: dict[str, Any] = {
 class MetricsServerArgs:
     """Inputs of ``MetricsServer``.
 
+    The cluster's Kubernetes provider (it waits for the node group) comes through ``opts``.
+
     Attributes:
-        provider: the cluster's Kubernetes provider (it waits for the node group).
         after: what must be running first (the managed CoreDNS and VPC CNI).
         values: Helm values merged over the defaults.
     """
 
-    provider: k8s.Provider
     after: tuple[pulumi.Resource, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
 
 
 class MetricsServer(pulumi.ComponentResource):
-    """Creates: the pinned metrics-server Helm release in ``kube-system``. An
-    EKS cluster created through the API has no metrics-server, so without it
-    no HorizontalPodAutoscaler can read CPU. Through the provider it waits for
-    the node group, and on destroy it goes before the nodes.
+    """metrics-server. An EKS cluster created through the API has none, so without it
+    no HorizontalPodAutoscaler can read CPU. Creates:
+
+    - ``metrics-server``: the pinned Helm release in ``kube-system``; through the provider
+      it waits for the node group, and on destroy it goes before the nodes.
     """
 
     release: k8s.helm.v3.Release
@@ -49,11 +50,9 @@ class MetricsServer(pulumi.ComponentResource):
         super().__init__("datamesh:addons:MetricsServer", name, None, opts)
         self.release = pinned_release(
             "metrics-server",
-            chart="metrics-server",
-            version=versions.METRICS_SERVER_CHART_VERSION,
-            repo=versions.METRICS_SERVER_CHART_REPO,
+            chart=versions.METRICS_SERVER_CHART,
             namespace=NAMESPACE,
             values=merge_values(DEFAULT_VALUES, args.values),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.register_outputs({"release": self.release.name})

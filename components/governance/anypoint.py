@@ -83,14 +83,12 @@ class AnypointAdapterArgs:
         products: the governed products; one binding each.
         namespaces: product namespaces by name; each gets its own adapter, as bindings
             reference an adapter in their own namespace.
-        provider: the cluster's Kubernetes provider.
         services: per product, what its binding waits for (the product, whose Service it binds).
     """
 
     settings: AnypointSettings
     products: tuple[Product, ...]
     namespaces: dict[str, k8s.core.v1.Namespace]
-    provider: k8s.Provider
     services: dict[str, pulumi.Resource] = field(default_factory=dict)
 
 
@@ -106,7 +104,7 @@ class AnypointAdapter(pulumi.ComponentResource):
     def __init__(self, name: str, args: AnypointAdapterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:AnypointAdapter", name, None, opts)
         s = args.settings
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         credentials = pulumi.Output.secret(json.dumps({"clientId": s.client_id, "clientSecret": s.client_secret}))
         for ns_name in sorted({p.namespace for p in args.products}):
             namespace = args.namespaces[ns_name].metadata.name

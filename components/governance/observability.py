@@ -11,6 +11,7 @@ from components import versions
 from components.governance.api_governance import CONSUMER_HEADER
 from components.platform.helm import pinned_release
 from components.platform.istio import SYSTEM_NAMESPACE
+from components.platform.lifecycle import formerly
 
 PROMETHEUS_URL = f"http://prometheus.{SYSTEM_NAMESPACE}:9090"
 
@@ -60,12 +61,12 @@ class ObservabilityArgs:
     Attributes:
         addons: install Prometheus and Kiali (``datamesh:observability``).
         istiod: istiod's release; the Telemetry CRD and istio-system come with Istio.
-        provider: the cluster's Kubernetes provider.
+
+    The cluster's Kubernetes provider comes through ``opts``.
     """
 
     addons: bool
     istiod: pulumi.Resource
-    provider: k8s.Provider
 
 
 class Observability(pulumi.ComponentResource):
@@ -75,8 +76,8 @@ class Observability(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:observability:Observability", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod])
+        super().__init__("datamesh:governance:Observability", name, None, formerly("datamesh:observability:Observability", opts))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=[args.istiod])
         k8s.apiextensions.CustomResource(
             "mesh-telemetry",
             api_version="telemetry.istio.io/v1",
@@ -87,12 +88,11 @@ class Observability(pulumi.ComponentResource):
         )
         if args.addons:
             prometheus = pinned_release(
-                "prometheus", chart="prometheus", version=versions.PROMETHEUS_CHART_VERSION,
-                repo=versions.PROMETHEUS_CHART_REPO, namespace=SYSTEM_NAMESPACE, values=PROMETHEUS_VALUES, opts=k8s_opts,
+                "prometheus", chart=versions.PROMETHEUS_CHART, namespace=SYSTEM_NAMESPACE, values=PROMETHEUS_VALUES,
+                opts=k8s_opts,
             )
             pinned_release(
-                "kiali", chart="kiali-server", version=versions.KIALI_CHART_VERSION,
-                repo=versions.KIALI_CHART_REPO, namespace=SYSTEM_NAMESPACE, values=KIALI_VALUES,
+                "kiali", chart=versions.KIALI_CHART, namespace=SYSTEM_NAMESPACE, values=KIALI_VALUES,
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[prometheus])),
             )
         self.register_outputs({})

@@ -33,13 +33,13 @@ class ZeroTrustArgs:
         products: every product of the stack (callers are derived from their ``consumes``).
         namespaces: the product namespaces, by name, to deny by default.
         istiod: istiod's release; policies need its CRDs and webhook.
-        provider: the cluster's Kubernetes provider.
+
+    The cluster's Kubernetes provider comes through ``opts``.
     """
 
     products: tuple[Product, ...]
     namespaces: dict[str, k8s.core.v1.Namespace]
     istiod: pulumi.Resource
-    provider: k8s.Provider
 
 
 class ZeroTrust(pulumi.ComponentResource):
@@ -55,7 +55,7 @@ class ZeroTrust(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ZeroTrustArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:ZeroTrust", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod])
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=[args.istiod])
 
         k8s.apiextensions.CustomResource(
             "mesh-mtls-strict",

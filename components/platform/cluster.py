@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
+
+from components.config import EndpointSettings, NodeSettings
+from components.platform.context import ClusterContext
+from components.platform.lifecycle import formerly
+from components.platform.network import Network
 
 # Ports the control plane must reach on the nodes: admission webhooks served
 # from pods. Without these rules the API server times out calling them and
@@ -34,58 +40,67 @@ class ClusterArgs:
 
     Attributes:
         cluster_name: the EKS cluster's name.
+        region: its AWS region (for the context add-ons read).
         kubernetes_version: EKS minor version, e.g. ``1.35``.
         support_type: EKS upgrade policy, ``STANDARD`` or ``EXTENDED`` (set explicitly:
             left unset, EKS bills extended support once standard support ends).
-        vpc_id, public_subnet_ids, private_subnet_ids: from ``Network``; nodes go in the private ones.
+        network: the ``Network``; nodes go in its private subnets, and the node group waits
+            for its ``egress_path`` (what nodes need to reach the internet and AWS APIs), so
+            that is created first and deleted last.
         service_cidr: the Kubernetes Service CIDR.
-        endpoint_public_access, endpoint_private_access, public_access_cidrs: API endpoint exposure.
-        control_plane_logs: EKS log types sent to CloudWatch.
-        admin_principal_arns: IAM principals given cluster-admin through access entries.
-        node_capacity_type, node_instance_types, node_min_size, node_desired_size,
-        node_max_size, node_disk_size: the managed node group.
+        endpoint: API endpoint exposure, control-plane logs and admin principals.
+        nodes: the managed node group.
         tags: tags for every resource.
-        network_path: what nodes need to reach the internet and AWS APIs (``Network.egress_path``);
-            the node group waits for it, so it is created first and deleted last.
+        protect: protect the KMS key and the EKS cluster (``datamesh:protect``).
     """
 
     cluster_name: str
+    region: str
     kubernetes_version: str
     support_type: str
-    vpc_id: pulumi.Input[str]
-    public_subnet_ids: pulumi.Input[list[str]]
-    private_subnet_ids: pulumi.Input[list[str]]
+    network: Network
     service_cidr: str
-    endpoint_public_access: bool
-    endpoint_private_access: bool
-    public_access_cidrs: tuple[str, ...]
-    control_plane_logs: tuple[str, ...]
-    admin_principal_arns: tuple[str, ...]
-    node_capacity_type: str
-    node_instance_types: tuple[str, ...]
-    node_min_size: int
-    node_desired_size: int
-    node_max_size: int
-    node_disk_size: int
+    endpoint: EndpointSettings
+    nodes: NodeSettings
     tags: dict[str, str]
-    network_path: tuple[pulumi.Resource, ...] = ()
+    protect: bool = False
+
+
+def _admin_entries(admin_principal_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
+    return {
+        f"admin-{i}": eks.AccessEntryArgs(
+            principal_arn=arn,
+            access_policies={
+                "cluster-admin": eks.AccessPolicyAssociationArgs(
+                    policy_arn=CLUSTER_ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )
+            },
+        )
+        for i, arn in enumerate(admin_principal_arns)
+    }
 
 
 class Cluster(pulumi.ComponentResource):
-    """An EKS cluster with private managed nodes and a Kubernetes provider for it.
+    """An EKS cluster with private managed nodes and a Kubernetes provider for it. Creates:
 
-    Creates: a KMS key (with rotation) and alias for envelope encryption of
-    Kubernetes Secrets; the ``eks:index:Cluster`` (API access entries only, an
-    IAM OIDC provider for IRSA, control-plane logs, the EKS-created security
-    group, an explicit upgrade policy, no default node group and no add-ons of
-    its own) with an access entry per admin principal; the node security group
-    with its rules (node to node, nodes to the API, control plane to kubelet,
-    443 and the webhook ports 15017 and 9443, all egress); the node IAM role and
-    its three managed policy attachments; a launch template requiring IMDSv2;
-    the managed node group in the private subnets, at the cluster's Kubernetes
-    version, after the security-group rules and the network path; and the
-    Kubernetes provider, which waits for the node group so that nothing is
-    scheduled on a cluster without nodes.
+    - ``<name>-secrets``: a KMS key (with rotation) for envelope encryption of Kubernetes
+      Secrets, and its alias (``<name>-secrets``, child of the key);
+    - ``<name>-eks``: the ``eks:index:Cluster`` (API access entries only, one per admin
+      principal, an IAM OIDC provider for IRSA, control-plane logs, the EKS-created security
+      group, an explicit upgrade policy, no default node group and no add-ons of its own);
+    - ``<name>-nodes``: the node security group, and as its children the rules (node to node,
+      all egress, control plane to kubelet, 443 and the webhook ports 15017 and 9443, nodes
+      to the API);
+    - ``<name>-nodes``: the node IAM role, and its three managed policy attachments;
+    - ``<name>-nodes``: a launch template requiring IMDSv2, with an encrypted root volume;
+    - ``<name>-nodes``: the managed node group in the private subnets, at the cluster's
+      Kubernetes version, after the security-group rules and the network path;
+    - ``<name>-k8s``: the Kubernetes provider, which waits for the node group so that
+      nothing is scheduled on a cluster without nodes.
+
+    ``context`` is what add-ons and products take (``ClusterContext``); the AWS provider
+    must come through ``opts``.
     """
 
     cluster_name: str
@@ -94,58 +109,84 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]
     provider: k8s.Provider
     node_group: aws.eks.NodeGroup
+    context: ClusterContext
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:cluster:Cluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("datamesh:platform:Cluster", name, None, formerly("datamesh:cluster:Cluster", opts))
+        aws_provider = self.get_provider("aws:eks/cluster:Cluster")
+        if aws_provider is None:
+            raise ValueError("Cluster: give the AWS provider through opts (providers=[...])")
+        self._name, self._args = name, args
+        secrets_key = self._secrets_key()
+        self.eks = self._control_plane(secrets_key)
+        rules, node_sg = self._node_security_group(self.eks.cluster_security_group_id)
+        attachments, node_role = self._node_role()
+        launch_template = self._launch_template(node_sg)
+        self.node_group = self._node_group(node_role, launch_template, [self.eks, *attachments, *rules])
+        self.cluster_name = args.cluster_name
+        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        self.oidc_provider_arn = self.eks.oidc_provider_arn
+        self.oidc_issuer = self.eks.oidc_issuer
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Server-side apply lets the Helm releases and our patches share objects safely.
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_group]),
+        )
+        self.context = ClusterContext(
+            name=args.cluster_name, region=args.region, kubernetes_version=args.kubernetes_version,
+            oidc_provider_arn=self.oidc_provider_arn, oidc_issuer=self.oidc_issuer, tags=dict(args.tags),
+            aws_provider=aws_provider, kubernetes=self.provider, node_group=self.node_group,
+        )
+        self.register_outputs({
+            "clusterName": self.cluster_name,
+            "kubeconfig": self.kubeconfig,
+            "oidcProviderArn": self.oidc_provider_arn,
+            "nodeGroup": self.node_group.node_group_name,
+        })
 
+    def _secrets_key(self) -> aws.kms.Key:
+        name, args = self._name, self._args
         secrets_key = aws.kms.Key(
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes Secrets in {args.cluster_name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.kms.Alias(
             f"{name}-secrets",
             name=f"alias/{args.cluster_name}-secrets",
             target_key_id=secrets_key.key_id,
-            opts=pulumi.ResourceOptions(parent=secrets_key),
+            # A fixed name: a replacement must delete the old alias first. Not protected itself
+            # (children inherit protect): it holds no data.
+            opts=pulumi.ResourceOptions(parent=secrets_key, protect=False, delete_before_replace=True),
         )
+        return secrets_key
 
-        admin_entries = {
-            f"admin-{i}": eks.AccessEntryArgs(
-                principal_arn=arn,
-                access_policies={
-                    "cluster-admin": eks.AccessPolicyAssociationArgs(
-                        policy_arn=CLUSTER_ADMIN_POLICY,
-                        access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    )
-                },
-            )
-            for i, arn in enumerate(args.admin_principal_arns)
-        }
-
+    def _control_plane(self, secrets_key: aws.kms.Key) -> eks.Cluster:
+        args, endpoint = self._args, self._args.endpoint
         # Read from plain outputs (kubeconfigJson, oidcProvider*, clusterSecurityGroupId)
         # rather than cluster.core: they are what a real deployment and the mocks both give.
-        self.eks = eks.Cluster(
-            f"{name}-eks",
+        return eks.Cluster(
+            f"{self._name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=args.support_type),
-            vpc_id=args.vpc_id,
-            public_subnet_ids=args.public_subnet_ids,
-            private_subnet_ids=args.private_subnet_ids,
+            vpc_id=args.network.vpc_id,
+            public_subnet_ids=args.network.public_subnet_ids,
+            private_subnet_ids=args.network.private_subnet_ids,
             kubernetes_service_ip_address_range=args.service_cidr,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=admin_entries or None,
+            access_entries=_admin_entries(endpoint.admin_principal_arns) or None,
             create_oidc_provider=True,
             encryption_config_key_arn=secrets_key.arn,
-            enabled_cluster_log_types=list(args.control_plane_logs),
-            endpoint_public_access=args.endpoint_public_access,
-            endpoint_private_access=args.endpoint_private_access,
-            public_access_cidrs=list(args.public_access_cidrs) or None,
+            enabled_cluster_log_types=list(endpoint.control_plane_logs),
+            endpoint_public_access=endpoint.public_access,
+            endpoint_private_access=endpoint.private_access,
+            public_access_cidrs=list(endpoint.public_access_cidrs) or None,
             skip_default_node_group=True,
             # CoreDNS, kube-proxy and the VPC CNI are EKS managed add-ons owned by
             # components/addons/eks_addons.py, created once nodes exist; left on,
@@ -156,45 +197,50 @@ class Cluster(pulumi.ComponentResource):
             # The control plane keeps only the EKS-created security group; nodes get their own below.
             skip_default_security_groups=True,
             tags=args.tags,
-            opts=child,
+            # A fixed name: EKS refuses a second cluster of the same name, so a replacement deletes first.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, delete_before_replace=True),
         )
-        control_plane_sg = self.eks.cluster_security_group_id
 
+    def _node_security_group(
+        self, control_plane_sg: pulumi.Output[str],
+    ) -> tuple[list[aws.ec2.SecurityGroupRule], aws.ec2.SecurityGroup]:
+        name, args = self._name, self._args
         node_sg = aws.ec2.SecurityGroup(
             f"{name}-nodes",
-            vpc_id=args.vpc_id,
+            vpc_id=args.network.vpc_id,
             description=f"Worker nodes of {args.cluster_name}",
             tags={**args.tags, f"kubernetes.io/cluster/{args.cluster_name}": "owned"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        sg_child = pulumi.ResourceOptions(parent=node_sg)
+
+        def rule(suffix: str, **kwargs: Any) -> aws.ec2.SecurityGroupRule:
+            return aws.ec2.SecurityGroupRule(f"{name}-{suffix}", **kwargs,
+                                             opts=pulumi.ResourceOptions(parent=node_sg))
+
         # Every rule is a dependency of the node group: created before the nodes
         # start, deleted only after everything on them (the controller deleting the NLB).
-        rules = [aws.ec2.SecurityGroupRule(
-            f"{name}-nodes-self",
-            type="ingress", protocol="-1", from_port=0, to_port=0,
-            security_group_id=node_sg.id, source_security_group_id=node_sg.id,
-            description="Node to node and pod to pod", opts=sg_child,
-        ), aws.ec2.SecurityGroupRule(
-            f"{name}-nodes-egress",
-            type="egress", protocol="-1", from_port=0, to_port=0,
-            security_group_id=node_sg.id, cidr_blocks=["0.0.0.0/0"],
-            description="Image pulls, AWS APIs, the control plane", opts=sg_child,
+        rules = [rule(
+            "nodes-self", type="ingress", protocol="-1", from_port=0, to_port=0,
+            security_group_id=node_sg.id, source_security_group_id=node_sg.id, description="Node to node and pod to pod",
+        ), rule(
+            "nodes-egress", type="egress", protocol="-1", from_port=0, to_port=0, security_group_id=node_sg.id,
+            cidr_blocks=["0.0.0.0/0"], description="Image pulls, AWS APIs, the control plane",
         )]
         for purpose, port in CONTROL_PLANE_TO_NODE_PORTS.items():
-            rules.append(aws.ec2.SecurityGroupRule(
-                f"{name}-control-plane-{purpose}",
-                type="ingress", protocol="tcp", from_port=port, to_port=port,
+            rules.append(rule(
+                f"control-plane-{purpose}", type="ingress", protocol="tcp", from_port=port, to_port=port,
                 security_group_id=node_sg.id, source_security_group_id=control_plane_sg,
-                description=f"Control plane to {purpose} on {port}", opts=sg_child,
+                description=f"Control plane to {purpose} on {port}",
             ))
-        rules.append(aws.ec2.SecurityGroupRule(
-            f"{name}-nodes-to-api",
-            type="ingress", protocol="tcp", from_port=443, to_port=443,
+        rules.append(rule(
+            "nodes-to-api", type="ingress", protocol="tcp", from_port=443, to_port=443,
             security_group_id=control_plane_sg, source_security_group_id=node_sg.id,
-            description="Nodes to the Kubernetes API", opts=sg_child,
+            description="Nodes to the Kubernetes API",
         ))
+        return rules, node_sg
 
+    def _node_role(self) -> tuple[list[aws.iam.RolePolicyAttachment], aws.iam.Role]:
+        name = self._name
         node_role = aws.iam.Role(
             f"{name}-nodes",
             assume_role_policy=json.dumps({
@@ -205,8 +251,8 @@ class Cluster(pulumi.ComponentResource):
                     "Action": "sts:AssumeRole",
                 }],
             }),
-            tags=args.tags,
-            opts=child,
+            tags=self._args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         attachments = [
             aws.iam.RolePolicyAttachment(
@@ -217,9 +263,12 @@ class Cluster(pulumi.ComponentResource):
             )
             for arn in NODE_MANAGED_POLICIES
         ]
+        return attachments, node_role
 
-        launch_template = aws.ec2.LaunchTemplate(
-            f"{name}-nodes",
+    def _launch_template(self, node_sg: aws.ec2.SecurityGroup) -> aws.ec2.LaunchTemplate:
+        args = self._args
+        return aws.ec2.LaunchTemplate(
+            f"{self._name}-nodes",
             description=f"Worker nodes of {args.cluster_name}: IMDSv2 only, encrypted root volume",
             # Only the node group's own security group, so the rules above are the whole story.
             vpc_security_group_ids=[node_sg.id],
@@ -232,31 +281,32 @@ class Cluster(pulumi.ComponentResource):
             block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                 device_name="/dev/xvda",
                 ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=args.node_disk_size, volume_type="gp3", encrypted="true",
+                    volume_size=args.nodes.disk_size, volume_type="gp3", encrypted="true",
                 ),
             )],
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
                 resource_type="instance", tags={**args.tags, "Name": f"{args.cluster_name}-node"},
             )],
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        node_group = self.node_group = aws.eks.NodeGroup(
-            f"{name}-nodes",
+    def _node_group(self, node_role: aws.iam.Role, launch_template: aws.ec2.LaunchTemplate,
+                    after: list[pulumi.Resource]) -> aws.eks.NodeGroup:
+        args, nodes = self._args, self._args.nodes
+        return aws.eks.NodeGroup(
+            f"{self._name}-nodes",
             cluster_name=args.cluster_name,
             node_role_arn=node_role.arn,
-            subnet_ids=args.private_subnet_ids,
-            capacity_type=args.node_capacity_type,
-            instance_types=list(args.node_instance_types),
+            subnet_ids=args.network.private_subnet_ids,
+            capacity_type=nodes.capacity_type,
+            instance_types=list(nodes.instance_types),
             ami_type="AL2023_x86_64_STANDARD",
             # Follows the control plane: raising kubernetesVersion rolls the nodes too
             # (after the control plane, which the node group depends on).
             version=args.kubernetes_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=args.node_min_size,
-                desired_size=args.node_desired_size,
-                max_size=args.node_max_size,
+                min_size=nodes.min_size, desired_size=nodes.desired_size, max_size=nodes.max_size,
             ),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=launch_template.id, version=launch_template.latest_version.apply(str),
@@ -265,26 +315,8 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.eks, *attachments, *rules, *args.network_path],
+                depends_on=[*after, *args.network.egress_path],
                 # The autoscaler (or a person) moves desiredSize; don't fight it on every up.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
-
-        self.cluster_name = args.cluster_name
-        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
-        self.oidc_provider_arn = self.eks.oidc_provider_arn
-        self.oidc_issuer = self.eks.oidc_issuer
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=self.kubeconfig,
-            # Server-side apply lets the Helm releases and our patches share objects safely.
-            enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
-        )
-        self.register_outputs({
-            "clusterName": self.cluster_name,
-            "kubeconfig": self.kubeconfig,
-            "oidcProviderArn": self.oidc_provider_arn,
-            "nodeGroup": node_group.node_group_name,
-        })

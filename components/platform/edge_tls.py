@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.platform.lifecycle import formerly
+
 # Both TLS 1.3 and 1.2, nothing older (the ELB policy of that name).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 DNS_TTL = 300
@@ -47,7 +49,7 @@ class EdgeCertificate(pulumi.ComponentResource):
     certificate_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: EdgeCertificateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:edge:EdgeCertificate", name, None, opts)
+        super().__init__("datamesh:platform:EdgeCertificate", name, None, formerly("datamesh:edge:EdgeCertificate", opts))
         child = pulumi.ResourceOptions(parent=self)
         if args.certificate_arn:
             self.certificate_arn = pulumi.Output.from_input(args.certificate_arn)
@@ -94,7 +96,7 @@ class EdgeDnsName(pulumi.ComponentResource):
     """Creates the CNAME ``domain`` -> the gateway NLB's DNS name in the hosted zone."""
 
     def __init__(self, name: str, args: EdgeDnsNameArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:edge:EdgeDnsName", name, None, opts)
+        super().__init__("datamesh:platform:EdgeDnsName", name, None, formerly("datamesh:edge:EdgeDnsName", opts))
         record = aws.route53.Record(
             f"{name}-record", zone_id=args.hosted_zone_id, name=args.domain, type="CNAME", ttl=DNS_TTL,
             records=[args.target], opts=pulumi.ResourceOptions(parent=self),

@@ -16,6 +16,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.versions import Chart
+
 
 def merge_values(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge Helm values: maps merge key by key, anything else in ``overrides`` wins."""
@@ -31,9 +33,7 @@ def merge_values(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> d
 def pinned_release(
     name: str,
     *,
-    chart: str,
-    version: str,
-    repo: str,
+    chart: Chart,
     namespace: pulumi.Input[str],
     values: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
@@ -47,9 +47,9 @@ def pinned_release(
     return k8s.helm.v3.Release(
         name,
         name=name,
-        chart=chart,
-        version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+        chart=chart.name,
+        version=chart.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
         namespace=namespace,
         values=dict(values),
         atomic=True,  # a failed install rolls back instead of leaving half a release

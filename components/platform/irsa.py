@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.platform.context import ClusterContext
+from components.platform.helm import pinned_release
+from components.versions import Chart
 
 
 def service_account_subject(namespace: str, service_account: str) -> str:
@@ -47,6 +53,24 @@ class IrsaRole:
     policy: aws.iam.Policy
     role: aws.iam.Role
     attachment: aws.iam.RolePolicyAttachment
+    parent: pulumi.Resource
+    namespace: str
+
+    def helm_release(
+        self,
+        name: str,
+        *,
+        chart: Chart,
+        values: Mapping[str, Any],
+        after: Sequence[pulumi.Resource] = (),
+        skip_crds: bool = False,
+    ) -> k8s.helm.v3.Release:
+        """The pinned release whose service account carries this role, in the role's namespace.
+        It waits for the attachment: the workload must not start before it can act."""
+        return pinned_release(
+            name, chart=chart, namespace=self.namespace, values=values, skip_crds=skip_crds,
+            opts=pulumi.ResourceOptions(parent=self.parent, depends_on=[self.attachment, *after]),
+        )
 
 
 def service_account_role(
@@ -79,16 +103,15 @@ def irsa_role(
     policy_document: pulumi.Input[dict[str, Any]],
     namespace: str,
     service_account: str,
-    cluster_name: str,
-    oidc_provider_arn: pulumi.Input[str],
-    oidc_issuer: pulumi.Input[str],
-    tags: dict[str, str],
+    cluster: ClusterContext,
     parent: pulumi.Resource,
 ) -> IrsaRole:
     """Creates ``<name>-policy`` (the permissions), ``<name>-irsa`` (trusting exactly
     ``namespace/service_account``) and the attachment, parented to the role, that
-    dependants wait for: a workload using the role must not start before it can act.
+    dependants wait for: a workload using the role must not start before it can act
+    (``IrsaRole.helm_release`` adds the release that uses it).
     """
+    tags = cluster.tags
     policy = aws.iam.Policy(
         f"{name}-policy",
         description=description,
@@ -98,15 +121,15 @@ def irsa_role(
     )
     role = service_account_role(
         f"{name}-irsa",
-        description=f"IRSA role of {namespace}/{service_account} in {cluster_name}",
+        description=f"IRSA role of {namespace}/{service_account} in {cluster.name}",
         namespace=namespace,
         service_account=service_account,
-        oidc_provider_arn=oidc_provider_arn,
-        oidc_issuer=oidc_issuer,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
     attachment = aws.iam.RolePolicyAttachment(
         f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=pulumi.ResourceOptions(parent=role),
     )
-    return IrsaRole(policy, role, attachment)
+    return IrsaRole(policy, role, attachment, parent, namespace)

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components import versions
 from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import merge_values, pinned_release
+from components.platform.lifecycle import formerly
 
 SYSTEM_NAMESPACE = "istio-system"
 INGRESS_NAMESPACE = "istio-ingress"
@@ -26,7 +27,8 @@ SERVED_PORTS = ({"number": 80, "name": "http", "protocol": "HTTP"},)
 
 NLB_ANNOTATIONS = {
     # "external" hands the Service to the load balancer controller, not the in-tree
-    # cloud provider; it must be set at creation (changing it later leaks the NLB).
+    # cloud provider; it must be set at creation (changing it in place leaks the NLB), so
+    # the Service is replaced when it changes (REPLACED_BY_ANNOTATIONS).
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
@@ -34,6 +36,13 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(STATUS_PORT),
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz/ready",
 }
+# What the load balancer controller reads only when the Service is created: a change replaces the
+# Service (deleted first: its name is fixed), so the controller deletes the old NLB and makes a new one.
+REPLACED_BY_ANNOTATIONS = (
+    "service.beta.kubernetes.io/aws-load-balancer-type",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type",
+)
 # With TLS at the edge, the NLB's only traffic listener: TLS on 443 with the ACM certificate, forwarding
 # the decrypted stream to the gateway's HTTP server. No listener on 80: plain HTTP never reaches a pod.
 HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
@@ -65,7 +74,7 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
             "pdb": {"minAvailable": 1},
             "meshConfig": {
-                # Access logs are configured with the Telemetry API (components/observability.py).
+                # Access logs are configured with the Telemetry API (components/governance/observability.py).
                 "enablePrometheusMerge": True,
                 # Egress closed: a proxy reaches only hosts in the registry (Services, and the ServiceEntries
                 # products declare in `egress:`), not any external address.
@@ -99,7 +108,6 @@ class IstioArgs:
     Attributes:
         release: the pinned Istio release (chart version == Istio version).
         revision: Istio revision name, or "" for the default revision.
-        provider: the cluster's Kubernetes provider.
         load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
         tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
@@ -108,7 +116,6 @@ class IstioArgs:
 
     release: versions.IstioRelease
     revision: str
-    provider: k8s.Provider
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
@@ -134,17 +141,15 @@ class Istio(pulumi.ComponentResource):
     shared_gateway_ref: str
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:istio:Istio", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        super().__init__("datamesh:platform:Istio", name, None, formerly("datamesh:istio:Istio", opts))
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         defaults = chart_values(args.revision)
         values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
 
         def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
             return pinned_release(
                 release,
-                chart=chart_name,
-                version=args.release.version,
-                repo=versions.ISTIO_CHART_REPO,
+                chart=args.release.chart(chart_name),
                 namespace=namespace.metadata.name,
                 values=values[chart_name],
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=after)),
@@ -185,9 +190,11 @@ class Istio(pulumi.ComponentResource):
             # The controller first: its webhook must serve before the Service is made,
             # and on destroy this Service (awaited until its finalizer clears, i.e. the
             # NLB is gone) is deleted before the controller.
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=[args.load_balancer_controller, gateway])
-            ),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[args.load_balancer_controller, gateway],
+                replace_on_changes=[f'metadata.annotations["{key}"]' for key in REPLACED_BY_ANNOTATIONS],
+                delete_before_replace=True,
+            )),
         )
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
         self.shared_gateway = k8s.apiextensions.CustomResource(

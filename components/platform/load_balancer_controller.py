@@ -12,8 +12,10 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import versions
-from components.platform.helm import merge_values, pinned_release
+from components.platform.context import ClusterContext
+from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
+from components.platform.lifecycle import formerly
 
 NAMESPACE = "kube-system"
 # The chart creates this service account; the IRSA trust policy names exactly it.
@@ -58,75 +60,58 @@ class LoadBalancerControllerArgs:
     """Inputs of ``LoadBalancerController``.
 
     Attributes:
-        cluster_name: the EKS cluster the controller manages load balancers for.
-        region: AWS region of the cluster.
+        cluster: the EKS cluster the controller manages load balancers for.
         vpc_id: the cluster's VPC.
-        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider, for IRSA.
-        provider: the cluster's Kubernetes provider.
-        tags: tags for the IAM resources.
         values: Helm values merged over the defaults.
     """
 
-    cluster_name: str
-    region: str
+    cluster: ClusterContext
     vpc_id: pulumi.Input[str]
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer: pulumi.Input[str]
-    provider: k8s.Provider
-    tags: dict[str, str]
     values: dict[str, Any] = field(default_factory=dict)
 
 
 class LoadBalancerController(pulumi.ComponentResource):
-    """Creates: the controller's IAM policy (its documented policy, nothing
-    widened); an IAM role trusted only by the controller's service account
-    through the cluster's OIDC provider; the policy attachment; the chart's
-    CustomResourceDefinitions (TargetGroupBinding, IngressClassParams, ...) as
-    resources of their own, so an upgrade updates them (``helm upgrade`` never
-    does); and the Helm release (CRDs skipped), which waits for the attachment
-    and the CRDs and, being a waiting release, is ready (webhook serving)
-    before anything that depends on it starts.
+    """The AWS Load Balancer Controller. Creates:
+
+    - ``<name>-policy``: the controller's IAM policy (its documented policy, nothing widened);
+    - ``<name>-irsa``: an IAM role trusted only by the controller's service account
+      through the cluster's OIDC provider;
+    - ``<name>-policy`` (an attachment, child of the role);
+    - one CustomResourceDefinition per chart CRD (TargetGroupBinding, IngressClassParams, ...),
+      resources of their own, so an upgrade updates them (``helm upgrade`` never does);
+    - ``aws-load-balancer-controller``: the Helm release (CRDs skipped), which waits for the
+      attachment and the CRDs and, being a waiting release, is ready (webhook serving)
+      before anything that depends on it starts.
+
+    Providers come through ``opts`` (``ClusterContext.opts``).
     """
 
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:loadbalancer:LoadBalancerController", name, None, opts)
+        super().__init__("datamesh:platform:LoadBalancerController", name, None,
+                         formerly("datamesh:loadbalancer:LoadBalancerController", opts))
 
+        cluster = args.cluster
         irsa = irsa_role(
             name,
-            description=f"AWS Load Balancer Controller {versions.LBC_APP_VERSION} for {args.cluster_name}",
+            description=f"AWS Load Balancer Controller {versions.LBC_APP_VERSION} for {cluster.name}",
             policy_document=iam_policy_document(),
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            cluster_name=args.cluster_name,
-            oidc_provider_arn=args.oidc_provider_arn,
-            oidc_issuer=args.oidc_issuer,
-            tags=args.tags,
+            cluster=cluster,
             parent=self,
         )
-        role, attachment = irsa.role, irsa.attachment
-
         crds = [
             k8s.apiextensions.v1.CustomResourceDefinition(
-                doc["metadata"]["name"],
-                metadata=doc["metadata"],
-                spec=doc["spec"],
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+                doc["metadata"]["name"], metadata=doc["metadata"], spec=doc["spec"],
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for doc in crd_documents()
         ]
-        values = merge_values(default_values(args.cluster_name, args.region, args.vpc_id, role.arn), args.values)
-        self.release = pinned_release(
-            "aws-load-balancer-controller",
-            chart=versions.LBC_CHART,
-            version=versions.LBC_CHART_VERSION,
-            repo=versions.LBC_CHART_REPO,
-            namespace=NAMESPACE,
-            values=values,
-            skip_crds=True,
-            # Permissions and CRDs first; on destroy the role outlives the
-            # controller, which still needs it to delete load balancers.
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[attachment, *crds]),
-        )
-        self.register_outputs({"release": self.release.name, "roleArn": role.arn})
+        values = merge_values(default_values(cluster.name, cluster.region, args.vpc_id, irsa.role.arn), args.values)
+        # Permissions and CRDs first; on destroy the role outlives the
+        # controller, which still needs it to delete load balancers.
+        self.release = irsa.helm_release("aws-load-balancer-controller", chart=versions.LBC_CHART,
+                                         values=values, after=crds, skip_crds=True)
+        self.register_outputs({"release": self.release.name, "roleArn": irsa.role.arn})

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.platform.lifecycle import formerly
+
 
 @dataclass(frozen=True)
 class MeshNamespacesArgs:
@@ -17,13 +19,13 @@ class MeshNamespacesArgs:
         injection_label: the label that turns on injection, ``("istio-injection", "enabled")``
             or ``("istio.io/rev", <revision>)``.
         istiod: istiod's Helm release; the namespaces wait for it.
-        provider: the cluster's Kubernetes provider.
+
+    The cluster's Kubernetes provider comes through ``opts``.
     """
 
     names: tuple[str, ...]
     injection_label: tuple[str, str]
     istiod: pulumi.Resource
-    provider: k8s.Provider
 
 
 class MeshNamespaces(pulumi.ComponentResource):
@@ -37,7 +39,7 @@ class MeshNamespaces(pulumi.ComponentResource):
     namespaces: dict[str, k8s.core.v1.Namespace]
 
     def __init__(self, name: str, args: MeshNamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:mesh:MeshNamespaces", name, None, opts)
+        super().__init__("datamesh:platform:MeshNamespaces", name, None, formerly("datamesh:mesh:MeshNamespaces", opts))
         key, value = args.injection_label
         self.namespaces = {
             ns: k8s.core.v1.Namespace(
@@ -46,7 +48,7 @@ class MeshNamespaces(pulumi.ComponentResource):
                     "name": ns,
                     "labels": {key: value, "app.kubernetes.io/part-of": "datamesh"},
                 },
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.istiod]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.istiod]),
             )
             for ns in args.names
         }

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.cidr import SubnetPlan
+from components.config import NetworkSettings
+from components.platform.lifecycle import formerly
 
 
 @dataclass(frozen=True)
@@ -17,17 +18,17 @@ class NetworkArgs:
     Attributes:
         cluster_name: the EKS cluster that will use the subnets; subnets carry
             ``kubernetes.io/cluster/<name>=shared`` so its load balancer controller finds them.
-        vpc_cidr: the VPC's IPv4 CIDR.
-        subnets: one private/public CIDR pair per availability zone (``cidr.plan_subnets``).
-        nat_gateways: ``single`` (one NAT gateway in the first zone) or ``perAz``.
+        plan: the VPC's IPv4 CIDR, one private/public CIDR pair per availability zone
+            (``cidr.plan_subnets``), and ``nat_gateways``: ``single`` (one NAT gateway in the
+            first zone) or ``perAz``.
         tags: tags for every resource, on top of the provider's default tags.
+        protect: protect the VPC (``datamesh:protect``): destroying or replacing it fails.
     """
 
     cluster_name: str
-    vpc_cidr: str
-    subnets: tuple[SubnetPlan, ...]
-    nat_gateways: str
+    plan: NetworkSettings
     tags: dict[str, str]
+    protect: bool = False
 
 
 class Network(pulumi.ComponentResource):
@@ -53,8 +54,7 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("datamesh:platform:Network", name, None, formerly("datamesh:network:Network", opts))
 
         def tags(resource_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
             return {**args.tags, "Name": f"{args.cluster_name}-{resource_name}", **(extra or {})}
@@ -63,13 +63,14 @@ class Network(pulumi.ComponentResource):
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.vpc_cidr,
+            cidr_block=args.plan.vpc_cidr,
             enable_dns_hostnames=True,  # EKS nodes and private endpoint need DNS hostnames
             enable_dns_support=True,
             tags=tags("vpc"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        vpc_child = pulumi.ResourceOptions(parent=vpc)
+        # Children would inherit protect: only the VPC itself is protected.
+        vpc_child = pulumi.ResourceOptions(parent=vpc, protect=False)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=vpc_child)
 
         path: list[pulumi.Resource] = [igw]
@@ -85,7 +86,7 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         nat_ids: list[pulumi.Output[str]] = []
-        for plan in args.subnets:
+        for plan in args.plan.subnets:
             zone = plan.availability_zone
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -115,7 +116,7 @@ class Network(pulumi.ComponentResource):
             )
             private_subnets.append(private)
 
-            if args.nat_gateways == "perAz" or not nat_ids:
+            if args.plan.nat_gateways == "perAz" or not nat_ids:
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{zone}",
                     domain="vpc",

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.addons.external_secrets import ExternalSecrets
+from components.platform.context import ClusterContext
+from components.platform.lifecycle import formerly
 from components.products import aws_access
 from components.products.declarations import Product, Release, upstream_env_name
 
@@ -139,15 +142,15 @@ class DataProductArgs:
         namespace: its domain's namespace (labelled for injection, after istiod).
         gateway: the shared Istio Gateway its route binds to, as ``<namespace>/<name>``.
         gateway_resource: that Gateway, so the route waits for it.
-        provider: the cluster's Kubernetes provider.
         after: resources every object of the product waits for (the namespace's
             authorization policies). Children do not inherit a component's depends_on.
-        oidc_provider_arn, oidc_issuer: the cluster's IAM OIDC provider; needed when the
-            product declares ``aws`` access (its role trusts its service account through it).
-        aws_provider: the AWS provider for the product's IAM role.
-        tags: tags for the IAM role.
-        secret_store: the ClusterSecretStore its ExternalSecret reads from (when it declares secrets).
-        secrets_after: what an ExternalSecret waits for (the operator's release and the store).
+        cluster: the cluster; its OIDC provider is needed when the product declares
+            ``aws`` access (its role trusts its service account through it).
+        tags: tags for the IAM role (the stack's own; the provider adds the ownership tags).
+
+    The providers come through ``opts`` (``ClusterContext.opts``).
+        secrets: the External Secrets Operator (when a product declares secrets): its
+            ExternalSecret reads from the operator's ClusterSecretStore and waits for it.
     """
 
     product: Product
@@ -155,14 +158,10 @@ class DataProductArgs:
     namespace: k8s.core.v1.Namespace
     gateway: str
     gateway_resource: pulumi.Resource
-    provider: k8s.Provider
     after: tuple[pulumi.Resource, ...] = ()
-    oidc_provider_arn: pulumi.Input[str] | None = None
-    oidc_issuer: pulumi.Input[str] | None = None
-    aws_provider: pulumi.ProviderResource | None = None
+    cluster: ClusterContext | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    secret_store: str | None = None
-    secrets_after: tuple[pulumi.Resource, ...] = ()
+    secrets: ExternalSecrets | None = None
 
 
 class DataProduct(pulumi.ComponentResource):
@@ -188,19 +187,19 @@ class DataProduct(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: DataProductArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("datamesh:product:DataProduct", name, None, opts)
+        super().__init__("datamesh:products:DataProduct", name, None, formerly("datamesh:product:DataProduct", opts))
         p = args.product
         ns = args.namespace.metadata.name
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         meta = {"name": p.name, "namespace": ns, "labels": labels(p), "annotations": annotations(p)}
 
         sa_meta = dict(meta)
         waits: list[pulumi.Resource] = []  # what the Deployments wait for: the role's grants, the secrets
         if p.aws is not None:
-            if args.oidc_provider_arn is None or args.oidc_issuer is None:
+            if args.cluster is None:
                 raise ValueError(f"{p.name}: declares aws access but the cluster's OIDC provider was not given")
-            aws_opts = pulumi.ResourceOptions(parent=self, provider=args.aws_provider)
-            role, grants = aws_access.product_role(p, args.oidc_provider_arn, args.oidc_issuer, dict(args.tags), aws_opts)
+            role, grants = aws_access.product_role(p, args.cluster.oidc_provider_arn, args.cluster.oidc_issuer,
+                                                   dict(args.tags), pulumi.ResourceOptions(parent=self))
             waits.extend(grants)
             sa_meta["annotations"] = {**meta["annotations"], aws_access.ROLE_ANNOTATION: role.arn}
         sa = k8s.core.v1.ServiceAccount(
@@ -218,16 +217,16 @@ class DataProduct(pulumi.ComponentResource):
             volumes.append({"name": "files", "configMap": {"name": files.metadata.name}})
             pod_annotations["datamesh.io/files-sha256"] = files_digest(p)
         if p.secrets:
-            if args.secret_store is None:
+            if args.secrets is None:
                 raise ValueError(f"{p.name}: declares secrets but no secret store was given")
             waits.append(k8s.apiextensions.CustomResource(
                 f"{p.name}-secrets",
                 api_version="external-secrets.io/v1",
                 kind="ExternalSecret",
                 metadata={**meta, "name": aws_access.secret_name(p)},
-                spec=aws_access.external_secret_spec(p, args.secret_store),
+                spec=aws_access.external_secret_spec(p, args.secrets.store_name),
                 # The operator's CRDs and store first: its release is created before any ExternalSecret.
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(args.secrets_after))),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[args.secrets.store])),
             ))
         k8s.core.v1.ConfigMap(
             f"{p.name}-openapi",

@@ -46,6 +46,13 @@ class Registration:
     # Components (remote ones like eks:index:Cluster among them) get a map of providers instead.
     providers: dict[str, str] = field(default_factory=dict)
     deleted_with: str | None = None
+    # Lifecycle options, as the engine receives them (protect is inherited from the parent by the SDK).
+    protect: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    retain_on_delete: bool = False
+    # Each alias as sent: {"urn": ...} or the spec's fields ({"type": ...}, {"name": ...}, {"parentUrn": ...}).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +66,11 @@ class Registration:
             "dependencies": self.dependencies,
             "inputs": self.inputs,
             "deletedWith": self.deleted_with,
+            "protect": self.protect,
+            "replaceOnChanges": self.replace_on_changes,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "retainOnDelete": self.retain_on_delete,
+            "aliases": self.aliases,
         }
 
 
@@ -110,6 +122,13 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _alias(alias: Any) -> dict[str, Any]:
+    """One alias of a RegisterResource request as JSON: its URN, or its spec's fields."""
+    found = json_format.MessageToDict(alias)
+    spec: dict[str, Any] = found.get("spec", found)
+    return {key: value for key, value in spec.items() if value != ""}  # parentUrn "": the resource's own parent
+
+
 class DuplicateResourceError(Exception):
     """The program registered two resources with one URN, or declared one Kubernetes object twice."""
 
@@ -137,6 +156,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=plain(json_format.MessageToDict(request.object)),
             providers=dict(request.providers),
             deleted_with=request.deletedWith or None,
+            protect=bool(request.protect),
+            replace_on_changes=list(request.replaceOnChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            retain_on_delete=bool(request.retainOnDelete),
+            aliases=[_alias(a) for a in request.aliases],
         ))
         return response
 

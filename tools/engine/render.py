@@ -32,9 +32,6 @@ from tools.engine.mockrun import PROJECT_ROOT, SECRET, DuplicateResourceError, R
 from tools.engine.review import graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError, load_stack_config, with_test_keys
 
-EXIT_OK = 0
-EXIT_POLICY_FAILED = 1
-EXIT_INVALID_CONFIG = 2
 POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 
 # Kubernetes types the program does not declare object by object.

@@ -1,0 +1,97 @@
+"""The configuration schema: every ``datamesh:*`` key, its type, default and meaning, and the allowed values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+NAMESPACE = "datamesh"
+
+
+class ConfigError(pulumi.RunError):
+    """A user mistake in stack configuration. Pulumi prints RunError without a traceback."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its Pulumi.yaml type, default (None: required) and meaning."""
+
+    type: str  # string | integer | boolean | array | object
+    description: str
+    default: object = None
+
+
+SCHEMA: dict[str, Key] = {
+    "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
+    "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
+    "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion."),
+    "eksSupportType": Key("string", "EKS upgrade policy: STANDARD (auto-upgrade when standard support ends) or EXTENDED (billed extra).",
+                          "STANDARD"),
+    "eksAddonVersions": Key("object", "Pins for the EKS managed add-ons: {vpc-cni|kube-proxy|coredns: v1.2.3-eksbuild.4}. "
+                            "Unpinned ones take EKS's default version for kubernetesVersion.", {}),
+    "istioRevision": Key("string", "Istio revision name (e.g. 1-30). Empty: the default revision and istio-injection=enabled.", ""),
+    "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
+    "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
+    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),
+    "natGateways": Key("string", "NAT gateways: 'single' (one, cheap) or 'perAz' (one per zone, highly available).", "single"),
+    "nodeCapacityType": Key("string", "Managed node group capacity: ON_DEMAND or SPOT.", "ON_DEMAND"),
+    "nodeInstanceTypes": Key("array", "EC2 instance types for worker nodes (more than one helps SPOT).", ["m6i.large"]),
+    "nodeMinSize": Key("integer", "Minimum worker nodes (1 to 100).", 2),
+    "nodeDesiredSize": Key("integer", "Desired worker nodes, between nodeMinSize and nodeMaxSize.", 2),
+    "nodeMaxSize": Key("integer", "Maximum worker nodes (1 to 100).", 4),
+    "nodeDiskSize": Key("integer", "Worker root volume in GiB (20 to 1000).", 50),
+    "endpointPublicAccess": Key("boolean", "Expose the Kubernetes API endpoint publicly (restricted by publicAccessCidrs).", True),
+    "endpointPrivateAccess": Key("boolean", "Expose the Kubernetes API endpoint inside the VPC.", True),
+    "publicAccessCidrs": Key("array", "CIDRs allowed to reach the public API endpoint.", ["0.0.0.0/0"]),
+    "controlPlaneLogs": Key("array", "EKS control-plane log types sent to CloudWatch.", []),
+    "adminPrincipalArns": Key("array", "IAM principals given cluster-admin through EKS access entries.", []),
+    "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
+    "tags": Key("object", "Extra AWS tags put on every resource (map of string to string).", {}),
+    "products": Key("array", "Data products this stack runs, by name: products/<name>.yaml.", []),
+    "productOverrides": Key("object", "Per product, values replacing its declaration's replicas, autoscaling, "
+                            "resources, rateLimit, releases or mirror.", {}),
+    "allowWildcardIam": Key("boolean", "Let products' AWS access use wildcard actions or resources (\"*\", \"s3:*\").", False),
+    "allowWildcardIamProducts": Key("array", "Products whose AWS access may use wildcards, when allowWildcardIam is false.", []),
+    "consumers": Key("object", "API consumers: name -> {products: [...], tier: <rateLimitTiers key>}.", {}),
+    "apiKeys": Key("object", "Secret. Consumer name -> list of API keys (several allow rotation). Set with --secret.", {}),
+    "rateLimitTiers": Key("object", "Per-consumer rate limits: tier -> {requests: N, period: 1m}.", {}),
+    "governanceAdapter": Key("string", "Who governs the APIs: 'istio' (Istio resources only) or 'anypoint' (MuleSoft's adapter).", "istio"),
+    "anypoint": Key("object", "With governanceAdapter anypoint: {plan: small|medium|large, replicas: N, apiIds: {product: id}}.", {}),
+    "anypointClientId": Key("string", "Secret. Anypoint connected-app client id, with governanceAdapter anypoint.", ""),
+    "anypointClientSecret": Key("string", "Secret. Anypoint connected-app client secret, with governanceAdapter anypoint.", ""),
+    "observability": Key("boolean", "Install Prometheus and Kiali in the cluster (access logs and metrics are always on).", False),
+    "domain": Key("string", "DNS name of the gateway, e.g. api.example.com (not a zone apex): HTTPS on 443 with an ACM "
+                  "certificate, no plain HTTP. Empty: no TLS, which needs allowPlainHttp.", ""),
+    "hostedZoneId": Key("string", "Route 53 public hosted zone holding domain: its ACM validation record and the "
+                        "gateway's CNAME are created there.", ""),
+    "certificateArn": Key("string", "An issued ACM certificate for domain in aws:region, used instead of requesting one.", ""),
+    "allowPlainHttp": Key("boolean", "Serve plain HTTP on port 80 without TLS; only for a stack without domain, and "
+                          "refused by the gateway-tls policy where it is mandatory (prod).", False),
+    "protect": Key("boolean", "Protect the KMS key, the EKS cluster and the VPC: pulumi destroy, and any replacement "
+                   "of them, fails until `pulumi state unprotect` (set it on stacks whose data must survive a mistake).", False),
+    "sourceUrl": Key("string", "Web address of the repository folder holding products/, ending in '/', e.g. "
+                     "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
+}
+# Keys whose values must come from `pulumi config set --secret`; no other key may.
+SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
+ADAPTERS = ("istio", "anypoint")
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
+NAT_MODES = ("single", "perAz")
+RESERVED_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
+)
+# Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
+CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
+REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")
+IAM_PRINCIPAL_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}", re.ASCII)
+INSTANCE_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
+TAG_KEY_PATTERN = re.compile(r"[\w .:/=+\-@]{1,128}")
+TAG_VALUE_PATTERN = re.compile(r"[\w .:/=+\-@]{0,256}")
+SOURCE_URL_PATTERN = re.compile(r"https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[-A-Za-z0-9._~/%+@]{0,500}/")
+DOMAIN_PATTERN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+ADDON_VERSION_PATTERN = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}-eksbuild\.[0-9]{1,4}")
+HOSTED_ZONE_PATTERN = re.compile(r"Z[A-Z0-9]{1,31}")

@@ -1,0 +1,118 @@
+"""Validated settings, one typed group per concern: network, nodes, endpoint, edge, governance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from components import versions
+from components.cidr import SubnetPlan
+
+JsonMap = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The VPC: its CIDR, the planned subnets, NAT gateways, and the Kubernetes Service CIDR."""
+
+    vpc_cidr: str
+    service_cidr: str
+    subnets: tuple[SubnetPlan, ...]
+    nat_gateways: str
+
+    @property
+    def availability_zones(self) -> tuple[str, ...]:
+        return tuple(s.availability_zone for s in self.subnets)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The managed node group: capacity type, instance types, bounds and disk."""
+
+    capacity_type: str
+    instance_types: tuple[str, ...]
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_size: int
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """Who reaches the Kubernetes API, as whom, and what the control plane logs."""
+
+    public_access: bool
+    private_access: bool
+    public_access_cidrs: tuple[str, ...]
+    control_plane_logs: tuple[str, ...]
+    admin_principal_arns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """TLS at the edge (components/platform/edge_tls.py): a domain, or plain HTTP said explicitly."""
+
+    domain: str = ""
+    hosted_zone_id: str = ""
+    certificate_arn: str = ""
+    allow_plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    """Who governs the APIs, and the raw consumer, key, tier and Anypoint maps
+    (checked against the products by components.governance.access and .anypoint)."""
+
+    adapter: str
+    observability: bool
+    consumers: JsonMap
+    rate_limit_tiers: JsonMap
+    anypoint: JsonMap
+    # Secret values: never in a message, an output or a rendered file. repr=False keeps them out of tracebacks.
+    api_keys: JsonMap = field(repr=False, default_factory=dict)
+    anypoint_client_id: str = field(repr=False, default="")
+    anypoint_client_secret: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, typed settings for one stack, by group."""
+
+    stack: str
+    region: str
+    cluster_name: str
+    kubernetes_version: str
+    istio: versions.IstioRelease
+    istio_revision: str
+    network: NetworkSettings
+    nodes: NodeSettings
+    endpoint: EndpointSettings
+    edge: EdgeSettings
+    governance: GovernanceSettings
+    mesh_namespaces: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    products: tuple[str, ...]
+    product_overrides: Mapping[str, JsonMap]  # checked against the declarations by components.products
+    # True, or the products whose AWS access may use wildcard actions or resources.
+    allow_wildcard_iam: bool | frozenset[str]
+    secret_keys: frozenset[str] = frozenset()
+    eks_support_type: str = "STANDARD"
+    eks_addon_versions: dict[str, str] = field(default_factory=dict)
+    source_url: str = ""  # the catalog's source-location base; "" for none
+    protect: bool = False  # protect the KMS key, the EKS cluster and the VPC (datamesh:protect)
+
+    @property
+    def availability_zones(self) -> tuple[str, ...]:
+        return self.network.availability_zones
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        """Tags for every AWS resource: the stack's own plus ownership tags."""
+        return {**dict(self.tags), "datamesh:stack": self.stack, "datamesh:cluster": self.cluster_name}
+
+    @property
+    def injection_label(self) -> tuple[str, str]:
+        """The namespace label that turns on sidecar injection for this revision."""
+        if self.istio_revision:
+            return ("istio.io/rev", self.istio_revision)
+        return ("istio-injection", "enabled")
