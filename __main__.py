@@ -82,7 +82,8 @@ namespaces = tuple(dict.fromkeys([*settings.mesh_namespaces, *(p.domain for p in
 mesh = MeshNamespaces("mesh", MeshNamespacesArgs(namespaces, settings.injection_label, istio.istiod), ctx.opts())
 
 # 6. Zero trust: mTLS STRICT, and each product namespace denies unless a policy allows.
-zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(products, mesh.namespaces, istio.istiod), ctx.opts())
+zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(products, None if anypoint else access.consumers, mesh.namespaces,
+                                                  istio.istiod), ctx.opts())
 
 # 7. Data products, each routed from the gateway under its prefix; they start only once
 #    their namespace's policies exist, so no product ever serves unprotected.
@@ -95,7 +96,8 @@ data_products = {p.name: DataProduct(p.name, DataProductArgs(
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
     ApiGovernance("api-governance", ApiGovernanceArgs(  # its Args still carry the provider (issue 16/17's file)
-        products, access.consumers, key_salt(settings.cluster_name), access.tiers, istio.gateway, ctx.kubernetes))
+        products, access.consumers, key_salt(settings.cluster_name), access.tiers, istio.gateway, ctx.kubernetes,
+        mesh.namespaces))
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(anypoint, products, mesh.namespaces, data_products), ctx.opts())
 

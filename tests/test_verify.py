@@ -50,7 +50,13 @@ def check_report(report: dict, stack_path: Path) -> None:
     for kind in ("no-key", "wrong-key"):
         assert {c["product"] for c in report["cases"] if c["case"] == kind and c["ok"]} == products
     assert all(c["ok"] is not False for c in report["cases"])
-    assert all(c["ok"] is None for c in report["cases"] if c["case"] == "composite")
+    composite = [c for c in report["cases"] if c["case"] == "composite"]
+    if report["sidecars"]:  # every sidecar ran (root, iptables): consumer -> composite -> upstream proven
+        assert composite and all(c["ok"] is True for c in composite)
+        for c in composite:
+            assert c["got"].startswith("composite 200; upstream " + ("200" if (c["consumer"], c["product"]) in allowed else "403"))
+    else:
+        assert all(c["ok"] is None for c in composite)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

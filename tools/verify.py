@@ -1,6 +1,6 @@
 """Verify a render's governance with Istio's own translation, in real Envoy, offline.
 
-    python -m tools.verify --render DIR [--keys FILE] [--out FILE] [--stack-file FILE] [--samples N]
+    python -m tools.verify --render DIR [--keys FILE] [--out FILE] [--stack-file FILE] [--samples N] [--no-sidecars]
 
 Builds (once, cached) Istio's translation and istioctl from the Istio module pinned in
 tools/istiod/go.mod, runs ``istioctl analyze`` over the render, turns the render into
@@ -17,6 +17,12 @@ accepts none of the placeholders it sees instead: verify checks exactly that. To
 allowed access, limits and canaries, render with ``tools.render --test-keys FILE`` and
 pass ``--keys FILE``.
 
+Run as root with ``ip`` and ``iptables`` (Debian: iproute2, iptables), it re-runs
+itself in a network namespace of its own and runs every workload's sidecar as
+istiod configures it, with Istio's interception done by iptables there, so composite
+paths are proven too; otherwise (or with --no-sidecars) only the gateway runs, and
+composite cases are listed as not provable. The namespace is removed at the end.
+
 Exit 0 when every case holds and analyze reports no error; 1 otherwise; 2 for bad
 arguments or a render or stack file it cannot read (one line); 3 when the
 translation cannot be built or run (one line naming the module or step).
@@ -25,6 +31,9 @@ translation cannot be built or run (one line naming the module or step).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,6 +79,26 @@ def _read_keys(path: Path) -> dict[str, list[str]]:
     return keys
 
 
+NETNS_ENV = "DATAMESH_VERIFY_NETNS"
+
+
+def _can_run_sidecars() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("iptables") is not None
+
+
+def _in_own_namespace(argv: list[str]) -> int:
+    """Run this command again inside a fresh network namespace (loopback only), and remove the namespace after."""
+    name = f"datamesh-verify-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+        done = subprocess.run(["ip", "netns", "exec", name, "env", f"{NETNS_ENV}={name}", sys.executable, "-m",
+                               "tools.verify", *argv], cwd=ROOT, check=False)
+        return done.returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
@@ -77,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=Path, help="the test keys the render was made with (tools.render --test-keys)")
     parser.add_argument("--stack-file", type=Path, help="the stack file the render was made from (tools.render --config)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
+    parser.add_argument("--no-sidecars", action="store_true", help="run the gateway only (no root or iptables needed)")
     args = parser.parse_args(argv)
     if not 20 <= args.samples <= 10_000:
         parser.error("--samples must be from 20 to 10000")
@@ -95,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --render {args.render}: no VirtualService for {', '.join(missing)}, which the stack file selects "
               "(render and stack file differ; see --stack-file)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    sidecars = not args.no_sidecars and _can_run_sidecars()
+    if sidecars and os.environ.get(NETNS_ENV) is None:
+        return _in_own_namespace(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     try:
         tools = istio_xds.build_istio_tools()
         built = time.monotonic()
         analysis = istio_xds.analyze(tools, render)
-        with MeshHarness(render, tools) as harness:
+        with MeshHarness(render, tools, sidecars=sidecars) as harness:
             cases = run_cases(harness, want, args.samples)
             generator = harness.translation.generator
             removed = harness.removed
@@ -116,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  analyze {message['level']} {message['code']} {message['origin']}: {message['message']}")
     if args.out is not None:
         report = {"generator": f"{generator['module']}@{generator['version']}", "stack": want.stack,
+                  "sidecars": sidecars,
                   "analyze": analysis, "removedFilters": {name: {"count": n, "why": istio_xds.REMOVED_FILTERS[name]}
                                                           for name, n in sorted(removed.items())},
                   "substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS,

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.governance.access import Consumer, RateLimit, is_undecrypted, key_digest
 from components.governance.lua_sha256 import SHA256_LUA
-from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS
+from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS, SYSTEM_NAMESPACE
 from components.products.declarations import Product
 
 HEADER_PREFIX = "x-datamesh-"  # only the gateway sets these; a client's are dropped
@@ -132,6 +132,17 @@ def local_reply_mappers() -> list[dict]:
     } for op, code, text in GENERIC_REPLIES]
 
 
+def inbound_reply_patches() -> list[dict]:
+    """Every sidecar's own answers (a 503 when its app is down, its 403s and 429s) say nothing of internals either:
+    through the gateway they would reach the client as they are."""
+    return [{"applyTo": "NETWORK_FILTER",
+             "match": {"context": "SIDECAR_INBOUND", "listener": _HTTP_CONNECTION_MANAGER},
+             "patch": {"operation": "MERGE", "value": {"name": "envoy.filters.network.http_connection_manager",
+                                                       "typed_config": {"@type": HCM_TYPE,
+                                                                        "server_header_transformation": "PASS_THROUGH",
+                                                                        "local_reply_config": {"mappers": local_reply_mappers()}}}}}]
+
+
 def edge_hygiene_patches() -> list[dict]:
     """The gateway says nothing about its internals and forwards no client-claimed identity or route."""
     return [
@@ -161,6 +172,26 @@ def edge_hygiene_patches() -> list[dict]:
     ]
 
 
+def sidecar_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: dict[str, RateLimit]) -> dict | None:
+    """The product's limits at its own sidecar (every caller: the gateway and composites alike), or None.
+
+    The same buckets as the gateway route's (``route_rate_limit``), as the filter's own configuration
+    on the sidecar's inbound HTTP chain: a consumer's calls through a composite spend the same
+    buckets as its direct calls. Per pod (Envoy's local limiter), like the gateway's per replica.
+    """
+    route = route_rate_limit(product, consumers, tiers)
+    if route is None:
+        return None
+    config = dict(route["patch"]["value"]["typed_per_filter_config"][LOCAL_RATE_LIMIT])
+    config["stat_prefix"] = f"{stat_prefix(product)}_inbound"
+    return {
+        "applyTo": "HTTP_FILTER",
+        "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {"filter": {
+            "name": "envoy.filters.network.http_connection_manager", "subFilter": {"name": "envoy.filters.http.router"}}}}},
+        "patch": {"operation": "INSERT_BEFORE", "value": {"name": LOCAL_RATE_LIMIT, "typed_config": config}},
+    }
+
+
 def key_policy_rules(products: tuple[Product, ...], consumers: tuple[Consumer, ...]) -> list[dict]:
     """One rule per product: its route prefix, for exactly the consumers allowed to call it."""
     rules = []
@@ -185,6 +216,7 @@ class ApiGovernanceArgs:
         tiers: rate-limit tiers by name.
         gateway: the ingress gateway's release; the filters configure its pods.
         provider: the cluster's Kubernetes provider.
+        namespaces: the product namespaces, by name (each product's own limits live in its namespace).
     """
 
     products: tuple[Product, ...]
@@ -193,6 +225,7 @@ class ApiGovernanceArgs:
     tiers: dict[str, RateLimit]
     gateway: pulumi.Resource
     provider: k8s.Provider
+    namespaces: dict[str, k8s.core.v1.Namespace]
 
 
 class ApiGovernance(pulumi.ComponentResource):
@@ -205,7 +238,10 @@ class ApiGovernance(pulumi.ComponentResource):
     per tiered consumer, answering 429 with ``x-datamesh-rate-limited: true`` and
     ``retry-after``; and an EnvoyFilter for the edge's hygiene: generic JSON bodies
     for the gateway's own 401/403/404/429/5xx, no ``server`` or ``x-envoy-*`` headers
-    to clients, and no client-sent forwarding or mesh identity headers to backends.
+    to clients, and no client-sent forwarding or mesh identity headers to backends;
+    in each limited product's namespace an EnvoyFilter putting the same buckets on
+    the product's own sidecar, so calls through composites spend them too; and in the
+    root namespace an EnvoyFilter giving every sidecar's own answers the same generic bodies.
     """
 
     def __init__(self, name: str, args: ApiGovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -260,6 +296,27 @@ class ApiGovernance(pulumi.ComponentResource):
             spec={"workloadSelector": selector, "configPatches": edge_hygiene_patches()},
             opts=k8s_opts,
         )
+        k8s.apiextensions.CustomResource(
+            "datamesh-inbound-replies",
+            api_version="networking.istio.io/v1alpha3",
+            kind="EnvoyFilter",
+            # The root namespace, no selector: every sidecar of the mesh.
+            metadata={"name": "datamesh-inbound-replies", "namespace": SYSTEM_NAMESPACE},
+            spec={"configPatches": inbound_reply_patches()},
+            opts=k8s_opts,
+        )
+        for product in args.products:
+            inbound = sidecar_rate_limit(product, args.consumers, args.tiers)
+            if inbound is not None:
+                k8s.apiextensions.CustomResource(
+                    f"{product.name}-limits",
+                    api_version="networking.istio.io/v1alpha3",
+                    kind="EnvoyFilter",
+                    metadata={"name": f"{product.name}-limits",
+                              "namespace": args.namespaces[product.namespace].metadata.name},
+                    spec={"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
+                    opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+                )
         routes = [r for p in args.products if (r := route_rate_limit(p, args.consumers, args.tiers))]
         if routes:
             k8s.apiextensions.CustomResource(

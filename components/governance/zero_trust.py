@@ -7,9 +7,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.governance.access import Consumer
 from components.platform.istio import GATEWAY_NAME, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
 from components.products.declarations import Product
 
+# Who a call is on behalf of: set by the gateway's key filter, forwarded by composites (api_governance.py).
+CONSUMER_HEADER = "x-datamesh-consumer"
 # The gateway chart runs its pods as a service account named after the release.
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{INGRESS_NAMESPACE}/sa/{GATEWAY_NAME}"
 
@@ -25,12 +28,33 @@ def allowed_callers(product: Product, products: tuple[Product, ...]) -> list[str
     return [GATEWAY_PRINCIPAL, *composers]
 
 
+def caller_rules(product: Product, products: tuple[Product, ...], consumers: tuple[Consumer, ...] | None) -> list[dict]:
+    """Who may call ``product``, by mTLS identity and, when consumers are governed here, on whose behalf.
+
+    Without consumers (the Anypoint adapter governs them): the gateway and the composites.
+    With them: a call is admitted only from the gateway or a composite consuming this product, and only
+    when it carries (``x-datamesh-consumer``, set by the gateway's key filter and forwarded by the
+    composite) a consumer allowed on this product. A composite calling on its own account, or on behalf
+    of a consumer the product does not admit, is refused (403) by this product's own sidecar.
+    """
+    callers = allowed_callers(product, products)
+    if consumers is None:
+        return [{"from": [{"source": {"principals": callers}}]}]
+    admitted = sorted(c.name for c in consumers if product.name in c.products)
+    if not admitted:
+        return []  # nobody may call it, directly or through a composite
+    return [{"from": [{"source": {"principals": callers}}],
+             "when": [{"key": f"request.headers[{CONSUMER_HEADER}]", "values": admitted}]}]
+
+
 @dataclass(frozen=True)
 class ZeroTrustArgs:
     """Inputs of ``ZeroTrust``.
 
     Attributes:
         products: every product of the stack (callers are derived from their ``consumes``).
+        consumers: the consumers the gateway's API keys govern (``caller_rules``), or None when
+            another gateway (the Anypoint adapter) governs consumers.
         namespaces: the product namespaces, by name, to deny by default.
         istiod: istiod's release; policies need its CRDs and webhook.
 
@@ -38,6 +62,7 @@ class ZeroTrustArgs:
     """
 
     products: tuple[Product, ...]
+    consumers: tuple[Consumer, ...] | None
     namespaces: dict[str, k8s.core.v1.Namespace]
     istiod: pulumi.Resource
 
@@ -47,7 +72,8 @@ class ZeroTrust(pulumi.ComponentResource):
     the root namespace); in every product namespace an ``allow-nothing``
     AuthorizationPolicy; and per product an ALLOW AuthorizationPolicy
     admitting exactly the ingress gateway and the products that consume it,
-    by their mTLS identities. Health probes are rewritten by Istio to the
+    by their mTLS identities, each only on behalf of a consumer allowed on the
+    product (``caller_rules``). Health probes are rewritten by Istio to the
     sidecar agent, so they need no rule.
     """
 
@@ -88,7 +114,7 @@ class ZeroTrust(pulumi.ComponentResource):
                 spec={
                     "selector": {"matchLabels": {"app": product.name}},
                     "action": "ALLOW",
-                    "rules": [{"from": [{"source": {"principals": allowed_callers(product, args.products)}}]}],
+                    "rules": caller_rules(product, args.products, args.consumers),
                 },
                 opts=k8s_opts,
             )]

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -35,23 +36,30 @@ def predict(features: dict) -> float:
     return round(features["ordersLastYear"] * features["avgBasket"] * (1 + features["tenureMonths"] / 240), 2)
 
 
-def call(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+# Who a request is on behalf of, set by the gateway; a composite forwards it on every upstream call,
+# and the upstream's own sidecar admits and limits the call as that consumer's (docs/governance.md).
+CONSUMER_HEADER = "x-datamesh-consumer"
+
+
+def call(url: str, body: dict, consumer: str) -> dict:
+    headers = {"Content-Type": "application/json", CONSUMER_HEADER: consumer}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     # The URLs are the in-mesh upstream URLs the platform injects, never user input.
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 
-def answer(body: dict) -> dict:
+def answer(body: dict, consumer: str) -> dict:
     if ROLE == "features":
         customer_id = str(body["data"]["customerId"])
         return {"results": [{"data": features_for(customer_id)}]}
     if ROLE == "predictor":
         return {"result": {"prediction": predict(body["features"])}}
     customer_id = str(body["customerId"])
-    looked_up = call(os.environ["UPSTREAM_CUSTOMER_FEATURES_URL"] + PATHS["features"], {"data": {"customerId": customer_id}})
+    looked_up = call(os.environ["UPSTREAM_CUSTOMER_FEATURES_URL"] + PATHS["features"], {"data": {"customerId": customer_id}},
+                     consumer)
     features = looked_up["results"][0]["data"]
-    predicted = call(os.environ["UPSTREAM_REVENUE_PREDICTOR_URL"] + PATHS["predictor"], {"features": features})
+    predicted = call(os.environ["UPSTREAM_REVENUE_PREDICTOR_URL"] + PATHS["predictor"], {"features": features}, consumer)
     return {"customerId": customer_id, "features": features, "predictedRevenue": predicted["result"]["prediction"]}
 
 
@@ -76,11 +84,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            self._send(200, answer(body))
-        except (KeyError, TypeError, ValueError) as exc:
-            self._send(400, {"error": f"bad request: {exc}"})
-        except OSError as exc:
-            self._send(502, {"error": f"upstream failed: {exc}"})
+            self._send(200, answer(body, self.headers.get(CONSUMER_HEADER, "")))
+        except (KeyError, TypeError, ValueError):  # no exception text to clients: it names internals
+            self._send(400, {"error": "bad request"})
+        except urllib.error.HTTPError as exc:  # an upstream refused (403, 429): say which status, nothing more
+            self._send(502, {"error": "upstream refused", "status": exc.code})
+        except OSError:
+            self._send(502, {"error": "upstream failed"})
 
     def log_message(self, fmt: str, *args: object) -> None:
         sys.stderr.write(f"{ROLE} {self.address_string()} {fmt % args}\n")

@@ -79,6 +79,10 @@ LOOPBACK_SUBSTITUTIONS: dict[str, str] = {
     "gateway listener address": "istiod binds the gateway's listeners to 0.0.0.0 on the Gateway's port; the harness binds "
                                 "each to 127.0.0.1 on a free port, so it is reachable only from this machine and several "
                                 "gateways can run at once. The listener's filters, routes and name are unchanged.",
+    "sidecar listener addresses": "istiod binds a sidecar's virtualInbound (15006) and virtualOutbound (15001) to 0.0.0.0, "
+                                  "which in a pod's own network namespace is the pod; the harness runs every pod in one "
+                                  "namespace, so each sidecar binds them to its pod's address, same ports. Listeners that "
+                                  "do not bind (bind_to_port: false) are unchanged.",
 }
 
 
@@ -161,6 +165,7 @@ class Workload:
     service_account: str
     ip: str
     ports: tuple[tuple[str, int], ...]  # (name, containerPort)
+    upstreams: tuple[str, ...] = ()  # the in-mesh URLs the pod is given (UPSTREAM_*_URL): a composite's upstreams
 
     @property
     def identity(self) -> str:
@@ -235,8 +240,11 @@ def workloads(render: Render, network: ipaddress.IPv4Network = POD_NETWORK) -> l
         labels.setdefault("service.istio.io/canonical-name", labels.get("app", deployment["metadata"]["name"]))
         labels["security.istio.io/tlsMode"] = "istio"  # what the sidecar injector adds
         spec = template["spec"]
+        upstreams = tuple(sorted(e["value"] for c in spec.get("containers", []) for e in c.get("env") or []
+                                 if e.get("name", "").startswith("UPSTREAM_") and e.get("name", "").endswith("_URL")
+                                 and "value" in e))
         found.append(Workload(f"{deployment['metadata']['name']}-0", deployment["metadata"]["namespace"], labels,
-                              spec.get("serviceAccountName", "default"), next(ips), _container_ports(spec)))
+                              spec.get("serviceAccountName", "default"), next(ips), _container_ports(spec), upstreams))
     return found
 
 
@@ -309,6 +317,23 @@ class MeshSpec:
     spec: dict[str, Any]
     workloads: list[Workload]
     gateway: Workload
+    service_ips: dict[str, str] = field(default_factory=dict)  # <name>.<namespace>.svc.cluster.local -> cluster IP
+
+
+def _with_cluster_ips(services: list[dict[str, Any]], network: ipaddress.IPv4Network) -> tuple[list[dict[str, Any]],
+                                                                                              dict[str, str]]:
+    """The Services with the cluster IPs the API server would assign (from a loopback /16 of their own)."""
+    service_network = ipaddress.ip_network(f"127.{network.network_address.packed[1] + 64 & 0xFF}.0.0/16")
+    ips = _addresses(service_network)
+    out, by_host = [], {}
+    for service in services:
+        copy_ = json.loads(json.dumps(service))
+        if (copy_.get("spec") or {}).get("type", "ClusterIP") != "LoadBalancer":
+            ip = next(ips)
+            copy_["spec"]["clusterIP"] = ip
+            by_host[f"{copy_['metadata']['name']}.{copy_['metadata']['namespace']}.svc.cluster.local"] = ip
+        out.append(copy_)
+    return out, by_host
 
 
 def _mesh_config(render: Render) -> str:
@@ -332,6 +357,10 @@ def mesh_spec(render: Render, sidecars: bool = False, network: ipaddress.IPv4Net
     gateway = gateways[0]
     kube = [m for m in render.manifests if m.get("kind") in KUBE_KINDS]
     services = [m for m in kube if m["kind"] == "Service"]
+    service_ips: dict[str, str] = {}
+    if sidecars:  # a sidecar's outbound listeners and its app's calls go to the services' cluster IPs
+        services, service_ips = _with_cluster_ips(services, network)
+        kube = [m for m in kube if m["kind"] != "Service"] + services
     istio_version, kube_version = _versions(render)
     proxies = [_proxy("gateway", gateway, router=True)]
     if sidecars:
@@ -344,7 +373,7 @@ def mesh_spec(render: Render, sidecars: bool = False, network: ipaddress.IPv4Net
         "istioVersion": istio_version,
         "proxies": proxies,
     }
-    return MeshSpec(spec, ws, gateway)
+    return MeshSpec(spec, ws, gateway, service_ips)
 
 
 def _proxy(name: str, w: Workload, router: bool) -> dict[str, Any]:
@@ -397,11 +426,13 @@ def _strip(filters: list[dict[str, Any]], removed: dict[str, int]) -> list[dict[
 
 
 def for_upstream_envoy(resources: Mapping[str, list[dict[str, Any]]], listen_port: int | None = None,
-                       ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+                       bind_ip: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
     """A copy of one proxy's resources that upstream Envoy loads: ``REMOVED_FILTERS`` taken out, nothing else.
 
     With ``listen_port``, the gateway's (single) HTTP listener is moved to 127.0.0.1 on that
-    port (``LOOPBACK_SUBSTITUTIONS``). Returns the copy and how many of each filter were removed.
+    port; with ``bind_ip``, a sidecar's listeners that bind (virtualInbound, virtualOutbound)
+    bind to its pod's address instead of 0.0.0.0 (``LOOPBACK_SUBSTITUTIONS``). Returns the copy
+    and how many of each filter were removed.
     """
     out = copy.deepcopy(dict(resources))
     removed: dict[str, int] = {}
@@ -414,8 +445,11 @@ def for_upstream_envoy(resources: Mapping[str, list[dict[str, Any]]], listen_por
                 hcm = f.get("typed_config") or {}
                 if "http_filters" in hcm:
                     hcm["http_filters"] = _strip(hcm["http_filters"], removed)
-        if listen_port is not None and listener.get("address", {}).get("socket_address", {}).get("address") == "0.0.0.0":
+        wildcard = listener.get("address", {}).get("socket_address", {}).get("address") == "0.0.0.0"
+        if listen_port is not None and wildcard:
             listener["address"]["socket_address"].update({"address": "127.0.0.1", "port_value": listen_port})
+        if bind_ip is not None and wildcard and listener.get("bind_to_port", True) is not False:
+            listener["address"]["socket_address"]["address"] = bind_ip
     for cluster in out.get("clusters", []):
         if "filters" in cluster:
             cluster["filters"] = _strip(cluster["filters"], removed)

@@ -21,6 +21,7 @@ fresh gateway (fresh rate-limit buckets), all served by the same translation.
 from __future__ import annotations
 
 import errno
+import http.client
 import ipaddress
 import json
 import os
@@ -29,8 +30,9 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,7 +71,36 @@ class Stub:
     seen: list[Seen] = field(default_factory=list)
 
 
-def _handler(stub_seen: list[Seen], workload: istio_xds.Workload) -> type[BaseHTTPRequestHandler]:
+CONSUMER_HEADER = "x-datamesh-consumer"
+
+
+def _call_upstream(url: str, workload: istio_xds.Workload, service_ips: dict[str, str], consumer: str | None) -> int:
+    """What a composite's app does: call an upstream's in-mesh URL, from its pod, forwarding the consumer.
+
+    The call goes to the service's cluster IP from the pod's address, where the pod's
+    interception sends it to its own sidecar (``MeshHarness._intercept``).
+    """
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "", parsed.port or 80
+    connection = http.client.HTTPConnection(service_ips.get(host, host), port, timeout=10, source_address=(workload.ip, 0))
+    try:
+        headers = {"host": f"{host}:{port}", "content-type": "application/json"}
+        if consumer is not None:
+            headers[CONSUMER_HEADER] = consumer
+        connection.request("POST", "/datamesh-verify", body=b"{}", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+
+
+def _handler(stub_seen: list[Seen], workload: istio_xds.Workload,
+             service_ips: dict[str, str] | None = None) -> type[BaseHTTPRequestHandler]:
+    """Echo what arrived; with ``service_ips`` (pods behind sidecars), a composite first calls its upstreams."""
+
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # One write per response, sent at once: headers and body in separate small writes would wait
@@ -91,9 +122,13 @@ def _handler(stub_seen: list[Seen], workload: istio_xds.Workload) -> type[BaseHT
                     peer = value
             seen = Seen(workload.name, self.command, self.path, headers, peer)
             stub_seen.append(seen)
+            upstreams = {}
+            if service_ips is not None:
+                consumer = (headers.get(CONSUMER_HEADER) or [None])[0]
+                upstreams = {url: _call_upstream(url, workload, service_ips, consumer) for url in workload.upstreams}
             body = json.dumps({"workload": workload.name, "app": workload.labels.get("app", ""),
                                "version": workload.labels.get("version", ""), "path": self.path,
-                               "headers": headers, "peer": peer}).encode()
+                               "headers": headers, "peer": peer, "upstreams": upstreams}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
@@ -125,21 +160,38 @@ class MeshHarness:
     """Istio's translation of a render, served to real Envoys, with stub backends (see the module's docstring)."""
 
     def __init__(self, render: istio_xds.Render, tools: istio_xds.IstioTools | None = None,
-                 envoy_backends: bool = False) -> None:
+                 envoy_backends: bool = False, sidecars: bool = False) -> None:
         """``envoy_backends``: answer every request from one Envoy (mTLS, a fixed 200) instead of the echoing
-        Python stubs, so a benchmark measures the gateway and not the backends; nothing is recorded then."""
+        Python stubs, so a benchmark measures the gateway and not the backends; nothing is recorded then.
+
+        ``sidecars``: run each workload's own sidecar as istiod configures it, in front of a plaintext
+        stub, with Istio's traffic interception done by iptables rules; needs root, ``iptables``, and a
+        network namespace of its own (``tools.verify`` makes one), whose nat table the harness owns.
+        """
         self.render = render
         self.envoy_backends = envoy_backends
+        self.sidecars = sidecars
         self._backend_envoy: Envoy | None = None
         self.tools = tools or istio_xds.build_istio_tools()
         self.stubs: dict[tuple[str, int], Stub] = {}
         self._translate(istio_xds.POD_NETWORK)
 
     def _translate(self, network: ipaddress.IPv4Network) -> None:
-        self.mesh = istio_xds.mesh_spec(self.render, network=network)
+        self.mesh = istio_xds.mesh_spec(self.render, sidecars=self.sidecars, network=network)
         self.translation = istio_xds.generate(self.tools, self.mesh.spec)
         resources, self.removed = istio_xds.for_upstream_envoy(self.translation.proxies["gateway"], listen_port=0)
         self.gateway_resources = resources
+        self.sidecar_resources: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for w in self.pods:
+            resources, removed = istio_xds.for_upstream_envoy(self.translation.proxies[w.name], bind_ip=w.ip)
+            self.sidecar_resources[w.name] = resources
+            for name, count in removed.items():
+                self.removed[name] = self.removed.get(name, 0) + count
+
+    @property
+    def pods(self) -> list[istio_xds.Workload]:
+        """The workloads that run behind their own sidecar (none unless ``sidecars``)."""
+        return [w for w in self.mesh.workloads if w is not self.mesh.gateway] if self.sidecars else []
 
     @property
     def listener(self) -> str:
@@ -165,14 +217,18 @@ class MeshHarness:
         self._tmp = tempfile.TemporaryDirectory(prefix="mesh-")
         folder = Path(self._tmp.name)
         ca = MeshCA(istio_xds.TRUST_DOMAIN)
-        gateway = ca.issue(self.mesh.gateway.identity)
-        (folder / "xds.json").write_text(json.dumps(self.gateway_resources))
-        (folder / "secrets.json").write_text(json.dumps({"certChain": gateway.cert_chain, "privateKey": gateway.private_key,
-                                                          "rootCert": gateway.root_cert}))
+
+        def secrets(identity: Identity) -> dict[str, str]:
+            return {"certChain": identity.cert_chain, "privateKey": identity.private_key, "rootCert": identity.root_cert}
+
         self.node = istio_xds.node_id(self.mesh.gateway, router=True)
+        nodes = {self.node: {"resources": self.gateway_resources, "secrets": secrets(ca.issue(self.mesh.gateway.identity))}}
+        for w in self.pods:
+            nodes[istio_xds.node_id(w, router=False)] = {"resources": self.sidecar_resources[w.name],
+                                                          "secrets": secrets(ca.issue(w.identity))}
+        (folder / "bundle.json").write_text(json.dumps({"nodes": nodes}))
         self._server = subprocess.Popen(
-            [str(self.tools.xds), "serve", "--xds", str(folder / "xds.json"), "--secrets", str(folder / "secrets.json"),
-             "--node", self.node, "--listen", f"{LOOPBACK}:0"],
+            [str(self.tools.xds), "serve", "--bundle", str(folder / "bundle.json"), "--listen", f"{LOOPBACK}:0"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self._server.stdout is not None
         line = self._server.stdout.readline().strip()
@@ -184,6 +240,8 @@ class MeshHarness:
         self.xds_address = (host, int(port))
         try:
             self._start_stubs(ca, folder)
+            if self.sidecars:
+                self._intercept()
         except BaseException:
             self.__exit__()
             raise
@@ -207,12 +265,14 @@ class MeshHarness:
         for w in self.mesh.workloads:
             if w.name not in ports:
                 continue
-            context = _tls_context(ca.issue(w.identity), folder, w.name)
+            # Behind its sidecar an app speaks plaintext; without one, the stub terminates Istio mTLS itself.
+            context = None if self.sidecars else _tls_context(ca.issue(w.identity), folder, w.name)
             for number in sorted(ports[w.name]):
                 seen: list[Seen] = []
-                server = ThreadingHTTPServer((w.ip, number), _handler(seen, w))
+                server = ThreadingHTTPServer((w.ip, number), _handler(seen, w, self.mesh.service_ips if self.sidecars else None))
                 server.daemon_threads = True
-                server.socket = context.wrap_socket(server.socket, server_side=True)
+                if context is not None:
+                    server.socket = context.wrap_socket(server.socket, server_side=True)
                 threading.Thread(target=server.serve_forever, daemon=True).start()
                 self.stubs[(w.ip, number)] = Stub(w, number, server, seen)
 
@@ -247,7 +307,32 @@ class MeshHarness:
         return {"admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
                 "static_resources": {"listeners": listeners}}
 
+    def _intercept(self) -> None:
+        """Istio's interception (istio-iptables), for pods sharing one network namespace, in its nat OUTPUT chain.
+
+        - inbound: a connection to a pod's address and app port goes to that pod's sidecar (15006),
+          except the sidecar's own connection to its app, which Istio makes from 127.0.0.6;
+        - outbound: a connection from a pod's address to a service's cluster IP goes to that pod's
+          sidecar (15001).
+        DNAT keeps the original destination for the sidecar's original_dst listener filter.
+        """
+        rules = []
+        ports = self._backend_ports()
+        for w in self.pods:
+            for number in sorted(ports.get(w.name, ())):
+                rules.append(["-p", "tcp", "-d", w.ip, "--dport", str(number), "!", "-s", "127.0.0.6",
+                              "-j", "DNAT", "--to-destination", f"{w.ip}:15006"])
+            for ip in sorted(set(self.mesh.service_ips.values())):
+                rules.append(["-p", "tcp", "-s", w.ip, "-d", ip, "-j", "DNAT", "--to-destination", f"{w.ip}:15001"])
+        subprocess.run(["iptables", "-t", "nat", "-F", "OUTPUT"], check=True, capture_output=True)
+        for rule in rules:
+            subprocess.run(["iptables", "-t", "nat", "-A", "OUTPUT", *rule], check=True, capture_output=True)
+        self._intercepting = True
+
     def __exit__(self, *exc: object) -> None:
+        if getattr(self, "_intercepting", False):
+            subprocess.run(["iptables", "-t", "nat", "-F", "OUTPUT"], check=False, capture_output=True)
+            self._intercepting = False
         if self._backend_envoy is not None:
             self._backend_envoy.__exit__()
             self._backend_envoy = None
@@ -271,8 +356,9 @@ class MeshHarness:
             if stream:
                 stream.close()
 
-    def bootstrap(self) -> dict[str, Any]:
-        """The Envoy bootstrap of a gateway pod: everything but the xDS and SDS clusters comes over ADS."""
+    def bootstrap(self, workload: istio_xds.Workload | None = None) -> dict[str, Any]:
+        """The Envoy bootstrap of the gateway pod (or ``workload``'s sidecar): everything but the xDS and SDS
+        clusters comes over ADS."""
         host, port = self.xds_address
 
         def grpc_cluster(name: str) -> dict[str, Any]:
@@ -283,10 +369,11 @@ class MeshHarness:
                     "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
                         "address": {"socket_address": {"address": host, "port_value": port}}}}]}]}}
 
-        gateway = self.mesh.gateway
+        pod = workload or self.mesh.gateway
+        node = self.node if workload is None else istio_xds.node_id(workload, router=False)
         return {
-            "node": {"id": self.node, "cluster": f"{gateway.labels.get('app', gateway.name)}.{gateway.namespace}",
-                     "metadata": {"NAMESPACE": gateway.namespace, "LABELS": dict(gateway.labels)}},
+            "node": {"id": node, "cluster": f"{pod.labels.get('app', pod.name)}.{pod.namespace}",
+                     "metadata": {"NAMESPACE": pod.namespace, "LABELS": dict(pod.labels)}},
             "admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
             "layered_runtime": {"layers": [{"name": "global config", "static_layer": ISTIO_RUNTIME},
                                            {"name": "admin", "admin_layer": {}}]},
@@ -301,9 +388,17 @@ class MeshHarness:
 
     @contextmanager
     def gateway(self, concurrency: int = 1) -> Iterator[GatewayEnvoy]:
-        """A fresh gateway Envoy, its configuration taken over ADS; refuses to start if Envoy rejected any of it."""
-        with Envoy(self.bootstrap(), concurrency=concurrency) as envoy:
-            running = GatewayEnvoy(envoy, self.listener)
+        """A fresh gateway Envoy (and, with ``sidecars``, fresh sidecars: fresh buckets everywhere), configured over
+        ADS; refuses to start if Envoy rejected any of it."""
+        with ExitStack() as stack:
+            sidecars = []
+            for w in self.pods:
+                envoy = stack.enter_context(Envoy(self.bootstrap(w)))
+                sidecar = GatewayEnvoy(envoy, "virtualInbound")
+                sidecar.wait_ready()
+                sidecars.append(sidecar)
+            envoy = stack.enter_context(Envoy(self.bootstrap(), concurrency=concurrency))
+            running = GatewayEnvoy(envoy, self.listener, sidecars=sidecars)
             running.wait_ready()
             yield running
 
@@ -328,6 +423,12 @@ class GatewayEnvoy:
     envoy: Envoy
     listener: str
     port: int = 0
+    sidecars: list[GatewayEnvoy] = field(default_factory=list)
+
+    def runtime(self, key: str, value: str) -> None:
+        """Set a runtime key on this Envoy and on every sidecar started with it."""
+        for envoy in [self.envoy, *(s.envoy for s in self.sidecars)]:
+            envoy.post(f"/runtime_modify?{key}={value}")
 
     def wait_ready(self, seconds: float = 30) -> None:
         deadline = time.monotonic() + seconds

@@ -30,9 +30,12 @@ Cases (each: consumer, product, via, release, expect, got, ok):
   serves: the key policy refuses it before routing), 429 and 503 have a short
   JSON body and no ``server`` or ``x-envoy-*`` header; a 429 carries ``retry-after``.
 - ``composite``: consumer -> composite -> upstream. Expected: the consumer
-  reaches through a composite what it may reach directly and nothing more. The
-  gateway cannot observe the composite's own calls; these cases are listed with
-  ``ok: null`` (not proven here) until sidecar enforcement lands.
+  reaches through a composite what it may reach directly and nothing more: the
+  composite's call reaches the upstream as that consumer, or the upstream's own
+  sidecar answers 403. ``composite-limit``: the upstream's limit holds across
+  direct and composite calls together. Both need every workload's sidecar
+  (``MeshHarness(sidecars=True)``: root and iptables, in a network namespace
+  ``tools.verify`` makes); without them they are listed with ``ok: null``.
 
 Access and canary cases run with the limiter's own runtime switch
 (``local_rate_limit_enforced``, a key the generated config declares) at 0, so
@@ -111,8 +114,8 @@ def intent(project: Path, stack: str, stack_file: Path | None = None, keys: Mapp
     settings = load_settings(raw, stack, config.values.get("aws:region"), secret)
     products = load_products(project / "products", settings.products, settings.product_overrides,
                              allow_wildcard_iam=settings.allow_wildcard_iam)
-    access = load_access(settings.consumers, settings.api_keys or {}, settings.rate_limit_tiers,
-                         {p.name for p in products})
+    gov = settings.governance
+    access = load_access(gov.consumers, gov.api_keys or {}, gov.rate_limit_tiers, {p.name for p in products})
     return Intent(stack, products, access)
 
 
@@ -178,7 +181,7 @@ def _key(consumer: Consumer) -> str:
 @contextmanager
 def _unenforced(harness: MeshHarness) -> Iterator[GatewayEnvoy]:
     with harness.gateway() as gateway:
-        gateway.envoy.post(f"/runtime_modify?{ENFORCED_RUNTIME_KEY}=0")
+        gateway.runtime(ENFORCED_RUNTIME_KEY, "0")
         yield gateway
 
 
@@ -319,18 +322,67 @@ def _canary_cases(harness: MeshHarness, want: Intent, samples: int) -> list[Case
     return cases
 
 
-def _composite_cases(want: Intent) -> list[Case]:
+def _composite_paths(want: Intent) -> list[tuple[Product, Product]]:
     by_name = {p.name: p for p in want.products}
+    return [(composite, by_name[u]) for composite in want.products for u in composite.consumes if u in by_name]
+
+
+def _composite_cases(harness: MeshHarness, want: Intent) -> list[Case]:
+    """consumer -> composite -> upstream: what reaches the upstream is what the consumer may reach directly."""
     cases = []
-    for composite in want.products:
-        for consumer in (c for c in want.access.consumers if composite.name in c.products):
-            for upstream in composite.consumes:
-                if upstream not in by_name:
+    with _unenforced(harness) as gateway:
+        for composite, upstream in _composite_paths(want):
+            url_host = upstream.service_host
+            for consumer in (c for c in want.access.consumers if composite.name in c.products):
+                reach = upstream.name in consumer.products
+                case = Case("composite", consumer.name, upstream.name, composite.name, None,
+                            "2xx at the upstream, as the consumer" if reach else "403 from the upstream's sidecar, no backend")
+                if not harness.sidecars:
+                    case.got = "not observable without the upstream's sidecar (verify runs them as root with iptables)"
+                    cases.append(case)
                     continue
-                reach = upstream in consumer.products
-                cases.append(Case("composite", consumer.name, upstream, composite.name, None,
-                                  "2xx (it may call the upstream directly)" if reach else "403 (it may not call the upstream)",
-                                  "not observable at the gateway: needs the upstream's sidecar", None))
+                if consumer not in want.callers:
+                    case.got = "not provable: the consumer's key is undecrypted"
+                    cases.append(case)
+                    continue
+                harness.clear_seen()
+                reply = call(gateway, probe_path(composite), _key(consumer))
+                statuses = {u: st for u, st in ((reply.echo or {}).get("upstreams") or {}).items() if f"//{url_host}:" in u}
+                status = next(iter(statuses.values()), 0)
+                at_upstream = [s for s in harness.seen() if s.workload.startswith(f"{upstream.name}-")]
+                as_consumer = all(s.headers.get(CONSUMER_HEADER) == [consumer.name] for s in at_upstream)
+                case.got = f"composite {reply.status}; upstream {status}, {len(at_upstream)} backend hit(s)"
+                case.ok = (reply.status == 200 and ((status == 200 and len(at_upstream) == 1 and as_consumer) if reach
+                                                    else (status == 403 and not at_upstream)))
+                cases.append(case)
+    return cases
+
+
+def _composite_limit_cases(harness: MeshHarness, want: Intent) -> list[Case]:
+    """A product's limit holds across direct and composite calls together: direct calls spend it, then the
+    composite's call on the same consumer's behalf is refused by the upstream's own sidecar."""
+    cases = []
+    if not harness.sidecars:
+        return cases
+    for composite, upstream in _composite_paths(want):
+        for consumer in want.consumers_of(upstream.name):
+            limit = effective_limit(upstream, consumer, want.access.tiers)
+            if limit is None or composite.name not in consumer.products:
+                continue
+            case = Case("composite-limit", consumer.name, upstream.name, composite.name, None,
+                        f"{limit.requests} per {limit.period_seconds}s across direct and composite calls together")
+            with harness.gateway() as gateway:
+                harness.clear_seen()
+                admitted, _, seconds = _spend(gateway, probe_path(upstream), _key(consumer), limit)
+                reply = call(gateway, probe_path(composite), _key(consumer))
+                statuses = [st for u, st in ((reply.echo or {}).get("upstreams") or {}).items()
+                            if f"//{upstream.service_host}:" in u]
+                hits = len([s for s in harness.seen() if s.workload.startswith(f"{upstream.name}-")])
+            status = statuses[0] if statuses else 0
+            case.got = f"{admitted} direct admitted in {seconds:.2f}s; then through {composite.name}: {status}; " \
+                       f"{hits} backend hit(s) in all"
+            case.ok = status == 429 and hits == admitted and admitted <= limit.requests + _refill(limit, seconds)
+            cases.append(case)
     return cases
 
 
@@ -441,7 +493,8 @@ def _keys_case(want: Intent) -> list[Case]:
 
 def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES) -> list[Case]:
     return [*_keys_case(want), *_access_cases(harness, want), *_limit_cases(harness, want), *_canary_cases(harness, want, samples),
-            *_hostile_cases(harness, want), *_hygiene_cases(harness, want), *_composite_cases(want),
+            *_hostile_cases(harness, want), *_hygiene_cases(harness, want), *_composite_cases(harness, want),
+            *_composite_limit_cases(harness, want),
             *_error_cases(harness, want)]
 
 

@@ -3,7 +3,7 @@
 // serves that configuration to a real Envoy over ADS.
 //
 //	istiod-xds generate --in SPEC.json --out XDS.json
-//	istiod-xds serve --xds XDS.json --proxy NAME --secrets SECRETS.json --listen 127.0.0.1:PORT
+//	istiod-xds serve --bundle BUNDLE.json --listen 127.0.0.1:PORT
 //	istiod-xds version
 //
 // generate reads a spec written by tools/engine/istio_xds.py: the render's Istio
@@ -12,10 +12,10 @@
 // proxies to build for. It writes, per proxy, the listeners, routes, clusters and
 // endpoints istiod's generators return for that proxy.
 //
-// serve loads one proxy's resources from such a file (after the harness has
-// removed the filters upstream Envoy lacks) and serves them, with the proxy's
-// certificates as SDS secrets, to an Envoy whose bootstrap points its xds-grpc and
-// sds-grpc clusters at this address. It exits when its standard input closes.
+// serve loads, per Envoy node id, one proxy's resources (after the harness has
+// removed the filters upstream Envoy lacks) and certificates, and serves them over
+// ADS and SDS to Envoys whose bootstrap points their xds-grpc and sds-grpc clusters
+// at this address. It exits when its standard input closes.
 package main
 
 import (

@@ -47,36 +47,29 @@ func decodeAll[T proto.Message](raw []json.RawMessage, newT func() T) ([]types.R
 	return out, nil
 }
 
-func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	xdsFile := fs.String("xds", "", "the proxy's configuration (JSON, one proxy's object of generate's output)")
-	secretsFile := fs.String("secrets", "", "the proxy's certificates (JSON)")
-	listen := fs.String("listen", "127.0.0.1:0", "address to serve ADS and SDS on")
-	nodeID := fs.String("node", "", "the Envoy node id to serve")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var cfg ProxyConfig
-	if err := readJSON(*xdsFile, &cfg); err != nil {
-		return err
-	}
-	var secrets Secrets
-	if err := readJSON(*secretsFile, &secrets); err != nil {
-		return err
-	}
+// Bundle is what serve reads: each Envoy node's resources (one proxy's object of generate's
+// output, after the harness removed what upstream Envoy lacks) and certificates.
+type Bundle struct {
+	Nodes map[string]struct {
+		Resources ProxyConfig `json:"resources"`
+		Secrets   Secrets     `json:"secrets"`
+	} `json:"nodes"`
+}
+
+func snapshotOf(cfg ProxyConfig, secrets Secrets) (*cache.Snapshot, error) {
 	resources := map[resource.Type][]types.Resource{}
 	var err error
 	if resources[resource.ListenerType], err = decodeAll(cfg.Listeners, func() *listenerv3.Listener { return &listenerv3.Listener{} }); err != nil {
-		return fmt.Errorf("listeners: %v", err)
+		return nil, fmt.Errorf("listeners: %v", err)
 	}
 	if resources[resource.RouteType], err = decodeAll(cfg.Routes, func() *routev3.RouteConfiguration { return &routev3.RouteConfiguration{} }); err != nil {
-		return fmt.Errorf("routes: %v", err)
+		return nil, fmt.Errorf("routes: %v", err)
 	}
 	if resources[resource.ClusterType], err = decodeAll(cfg.Clusters, func() *clusterv3.Cluster { return &clusterv3.Cluster{} }); err != nil {
-		return fmt.Errorf("clusters: %v", err)
+		return nil, fmt.Errorf("clusters: %v", err)
 	}
 	if resources[resource.EndpointType], err = decodeAll(cfg.Endpoints, func() *endpointv3.ClusterLoadAssignment { return &endpointv3.ClusterLoadAssignment{} }); err != nil {
-		return fmt.Errorf("endpoints: %v", err)
+		return nil, fmt.Errorf("endpoints: %v", err)
 	}
 	resources[resource.SecretType] = []types.Resource{
 		&tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
@@ -87,14 +80,30 @@ func runServe(args []string) error {
 			TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: secrets.RootCert}},
 		}}},
 	}
-	snapshot, err := cache.NewSnapshot("1", resources)
-	if err != nil {
+	return cache.NewSnapshot("1", resources)
+}
+
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	bundleFile := fs.String("bundle", "", "every node's resources and certificates (JSON, see Bundle)")
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve ADS and SDS on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var bundle Bundle
+	if err := readJSON(*bundleFile, &bundle); err != nil {
 		return err
 	}
 	// Not ADS mode: Envoy asks for each SDS secret on a stream of its own, so no request names them all.
 	snapshots := cache.NewSnapshotCache(false, cache.IDHash{}, nil)
-	if err := snapshots.SetSnapshot(context.Background(), *nodeID, snapshot); err != nil {
-		return err
+	for node, entry := range bundle.Nodes {
+		snapshot, err := snapshotOf(entry.Resources, entry.Secrets)
+		if err != nil {
+			return fmt.Errorf("%s: %v", node, err)
+		}
+		if err := snapshots.SetSnapshot(context.Background(), node, snapshot); err != nil {
+			return fmt.Errorf("%s: %v", node, err)
+		}
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -115,7 +124,7 @@ func runServe(args []string) error {
 
 func readJSON(path string, into any) error {
 	if path == "" {
-		return fmt.Errorf("serve needs --xds, --secrets and --node")
+		return fmt.Errorf("serve needs --bundle")
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
