@@ -75,7 +75,7 @@ def test_rotating_a_key_shows_nothing(dev_render, tmp_path):
     assert code == 0 and len(out) == 1, out
 
 
-def test_adding_a_consumer_to_a_product_reads_as_two_insertions(dev_render, tmp_path):
+def test_adding_a_consumer_to_a_product_reads_as_insertions_at_the_gateway_and_the_product(dev_render, tmp_path):
     consumers = stack_file(DEMO)["config"]["datamesh:consumers"]
     consumers["partner-portal"]["products"] = ["customer-features", "customer-revenue"]
     new = tmp_path / "new"
@@ -90,9 +90,16 @@ def test_adding_a_consumer_to_a_product_reads_as_two_insertions(dev_render, tmp_
         "~ AuthorizationPolicy istio-ingress/datamesh-api-keys",
         '    + spec.rules[to /public/api/v1/customer-features/*].when[request.headers[x-datamesh-consumer]].values: "partner-portal"',
     ]
-    assert out[3] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
-    assert out[4].startswith(f"    + {rate_limit_route}: ") and '"max_tokens": 10' in out[4]  # the trial tier
-    assert out[5].startswith("0 to add, 2 to change, 0 to delete") and len(out) == 6
+    # The same trial-tier bucket at the gateway and on the product's own sidecar (composite calls spend it too),
+    # with the retry-after its slowest bucket now implies; and the product's sidecar admits the new consumer.
+    sidecar = "~ EnvoyFilter customer/customer-features-limits"
+    gateway = "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
+    assert out[3] == sidecar and out[out.index(gateway) + 1].startswith(f"    + {rate_limit_route}: ")
+    assert '"max_tokens": 10' in out[out.index(gateway) + 1] and "consumer=partner-portal" in out[4]
+    assert sum('"retry-after", "value": "6"' in line for line in out) == 2
+    callers = out.index("~ AuthorizationPolicy customer/customer-features-callers")
+    assert out[callers - 1] == "== ZeroTrust zero-trust" and out[callers + 1].endswith('.values: "partner-portal"')
+    assert out[-1].startswith("0 to add, 4 to change, 0 to delete") and len(out) == 15
 
 
 def test_bumping_an_image_is_one_line(dev_render, tmp_path):
@@ -128,8 +135,9 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     assert out[0] == "== ApiGovernance api-governance"
     assert out[1] == "~ AuthorizationPolicy istio-ingress/datamesh-api-keys"
     assert out[2].startswith(f"    + spec.rules[to /public/api/v1/{name}/*]: ")
-    assert out[3] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
-    assert out[4].startswith(f"    + spec.configPatches[HTTP_ROUTE 80 *:80 {name}]: ")
+    assert out[3] == f"+ EnvoyFilter customer/{name}-limits"  # its limits on its own sidecar too
+    assert out[4] == "~ EnvoyFilter istio-ingress/datamesh-rate-limits"
+    assert out[5].startswith(f"    + spec.configPatches[HTTP_ROUTE 80 *:80 {name}]: ")
     added = [line for line in out if line.startswith("+ ")]
     assert f"== DataProduct {name}" in out and "== ZeroTrust zero-trust" in out
     assert {f"+ Deployment customer/{name}", f"+ Service customer/{name}", f"+ VirtualService customer/{name}",

@@ -98,17 +98,34 @@ def test_the_demo_verifies_with_its_limits(demo_render, demo_config, demo_keys, 
     assert {"istio.alpn", "istio.stats", "istio.metadata_exchange"} <= set(report["removedFilters"])
 
 
-@pytest.mark.parametrize(("drop", "failing"), [
-    ("authorizationpolicy-istio-ingress-datamesh-api-keys.yaml", "access"),
-    ("envoyfilter-istio-ingress-datamesh-api-keys.yaml", "access"),
-    ("envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "limit"),
-    ("envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml", "generic-error"),
-    ("envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml", "hygiene"),
+def tamper(render: Path, out: Path, drop: list[str], without_consumer_check: bool = False) -> Path:
+    """A copy of ``render`` with the manifests matching ``drop`` (globs) removed; optionally the products' own
+    caller policies admitting their callers on anyone's behalf (as before composition was governed)."""
+    shutil.copytree(render, out)
+    for pattern in drop:
+        for file in (out / "manifests").glob(pattern):
+            file.unlink()
+    if without_consumer_check:
+        for file in (out / "manifests").glob("authorizationpolicy-*-callers.yaml"):
+            doc = yaml.safe_load(file.read_text())
+            for rule in doc["spec"]["rules"]:
+                rule.pop("when", None)
+            file.write_text(yaml.safe_dump(doc))
+    return out
+
+
+# Each layer is removed where it is enforced: at the gateway, and (for what products' sidecars enforce too)
+# on the sidecars, so the check fails whether or not verify runs the sidecars.
+@pytest.mark.parametrize(("drop", "without_consumer_check", "failing"), [
+    (["authorizationpolicy-istio-ingress-datamesh-api-keys.yaml"], True, "access"),
+    (["envoyfilter-istio-ingress-datamesh-api-keys.yaml"], False, "access"),
+    (["envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "envoyfilter-*-limits.yaml"], False, "limit"),
+    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "generic-error"),
+    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "hygiene"),
 ])
-def test_a_tampered_render_fails(drop, failing, demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
-    tampered = tmp_path / "render"
-    shutil.copytree(demo_render, tampered)
-    (tampered / "manifests" / drop).unlink()
+def test_a_tampered_render_fails(drop, without_consumer_check, failing, demo_render, demo_config, demo_keys, tmp_path,
+                                 capsys, istio_tools):
+    tampered = tamper(demo_render, tmp_path / "render", drop, without_consumer_check)
     code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
                         "--out", str(tmp_path / "r.json")], capsys)
     assert code == 1, out
@@ -116,16 +133,36 @@ def test_a_tampered_render_fails(drop, failing, demo_render, demo_config, demo_k
     assert any(c["case"] == failing and c["ok"] is False for c in report["cases"])
 
 
+def test_the_products_own_sidecars_hold_when_the_gateways_key_policy_is_gone(demo_render, demo_config, demo_keys, tmp_path,
+                                                                            capsys, istio_tools):
+    """Defense in depth: with every sidecar running, a consumer refused by a product stays refused at the product."""
+    tampered = tamper(demo_render, tmp_path / "render", ["authorizationpolicy-istio-ingress-datamesh-api-keys.yaml"])
+    run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+         "--out", str(tmp_path / "r.json")], capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    refused = [c for c in report["cases"] if c["case"] == "access" and c["expect"].startswith("403")]
+    assert refused
+    if report["sidecars"]:
+        assert all(c["ok"] for c in refused)  # the products' own sidecars refuse them
+    else:
+        assert not any(c["ok"] for c in refused)  # the gateway alone: they get through
+
+
 def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
     """rate_limits on the Route (not in the limiter's config): istiod drops it, the tiers never bite; verify says so."""
-    tampered = tmp_path / "render"
-    shutil.copytree(demo_render, tampered)
+    tampered = tamper(demo_render, tmp_path / "render", [])
     path = tampered / "manifests" / "envoyfilter-istio-ingress-datamesh-rate-limits.yaml"
     doc = yaml.safe_load(path.read_text())
     for patch in doc["spec"]["configPatches"][1:]:
         value = patch["patch"]["value"]
         value["rate_limits"] = value["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"].pop("rate_limits")
     path.write_text(yaml.safe_dump(doc))
+    for sidecar in (tampered / "manifests").glob("envoyfilter-*-limits.yaml"):  # the sidecars' own copy, likewise
+        if sidecar == path:
+            continue
+        doc = yaml.safe_load(sidecar.read_text())
+        doc["spec"]["configPatches"][0]["patch"]["value"]["typed_config"].pop("rate_limits")
+        sidecar.write_text(yaml.safe_dump(doc))
     code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys)], capsys)
     assert code == 1, out
 
@@ -182,3 +219,27 @@ def test_a_render_of_another_stack_file_is_refused(demo_config, tmp_path, capsys
     code, out, err = run(["--render", str(render), "--stack-file", str(demo_config)], capsys)
     assert code == 2 and out == ""
     assert "no VirtualService for customer-revenue, revenue-predictor" in err
+
+
+@pytest.mark.skipif(not verify._can_run_sidecars(), reason="composite paths need every sidecar: root, ip and iptables")
+def test_a_composite_acting_for_anyone_fails(demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
+    """Products admitting their composites on anyone's behalf: partner-portal's prediction through customer-revenue."""
+    tampered = tamper(demo_render, tmp_path / "render", [], without_consumer_check=True)
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+                        "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 1, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    leaked = [c for c in report["cases"] if c["case"] == "composite" and c["ok"] is False]
+    assert leaked and all(c["expect"].startswith("403") for c in leaked)
+
+
+def test_without_sidecars_composite_paths_are_not_claimed(demo_render, demo_config, demo_keys, tmp_path, capsys,
+                                                          istio_tools):
+    code, out, _ = run(["--render", str(demo_render), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+                        "--no-sidecars", "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["sidecars"] is False
+    composite = [c for c in report["cases"] if c["case"] == "composite"]
+    assert composite and all(c["ok"] is None for c in composite)
+    assert not [c for c in report["cases"] if c["case"] == "composite-limit"]
