@@ -125,15 +125,6 @@ def copy_repository(dest: Path) -> Path:
     return dest
 
 
-def _insert_under(text: str, header: str, entry: str) -> str:
-    """``entry`` (indented lines) as the first item under the stack-file key line ``header``;
-    a new key at the end of ``config`` when the file has none."""
-    line = f"  {header}:\n"
-    if line in text:
-        return text.replace(line, line + entry, 1)
-    return text.rstrip("\n") + "\n" + line + entry
-
-
 def add_documented_product(repo_dir: Path, stem: str = "churn-scorer", consumer_stem: str = "churn-app") -> dict[str, Any]:
     """Add a product to the repository copy at ``repo_dir`` as docs/data-products.md says, and return what was made.
 
@@ -174,10 +165,12 @@ def add_documented_product(repo_dir: Path, stem: str = "churn-scorer", consumer_
     listed = re.search(r"(?m)^  datamesh:products:\n(?:    - .*\n)+", stack)
     assert listed, f"{stack_path}: datamesh:products is not a block list; edit it by hand"
     stack = stack[:listed.end()] + f"    - {name}\n" + stack[listed.end():]
-    stack = _insert_under(stack, "datamesh:consumers", f"    {consumer}:\n      products: [{name}]\n")
-    stack = _insert_under(stack, "datamesh:apiKeys",
-                          f"    {consumer}:\n      - secure: v1:REPLACE-BEFORE-PULUMI-UP:{consumer}-0\n")
     stack_path.write_text(stack)
+    # The new consumer, with the tool the docs name (Starting a product): its products and a placeholder key.
+    proc_consumer = subprocess.run([sys.executable, "-m", "tools.new_consumer", consumer, "--products", name],
+                                   cwd=repo_dir, capture_output=True, text=True, timeout=120)
+    assert proc_consumer.returncode == 0, proc_consumer.stderr
+    stack = stack_path.read_text()
 
     edited = yaml.safe_load(stack)["config"]  # the edits landed where they were meant to
     assert edited["datamesh:products"] == [*config["datamesh:products"], name]
