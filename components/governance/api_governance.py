@@ -250,31 +250,33 @@ class ApiGovernance(pulumi.ComponentResource):
         if undecrypted:
             pulumi.log.warn(f"datamesh:apiKeys: {undecrypted} key(s) not decrypted (an offline render): "
                             "the gateway accepts none of them")
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.gateway])
-        selector = {"labels": dict(GATEWAY_SELECTOR)}
+        self._gateway = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.gateway])
+        self._key_check(args)
+        self._replies()
+        self._product_limits(args)
+        self._gateway_limits(args)
+        self.register_outputs({})
 
+    def _envoy_filter(self, name: str, namespace: str | pulumi.Output[str], spec: dict,
+                      opts: pulumi.ResourceOptions | None = None, resource_name: str | None = None) -> None:
         k8s.apiextensions.CustomResource(
-            "datamesh-api-keys-filter",
-            api_version="networking.istio.io/v1alpha3",
-            kind="EnvoyFilter",
-            metadata={"name": "datamesh-api-keys", "namespace": INGRESS_NAMESPACE},
-            spec={
-                "workloadSelector": selector,
-                "configPatches": [{
-                    "applyTo": "HTTP_FILTER",
-                    # First in the chain: the consumer header must exist before authorization runs.
-                    "match": {"context": "GATEWAY", "listener": _HTTP_CONNECTION_MANAGER},
-                    "patch": {"operation": "INSERT_FIRST", "value": {
-                        "name": LUA,
-                        "typed_config": {
-                            "@type": LUA_TYPE,
-                            "default_source_code": {"inline_string": lua_key_filter(args.consumers, args.salt)},
-                        },
-                    }},
-                }],
-            },
-            opts=k8s_opts,
-        )
+            resource_name or name,
+            api_version="networking.istio.io/v1alpha3", kind="EnvoyFilter",
+            metadata={"name": name, "namespace": namespace}, spec=spec, opts=opts or self._gateway)
+
+    def _key_check(self, args: ApiGovernanceArgs) -> None:
+        """The key filter, first in the gateway's chain, and the gateway's key policy after it."""
+        self._envoy_filter("datamesh-api-keys", INGRESS_NAMESPACE, {
+            "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)},
+            "configPatches": [{
+                "applyTo": "HTTP_FILTER",
+                # First in the chain: the consumer header must exist before authorization runs.
+                "match": {"context": "GATEWAY", "listener": _HTTP_CONNECTION_MANAGER},
+                "patch": {"operation": "INSERT_FIRST", "value": {"name": LUA, "typed_config": {
+                    "@type": LUA_TYPE, "default_source_code": {"inline_string": lua_key_filter(args.consumers, args.salt)},
+                }}},
+            }],
+        }, resource_name="datamesh-api-keys-filter")
         k8s.apiextensions.CustomResource(
             "datamesh-api-keys-policy",
             api_version="security.istio.io/v1",
@@ -286,60 +288,44 @@ class ApiGovernance(pulumi.ComponentResource):
                 # No rule for a product nobody may call: the gateway refuses everything not listed.
                 "rules": key_policy_rules(args.products, args.consumers),
             },
-            opts=k8s_opts,
+            opts=self._gateway,
         )
-        k8s.apiextensions.CustomResource(
-            "datamesh-edge-hygiene",
-            api_version="networking.istio.io/v1alpha3",
-            kind="EnvoyFilter",
-            metadata={"name": "datamesh-edge-hygiene", "namespace": INGRESS_NAMESPACE},
-            spec={"workloadSelector": selector, "configPatches": edge_hygiene_patches()},
-            opts=k8s_opts,
-        )
-        k8s.apiextensions.CustomResource(
-            "datamesh-inbound-replies",
-            api_version="networking.istio.io/v1alpha3",
-            kind="EnvoyFilter",
-            # The root namespace, no selector: every sidecar of the mesh.
-            metadata={"name": "datamesh-inbound-replies", "namespace": SYSTEM_NAMESPACE},
-            spec={"configPatches": inbound_reply_patches()},
-            opts=k8s_opts,
-        )
+
+    def _replies(self) -> None:
+        """Generic answers and header hygiene at the gateway, and generic answers from every sidecar."""
+        self._envoy_filter("datamesh-edge-hygiene", INGRESS_NAMESPACE, {
+            "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)}, "configPatches": edge_hygiene_patches()})
+        # The root namespace, no selector: every sidecar of the mesh.
+        self._envoy_filter("datamesh-inbound-replies", SYSTEM_NAMESPACE, {"configPatches": inbound_reply_patches()})
+
+    def _product_limits(self, args: ApiGovernanceArgs) -> None:
+        """Each limited product's buckets on its own sidecar, in its namespace."""
         for product in args.products:
             inbound = sidecar_rate_limit(product, args.consumers, args.tiers)
             if inbound is not None:
-                k8s.apiextensions.CustomResource(
-                    f"{product.name}-limits",
-                    api_version="networking.istio.io/v1alpha3",
-                    kind="EnvoyFilter",
-                    metadata={"name": f"{product.name}-limits",
-                              "namespace": args.namespaces[product.namespace].metadata.name},
-                    spec={"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
-                    opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
-                )
+                self._envoy_filter(
+                    f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
+                    {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
+                    opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+
+    def _gateway_limits(self, args: ApiGovernanceArgs) -> None:
+        """The local rate limiter before the gateway's router, and per product route its buckets."""
         routes = [r for p in args.products if (r := route_rate_limit(p, args.consumers, args.tiers))]
-        if routes:
-            k8s.apiextensions.CustomResource(
-                "datamesh-rate-limits",
-                api_version="networking.istio.io/v1alpha3",
-                kind="EnvoyFilter",
-                metadata={"name": "datamesh-rate-limits", "namespace": INGRESS_NAMESPACE},
-                spec={
-                    "workloadSelector": selector,
-                    "configPatches": [
-                        {
-                            "applyTo": "HTTP_FILTER",
-                            "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
-                                "name": "envoy.filters.network.http_connection_manager",
-                                "subFilter": {"name": "envoy.filters.http.router"}}}}},
-                            # The filter itself limits nothing; each route's config below does.
-                            "patch": {"operation": "INSERT_BEFORE", "value": {"name": LOCAL_RATE_LIMIT, "typed_config": {
-                                "@type": LOCAL_RATE_LIMIT_TYPE, "stat_prefix": STAT_PREFIX,
-                            }}},
-                        },
-                        *routes,
-                    ],
+        if not routes:
+            return
+        self._envoy_filter("datamesh-rate-limits", INGRESS_NAMESPACE, {
+            "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)},
+            "configPatches": [
+                {
+                    "applyTo": "HTTP_FILTER",
+                    "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "subFilter": {"name": "envoy.filters.http.router"}}}}},
+                    # The filter itself limits nothing; each route's config below does.
+                    "patch": {"operation": "INSERT_BEFORE", "value": {"name": LOCAL_RATE_LIMIT, "typed_config": {
+                        "@type": LOCAL_RATE_LIMIT_TYPE, "stat_prefix": STAT_PREFIX,
+                    }}},
                 },
-                opts=k8s_opts,
-            )
-        self.register_outputs({})
+                *routes,
+            ],
+        })

@@ -1,60 +1,47 @@
 """Istio's own translation of a render: the Envoy configuration istiod pushes, from istio.io/istio's Go code.
 
-``build_istio_tools()`` builds two binaries from the Go module pinned in
-``tools/istiod/go.mod`` (cached by the hash of that folder): ``istiod-xds``, the
-project's small program around Istio's ``pilot/test/xds.NewFakeDiscoveryServer``,
-and ``istioctl`` from the same module.
-
-``mesh_spec(render)`` turns a render into what istiod would see in a cluster: the
-Istio resources and Kubernetes objects the program declares, plus what the
-cluster's own controllers would add, and nothing else:
-
-- one Pod per Deployment (its pod template's labels and service account, the
-  labels Istio's injector adds, a loopback address as pod IP, Ready);
-- the ingress gateway's Pod, with the labels the gateway chart gives it
-  (``gateway.selectorLabels`` in ``manifests/charts/gateway/templates/_helpers.tpl``)
-  and the chart values' service account;
-- one EndpointSlice per Service, listing the Pods its selector matches, as the
-  EndpointSlice controller would;
-- the istiod chart's ``meshConfig`` value.
-
-``generate(spec)`` runs Istio's translation and returns, per proxy, the listeners,
-routes, clusters and endpoints istiod's generators produce. ``for_upstream_envoy``
-removes from that, and only from that, what upstream Envoy cannot load
-(``REMOVED_FILTERS``) and the one address the harness must move
-(``LOOPBACK_SUBSTITUTIONS``); each entry says why.
+``mesh_spec(render)`` is what istiod is given: the render's Istio resources and
+Kubernetes objects plus what the cluster's controllers add (``istio_cluster``), and
+the istiod chart's ``meshConfig``. ``generate(tools, spec)`` runs Istio's translation
+(``istio_build``) and returns, per proxy, the listeners, routes, clusters and endpoints
+istiod's generators produce. ``for_upstream_envoy`` removes from that, and only from
+that, what upstream Envoy cannot load (``REMOVED_FILTERS``) and moves the addresses
+the harness must move (``LOOPBACK_SUBSTITUTIONS``); each entry says why.
+``analyze`` runs ``istioctl analyze --use-kube=false`` over the render.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import ipaddress
 import json
-import os
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-GO_PROGRAM = ROOT / "tools" / "istiod"
-ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
-# What the cluster's API server holds that Istio's service registry reads.
-KUBE_KINDS = ("Namespace", "Service", "ServiceAccount")
-GATEWAY_CHART = "gateway"
+from tools.engine.istio_build import GO_PROGRAM as GO_PROGRAM
+from tools.engine.istio_build import IstioBuildError as IstioBuildError
+from tools.engine.istio_build import IstioTools as IstioTools
+from tools.engine.istio_build import build_istio_tools as build_istio_tools
+from tools.engine.istio_build import pinned_istio as pinned_istio
+from tools.engine.istio_cluster import GATEWAY_CHART, KUBE_KINDS, documents, endpoint_slices, pod_object, with_cluster_ips, workloads
+from tools.engine.istio_cluster import POD_NETWORK as POD_NETWORK
+from tools.engine.istio_cluster import POD_NETWORKS as POD_NETWORKS
+from tools.engine.istio_cluster import TRUST_DOMAIN as TRUST_DOMAIN
+from tools.engine.istio_cluster import Render as Render
+from tools.engine.istio_cluster import TranslationError as TranslationError
+from tools.engine.istio_cluster import Workload as Workload
+from tools.engine.istio_cluster import is_istio as is_istio
+from tools.engine.istio_cluster import load_render as load_render
+from tools.engine.istio_cluster import selected as selected
+from tools.engine.istio_cluster import target_port as target_port
+
 ISTIOD_CHART = "istiod"
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-# Pod IPs the harness hands out: a loopback range, so a stub backend can listen on each.
-POD_NETWORK = ipaddress.ip_network("127.77.0.0/16")
-# Where further harnesses in one machine take theirs from (127.64.0.0 to 127.191.255.255), one /16 each.
-POD_NETWORKS = [ipaddress.ip_network(f"127.{n}.0.0/16") for n in range(64, 192)]
-TRUST_DOMAIN = "cluster.local"
 
 # Filters Istio's proxy build has and upstream Envoy lacks. Each is removed wherever it
 # appears (listener filters, network filters, HTTP filters, cluster filters); nothing else
@@ -86,226 +73,6 @@ LOOPBACK_SUBSTITUTIONS: dict[str, str] = {
 }
 
 
-class IstioBuildError(RuntimeError):
-    """The Go toolchain or Istio's module could not build the translation; the message says which."""
-
-
-class TranslationError(RuntimeError):
-    """Istio's translation refused the render; the message carries its reason."""
-
-
-# --- the binaries -----------------------------------------------------------------
-
-
-def pinned_istio() -> str:
-    """The Istio module and version tools/istiod/go.mod pins (``istio.io/istio@v0.0.0-...``)."""
-    for line in (GO_PROGRAM / "go.mod").read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "istio.io/istio":
-            return f"{parts[0]}@{parts[1]}"
-    raise IstioBuildError(f"{GO_PROGRAM / 'go.mod'}: no istio.io/istio requirement")
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("DATAMESH_CACHE") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "datamesh"
-
-
-def _program_hash() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(GO_PROGRAM.iterdir()):
-        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class IstioTools:
-    xds: Path
-    istioctl: Path
-
-
-def build_istio_tools() -> IstioTools:
-    """Build (once per version of tools/istiod) istiod-xds and istioctl from the pinned Istio module."""
-    out = _cache_root() / f"istiod-{_program_hash()}"
-    tools = IstioTools(out / "istiod-xds", out / "istioctl")
-    if tools.xds.exists() and tools.istioctl.exists():
-        return tools
-    go = shutil.which("go")
-    if go is None:
-        raise IstioBuildError("the Go toolchain (go) is not on PATH; it builds Istio's translation (tools/istiod)")
-    staging = Path(tempfile.mkdtemp(prefix="istiod-", dir=_ensure(out.parent)))
-    env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
-    for target, package in (("istiod-xds", "."), ("istioctl", "istio.io/istio/istioctl/cmd/istioctl")):
-        done = subprocess.run([go, "build", "-trimpath", "-o", str(staging / target), package], cwd=GO_PROGRAM,
-                              env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise IstioBuildError(f"go build {package} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return tools
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-# --- the render as istiod would see it -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A pod the harness stands in for: a product's (or a release's) Deployment, or the gateway."""
-
-    name: str
-    namespace: str
-    labels: Mapping[str, str]
-    service_account: str
-    ip: str
-    ports: tuple[tuple[str, int], ...]  # (name, containerPort)
-    upstreams: tuple[str, ...] = ()  # the in-mesh URLs the pod is given (UPSTREAM_*_URL): a composite's upstreams
-
-    @property
-    def identity(self) -> str:
-        return f"spiffe://{TRUST_DOMAIN}/ns/{self.namespace}/sa/{self.service_account}"
-
-
-@dataclass
-class Render:
-    """A render folder's manifests and registered resources."""
-
-    path: Path
-    manifests: list[dict[str, Any]]
-    resources: list[dict[str, Any]]
-
-    @property
-    def stack(self) -> str:
-        for r in self.resources:
-            return str(r["urn"]).split(":")[2]
-        raise TranslationError(f"{self.path / 'resources.json'}: no resources")
-
-    def releases(self, chart: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if r["type"] == HELM_RELEASE and (r.get("inputs") or {}).get("chart") == chart]
-
-    def kind(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.manifests if m.get("kind") == kind]
-
-
-def load_render(path: Path) -> Render:
-    manifests = []
-    for file in sorted((path / "manifests").glob("*.yaml")):
-        manifests.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
-    resources = json.loads((path / "resources.json").read_text())
-    return Render(path, manifests, resources)
-
-
-def _group(obj: Mapping[str, Any]) -> str:
-    return str(obj.get("apiVersion", "")).split("/")[0]
-
-
-def is_istio(obj: Mapping[str, Any]) -> bool:
-    return _group(obj) in ISTIO_GROUPS
-
-
-def _addresses(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
-    for address in network.hosts():
-        if int(address) & 0xFF not in (0, 1, 255):
-            yield str(address)
-
-
-def _container_ports(pod_spec: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
-    return tuple((p.get("name", ""), int(p["containerPort"])) for c in pod_spec.get("containers", [])
-                 for p in c.get("ports") or [])
-
-
-def workloads(render: Render, network: ipaddress.IPv4Network = POD_NETWORK) -> list[Workload]:
-    """Every pod istiod would see: one per Deployment, and the ingress gateway's, with pod IPs from ``network``."""
-    ips = _addresses(network)
-    found = []
-    for gateway in render.releases(GATEWAY_CHART):
-        inputs = gateway["inputs"]
-        values = inputs.get("values") or {}
-        name = values.get("name") or inputs.get("name") or gateway["name"]
-        user = values.get("labels") or {}
-        labels = {"app": user.get("app") or name, "istio": user.get("istio") or name.removeprefix("istio-"),
-                  **{k: v for k, v in user.items() if k not in ("app", "istio")},
-                  "service.istio.io/canonical-name": name}
-        account = (values.get("serviceAccount") or {}).get("name") or name
-        found.append(Workload(f"{name}-0", inputs.get("namespace", "default"), labels, account, next(ips), ()))
-    for deployment in sorted(render.kind("Deployment"), key=lambda d: (d["metadata"]["namespace"], d["metadata"]["name"])):
-        template = deployment["spec"]["template"]
-        labels = dict(template["metadata"].get("labels") or {})
-        labels.setdefault("service.istio.io/canonical-name", labels.get("app", deployment["metadata"]["name"]))
-        labels["security.istio.io/tlsMode"] = "istio"  # what the sidecar injector adds
-        spec = template["spec"]
-        upstreams = tuple(sorted(e["value"] for c in spec.get("containers", []) for e in c.get("env") or []
-                                 if e.get("name", "").startswith("UPSTREAM_") and e.get("name", "").endswith("_URL")
-                                 and "value" in e))
-        found.append(Workload(f"{deployment['metadata']['name']}-0", deployment["metadata"]["namespace"], labels,
-                              spec.get("serviceAccountName", "default"), next(ips), _container_ports(spec), upstreams))
-    return found
-
-
-def _pod(w: Workload) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": w.name, "namespace": w.namespace, "labels": dict(w.labels)},
-        "spec": {"serviceAccountName": w.service_account, "nodeName": "node-0",
-                 "containers": [{"name": "app", "image": "stub",
-                                 "ports": [{"name": n, "containerPort": p} for n, p in w.ports if n] or None}]},
-        "status": {"phase": "Running", "podIP": w.ip, "podIPs": [{"ip": w.ip}],
-                   "conditions": [{"type": "Ready", "status": "True"}]},
-    }
-
-
-def target_port(service_port: Mapping[str, Any], w: Workload) -> int | None:
-    target = service_port.get("targetPort", service_port["port"])
-    if isinstance(target, int):
-        return target
-    return next((p for n, p in w.ports if n == target), None)
-
-
-def selected(service: Mapping[str, Any], ws: list[Workload]) -> list[Workload]:
-    selector = (service.get("spec") or {}).get("selector") or {}
-    namespace = service["metadata"]["namespace"]
-    return [w for w in ws if selector and w.namespace == namespace and selector.items() <= w.labels.items()]
-
-
-def _endpoint_slices(services: list[dict[str, Any]], ws: list[Workload]) -> list[dict[str, Any]]:
-    slices = []
-    for service in services:
-        for port in service["spec"].get("ports") or []:
-            members = [(w, t) for w in selected(service, ws) if (t := target_port(port, w)) is not None]
-            for number in sorted({t for _, t in members}):
-                slices.append({
-                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": f"{service['metadata']['name']}-{port.get('name', port['port'])}-{number}",
-                                 "namespace": service["metadata"]["namespace"],
-                                 "labels": {"kubernetes.io/service-name": service["metadata"]["name"],
-                                            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
-                    "addressType": "IPv4",
-                    "ports": [{"name": port.get("name", ""), "port": number, "protocol": port.get("protocol", "TCP")}],
-                    "endpoints": [{"addresses": [w.ip], "conditions": {"ready": True, "serving": True},
-                                   "targetRef": {"kind": "Pod", "name": w.name, "namespace": w.namespace}}
-                                  for w, t in members if t == number],
-                })
-    return slices
-
-
-def _documents(objects: list[Mapping[str, Any]]) -> str:
-    return "\n---\n".join(yaml.safe_dump(_without_none(o), sort_keys=True) for o in objects)
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value]
-    return value
-
-
 def node_id(w: Workload, router: bool) -> str:
     return f"{'router' if router else 'sidecar'}~{w.ip}~{w.name}.{w.namespace}~{w.namespace}.svc.cluster.local"
 
@@ -318,22 +85,6 @@ class MeshSpec:
     workloads: list[Workload]
     gateway: Workload
     service_ips: dict[str, str] = field(default_factory=dict)  # <name>.<namespace>.svc.cluster.local -> cluster IP
-
-
-def _with_cluster_ips(services: list[dict[str, Any]], network: ipaddress.IPv4Network) -> tuple[list[dict[str, Any]],
-                                                                                              dict[str, str]]:
-    """The Services with the cluster IPs the API server would assign (from a loopback /16 of their own)."""
-    service_network = ipaddress.ip_network(f"127.{network.network_address.packed[1] + 64 & 0xFF}.0.0/16")
-    ips = _addresses(service_network)
-    out, by_host = [], {}
-    for service in services:
-        copy_ = json.loads(json.dumps(service))
-        if (copy_.get("spec") or {}).get("type", "ClusterIP") != "LoadBalancer":
-            ip = next(ips)
-            copy_["spec"]["clusterIP"] = ip
-            by_host[f"{copy_['metadata']['name']}.{copy_['metadata']['namespace']}.svc.cluster.local"] = ip
-        out.append(copy_)
-    return out, by_host
 
 
 def _mesh_config(render: Render) -> str:
@@ -359,15 +110,15 @@ def mesh_spec(render: Render, sidecars: bool = False, network: ipaddress.IPv4Net
     services = [m for m in kube if m["kind"] == "Service"]
     service_ips: dict[str, str] = {}
     if sidecars:  # a sidecar's outbound listeners and its app's calls go to the services' cluster IPs
-        services, service_ips = _with_cluster_ips(services, network)
+        services, service_ips = with_cluster_ips(services, network)
         kube = [m for m in kube if m["kind"] != "Service"] + services
     istio_version, kube_version = _versions(render)
     proxies = [_proxy("gateway", gateway, router=True)]
     if sidecars:
         proxies += [_proxy(w.name, w, router=False) for w in ws if w is not gateway]
     spec = {
-        "istioConfig": _documents([m for m in render.manifests if is_istio(m)]),
-        "kubernetes": _documents([*kube, *(_pod(w) for w in ws), *_endpoint_slices(services, ws)]),
+        "istioConfig": documents([m for m in render.manifests if is_istio(m)]),
+        "kubernetes": documents([*kube, *(pod_object(w) for w in ws), *endpoint_slices(services, ws)]),
         "meshConfig": _mesh_config(render),
         "kubernetesVersion": kube_version,
         "istioVersion": istio_version,
@@ -461,7 +212,7 @@ def analyze(tools: IstioTools, render: Render) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / "render.yaml"
         objects = [m for m in render.manifests if is_istio(m) or m.get("kind") in (*KUBE_KINDS, "Deployment")]
-        files.write_text(_documents(objects))
+        files.write_text(documents(objects))
         done = subprocess.run([str(tools.istioctl), "analyze", "--use-kube=false", "-o", "json", "--failure-threshold",
                                "Error", "--all-namespaces", str(files)],
                               capture_output=True, text=True, timeout=300, check=False)

@@ -21,25 +21,23 @@ fresh gateway (fresh rate-limit buckets), all served by the same translation.
 from __future__ import annotations
 
 import errno
-import http.client
 import ipaddress
 import json
 import os
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK, Envoy, EnvoyRejectedError
+from tools.engine.mesh_stubs import Seen, Stub, backends_bootstrap, handler, tls_context
 from tools.engine.pki import Identity, MeshCA
 
 # Istio's bootstrap runtime defaults (pkg/bootstrap/config.go, extractRuntimeFlags, at the pinned
@@ -50,110 +48,6 @@ ISTIO_RUNTIME = {
 }
 XDS_CLUSTER = "xds-grpc"
 SDS_CLUSTER = "sds-grpc"
-
-
-@dataclass
-class Seen:
-    """One request a stub backend received."""
-
-    workload: str
-    method: str
-    path: str
-    headers: dict[str, list[str]]
-    peer: str
-
-
-@dataclass
-class Stub:
-    workload: istio_xds.Workload
-    port: int
-    server: ThreadingHTTPServer
-    seen: list[Seen] = field(default_factory=list)
-
-
-CONSUMER_HEADER = "x-datamesh-consumer"
-
-
-def _call_upstream(url: str, workload: istio_xds.Workload, service_ips: dict[str, str], consumer: str | None) -> int:
-    """What a composite's app does: call an upstream's in-mesh URL, from its pod, forwarding the consumer.
-
-    The call goes to the service's cluster IP from the pod's address, where the pod's
-    interception sends it to its own sidecar (``MeshHarness._intercept``).
-    """
-    parsed = urllib.parse.urlsplit(url)
-    host, port = parsed.hostname or "", parsed.port or 80
-    connection = http.client.HTTPConnection(service_ips.get(host, host), port, timeout=10, source_address=(workload.ip, 0))
-    try:
-        headers = {"host": f"{host}:{port}", "content-type": "application/json"}
-        if consumer is not None:
-            headers[CONSUMER_HEADER] = consumer
-        connection.request("POST", "/datamesh-verify", body=b"{}", headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return 0
-    finally:
-        connection.close()
-
-
-def _handler(stub_seen: list[Seen], workload: istio_xds.Workload,
-             service_ips: dict[str, str] | None = None) -> type[BaseHTTPRequestHandler]:
-    """Echo what arrived; with ``service_ips`` (pods behind sidecars), a composite first calls its upstreams."""
-
-    class Echo(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # One write per response, sent at once: headers and body in separate small writes would wait
-        # on Nagle's algorithm and the peer's delayed ACK (40 ms a request).
-        wbufsize = 1 << 16
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(min(length, 1 << 20))
-            headers: dict[str, list[str]] = {}
-            for name, value in self.headers.items():
-                headers.setdefault(name.lower(), []).append(value)
-            peer = ""
-            cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-            for kind, value in (cert or {}).get("subjectAltName", ()):
-                if kind == "URI":
-                    peer = value
-            seen = Seen(workload.name, self.command, self.path, headers, peer)
-            stub_seen.append(seen)
-            upstreams = {}
-            if service_ips is not None:
-                consumer = (headers.get(CONSUMER_HEADER) or [None])[0]
-                upstreams = {url: _call_upstream(url, workload, service_ips, consumer) for url in workload.upstreams}
-            body = json.dumps({"workload": workload.name, "app": workload.labels.get("app", ""),
-                               "version": workload.labels.get("version", ""), "path": self.path,
-                               "headers": headers, "peer": peer, "upstreams": upstreams}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815 (the stdlib's handler names)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Echo
-
-
-def _tls_context(identity: Identity, folder: Path, name: str) -> ssl.SSLContext:
-    cert, key, root = folder / f"{name}.crt", folder / f"{name}.key", folder / "root.crt"
-    cert.write_text(identity.cert_chain)
-    key.write_text(identity.private_key)
-    root.write_text(identity.root_cert)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    context.load_verify_locations(root)
-    context.verify_mode = ssl.CERT_REQUIRED  # Istio's STRICT mTLS: no client certificate, no connection
-    return context
 
 
 class MeshHarness:
@@ -259,53 +153,22 @@ class MeshHarness:
     def _start_stubs(self, ca: MeshCA, folder: Path) -> None:
         ports = self._backend_ports()
         if self.envoy_backends:
-            self._backend_envoy = Envoy(self._backends_bootstrap(ca, ports))
+            self._backend_envoy = Envoy(backends_bootstrap(self.mesh.workloads, ca, ports))
             self._backend_envoy.__enter__()
             return
         for w in self.mesh.workloads:
             if w.name not in ports:
                 continue
             # Behind its sidecar an app speaks plaintext; without one, the stub terminates Istio mTLS itself.
-            context = None if self.sidecars else _tls_context(ca.issue(w.identity), folder, w.name)
+            context = None if self.sidecars else tls_context(ca.issue(w.identity), folder, w.name)
             for number in sorted(ports[w.name]):
                 seen: list[Seen] = []
-                server = ThreadingHTTPServer((w.ip, number), _handler(seen, w, self.mesh.service_ips if self.sidecars else None))
+                server = ThreadingHTTPServer((w.ip, number), handler(seen, w, self.mesh.service_ips if self.sidecars else None))
                 server.daemon_threads = True
                 if context is not None:
                     server.socket = context.wrap_socket(server.socket, server_side=True)
                 threading.Thread(target=server.serve_forever, daemon=True).start()
                 self.stubs[(w.ip, number)] = Stub(w, number, server, seen)
-
-    def _backends_bootstrap(self, ca: MeshCA, ports: dict[str, set[int]]) -> dict[str, Any]:
-        """One Envoy listening on every workload's pod address and port, terminating Istio mTLS, answering 200."""
-        listeners = []
-        for w in self.mesh.workloads:
-            identity = ca.issue(w.identity) if w.name in ports else None
-            for number in sorted(ports.get(w.name, ())):
-                assert identity is not None
-                tls = {"name": "envoy.transport_sockets.tls", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "require_client_certificate": True,
-                    "common_tls_context": {
-                        "tls_certificates": [{"certificate_chain": {"inline_string": identity.cert_chain},
-                                              "private_key": {"inline_string": identity.private_key}}],
-                        "validation_context": {"trusted_ca": {"inline_string": identity.root_cert}}}}}
-                listeners.append({
-                    "name": f"{w.name}-{number}",
-                    "address": {"socket_address": {"address": w.ip, "port_value": number}},
-                    "filter_chains": [{"transport_socket": tls, "filters": [{
-                        "name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
-                                     ".HttpConnectionManager",
-                            "stat_prefix": "backend",
-                            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
-                                "match": {"prefix": "/"},
-                                "direct_response": {"status": 200, "body": {"inline_string": '{"result": 1.0}'}}}]}]},
-                            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}],
-                })
-        return {"admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
-                "static_resources": {"listeners": listeners}}
 
     def _intercept(self) -> None:
         """Istio's interception (istio-iptables), for pods sharing one network namespace, in its nat OUTPUT chain.
