@@ -26,6 +26,7 @@ cloud credentials or network are used.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.DIFF_ERROR if detailed else Exit.CANNOT_FINISH
 
 
-def _main(argv: list[str] | None) -> int:
+def _parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="stack name, e.g. dev or prod")
     parser.add_argument("--out", type=Path, help="folder to write the render into")
@@ -107,32 +108,35 @@ def _main(argv: list[str] | None) -> int:
                         help="with --diff: write NEW_DIR's dependency graph with what changed highlighted, DIR/changes.{dot,mmd}")
     parser.add_argument("--exit-code", action="store_true",
                         help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
-    arguments = sys.argv[1:] if argv is None else argv
-    if "--diff" in arguments and "--exit-code" in arguments:
-        parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
-    args = parser.parse_args(argv)
-    if args.diff:
+    return parser
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        for folder in args.diff:
+            _render_resources(folder)
+    except _BadInputError as exc:
+        if not args.exit_code:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.DIFF_ERROR
+    if args.graph_out:
         try:
-            for folder in args.diff:
-                _render_resources(folder)
-        except _BadInputError as exc:
-            if not args.exit_code:
-                raise
-            print(f"error: {exc}", file=sys.stderr)
-            return Exit.DIFF_ERROR
-        if args.graph_out:
-            try:
-                check_output_dir(args.graph_out)
-            except OutputPathError as exc:
-                raise _BadInputError(f"--graph-out: {exc}") from None
-        diff = compare_renders(*args.diff)
-        print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
-        if args.graph_out:
-            resources = json.loads((args.diff[1] / "resources.json").read_text())
-            args.graph_out.mkdir(parents=True, exist_ok=True)
-            (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
-            (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
-        return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
+            check_output_dir(args.graph_out)
+        except OutputPathError as exc:
+            raise _BadInputError(f"--graph-out: {exc}") from None
+    diff = compare_renders(*args.diff)
+    print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
+    if args.graph_out:
+        resources = json.loads((args.diff[1] / "resources.json").read_text())
+        args.graph_out.mkdir(parents=True, exist_ok=True)
+        (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
+        (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
+    return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
+
+
+def _check_render_arguments(parser: OneLineParser, args: argparse.Namespace) -> None:
+    """Everything about a render's arguments and output paths, before the program runs."""
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
     for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
@@ -152,19 +156,8 @@ def _main(argv: list[str] | None) -> int:
         if args.test_keys.resolve().is_relative_to(args.out.resolve()):
             raise _BadInputError("--test-keys: must be outside --out (a render holds no key)")
 
-    try:
-        policy_config = load_policy_config(args.stack, args.policy_config)
-        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
-    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.BAD_INPUT
-    violations = check_policies(result, policy_config)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    try:
-        counts = write_render(result, args.out, violations)
-    except OSError as exc:
-        raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
+
+def _report(args: argparse.Namespace, counts: dict[str, int], violations: list) -> int:
     print(f"rendered stack {args.stack} into {args.out}")
     if args.test_keys is not None:
         print(f"warning: test keys in {args.test_keys}: this render's gateway accepts only them; verify it "
@@ -181,6 +174,31 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {len(mandatory)} mandatory policy violation(s); see {args.out / 'policy-report.json'}", file=sys.stderr)
         return Exit.FAILED
     return Exit.OK
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _parser()
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--diff" in arguments and "--exit-code" in arguments:
+        parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
+    args = parser.parse_args(argv)
+    if args.diff:
+        return _diff(args)
+    _check_render_arguments(parser, args)
+    try:
+        policy_config = load_policy_config(args.stack, args.policy_config)
+        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
+    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    violations = check_policies(result, policy_config)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        counts = write_render(result, args.out, violations)
+    except OSError as exc:
+        raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
+    return _report(args, counts, violations)
 
 
 if __name__ == "__main__":
