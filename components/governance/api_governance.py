@@ -98,7 +98,8 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
         # The filter's own descriptors source: Envoy drops route-level rate_limits for the local limiter.
         "rate_limits": [{"actions": [{"request_headers": {"header_name": CONSUMER_HEADER, "descriptor_key": "consumer"}}]}],
         "descriptors": [
-            {"entries": [{"key": "consumer", "value": c.name}], "token_bucket": bucket(tiers[c.tier])} for c in tiered
+            {"entries": [{"key": "consumer", "value": c.name}], "token_bucket": bucket(tiers[c.tier])}
+            for c in tiered if c.tier
         ],
     }
     return {

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ KUBE_KINDS = ("Namespace", "Service", "ServiceAccount")
 GATEWAY_CHART = "gateway"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # Pod IPs the harness hands out: a loopback range, so a stub backend can listen on each.
-POD_NETWORK = ipaddress.ip_network("127.77.0.0/16")
+POD_NETWORK = ipaddress.IPv4Network("127.77.0.0/16")
 # Where further harnesses in one machine take theirs from (127.64.0.0 to 127.191.255.255), one /16 each.
-POD_NETWORKS = [ipaddress.ip_network(f"127.{n}.0.0/16") for n in range(64, 192)]
+POD_NETWORKS = [ipaddress.IPv4Network(f"127.{n}.0.0/16") for n in range(64, 192)]
 TRUST_DOMAIN = "cluster.local"
 
 
@@ -78,7 +78,7 @@ class Render:
 
 
 def load_render(path: Path) -> Render:
-    manifests = []
+    manifests: list[dict[str, Any]] = []
     for file in sorted((path / "manifests").glob("*.yaml")):
         manifests.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
     resources = json.loads((path / "resources.json").read_text())
@@ -178,7 +178,7 @@ def endpoint_slices(services: list[dict[str, Any]], ws: list[Workload]) -> list[
     return slices
 
 
-def documents(objects: list[Mapping[str, Any]]) -> str:
+def documents(objects: Sequence[Mapping[str, Any]]) -> str:
     return "\n---\n".join(yaml.safe_dump(_without_none(o), sort_keys=True) for o in objects)
 
 

@@ -88,14 +88,14 @@ def handler(stub_seen: list[Seen], workload: istio_xds.Workload,
                 headers.setdefault(name.lower(), []).append(value)
             peer = ""
             cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-            for kind, value in (cert or {}).get("subjectAltName", ()):
-                if kind == "URI":
-                    peer = value
+            for entry in (cert or {}).get("subjectAltName", ()):
+                if entry[0] == "URI":
+                    peer = str(entry[1])
             seen = Seen(workload.name, self.command, self.path, headers, peer)
             stub_seen.append(seen)
-            upstreams = {}
+            upstreams: dict[str, int] = {}
             if service_ips is not None:
-                consumer = (headers.get(CONSUMER_HEADER) or [None])[0]
+                consumer = headers[CONSUMER_HEADER][0] if headers.get(CONSUMER_HEADER) else None
                 upstreams = {url: call_upstream(url, workload, service_ips, consumer) for url in workload.upstreams}
             body = json.dumps({"workload": workload.name, "app": workload.labels.get("app", ""),
                                "version": workload.labels.get("version", ""), "path": self.path,

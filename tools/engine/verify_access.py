@@ -175,7 +175,7 @@ def composite_cases(harness: MeshHarness, want: Intent) -> list[Case]:
 def composite_limit_cases(harness: MeshHarness, want: Intent) -> list[Case]:
     """A product's limit holds across direct and composite calls together: direct calls spend it, then the
     composite's call on the same consumer's behalf is refused by the upstream's own sidecar."""
-    cases = []
+    cases: list[Case] = []
     if not harness.sidecars:
         return cases
     for composite, upstream in composite_paths(want):
