@@ -132,3 +132,39 @@ def test_the_render_prints_the_warning_in_one_line(tmp_path, capsys):
     assert main(["--stack", "dev", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "may call" in line]
     assert warnings == ["warning: datamesh:consumers: no consumer may call revenue-predictor; add it to a consumer's products"]
+
+
+def test_the_scaffolds_stand_in_serves_its_health_and_operation(tmp_path):
+    """The scaffold's pod must start and pass its probes: its command runs the stand-in, which answers."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tools.new_product import declaration
+
+    doc = declaration("churn-x", "churn", "team-churn", "predict", [])
+    assert doc["command"] == ["python", "/app/stand_in.py"] and doc["files"] == {"stand_in.py": "demo/stand_in.py"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / "products" / doc["files"]["stand_in.py"])],
+                              env={"PORT": str(port), **doc["env"]}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", doc["healthPath"])
+                assert connection.getresponse().status == 200
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("the stand-in never listened")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("POST", doc["routePrefix"] + "predict", body=b"{}", headers={"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

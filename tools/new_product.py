@@ -55,6 +55,11 @@ def declaration(name: str, domain: str, owner: str, kind: str, consumes: list[st
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "openapi": f"openapi/{name}.yaml", "rateLimit": {"requests": 60, "period": "1m"},
         "routePrefix": f"/public/api/v1/{name}/",
+        # A stand-in that serves (the bare image would exit at once and never become ready);
+        # the team replaces image, command, env and files with its own.
+        "command": ["python", "/app/stand_in.py"],
+        "env": {"STAND_IN_PRODUCT": name, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+        "files": {"stand_in.py": "demo/stand_in.py"},
     }
     if consumes:
         doc["consumes"] = consumes
@@ -118,12 +123,13 @@ def scaffold(products: Path, name: str, domain: str, kind: str, consumes: list[s
 def next_steps(name: str, owner: str) -> str:
     return "\n".join([
         "next steps:",
-        "  1. replace image (and command/env) in the declaration; describe the API in the OpenAPI file",
+        "  1. replace image, command, env and files (a stand-in that answers every POST) with your product's own;"
+        " describe the API in the OpenAPI file",
         f"  2. select it in a stack: add {name} to datamesh:products in Pulumi.dev.yaml",
         f"  3. let consumers call it: add {name} to a consumer's products in datamesh:consumers",
         f"  4. owners: add '/products/{name}*' and '/products/openapi/{name}*' for @<org>/{owner} to .github/CODEOWNERS"
         " (see .github/CODEOWNERS.example)",
-        "  5. check it: python -m tools.render --stack dev --out render/dev",
+        "  5. check it: .venv/bin/python -m tools.render --stack dev --out render/dev",
     ])
 
 

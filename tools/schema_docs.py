@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text)
         return 0
     for path in stale:
-        print(f"{path.name} is out of date: run python -m tools.schema_docs --write", file=sys.stderr)
+        print(f"{path.name} is out of date: run .venv/bin/python -m tools.schema_docs --write", file=sys.stderr)
     return 1 if stale else 0
 
 
