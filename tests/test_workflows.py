@@ -170,3 +170,31 @@ def test_deploy_ready_reads_the_stack_file_as_the_render_does(tmp_path, capsys):
     bomb.write_text("config:\n  a: &a [1, 2]\n  b: [*a, *a]\n")
     assert deploy_ready.main(["--stack", "bomb", "--config", str(bomb)]) == 2
     assert "aliases" in capsys.readouterr().err
+
+
+def _jobs():
+    for path in WORKFLOWS.glob("*.yml"):
+        for name, job in (yaml.safe_load(path.read_text())["jobs"] or {}).items():
+            yield path.name, name, job
+
+
+def test_the_preview_of_branch_code_cannot_reach_a_deploy_role_or_the_passphrase():
+    """By construction: the job that runs a pull request's code with credentials waits for approval in the
+    `preview` environment, assumes only the preview role, and is handed no passphrase."""
+    doc = yaml.safe_load((WORKFLOWS / "pull-request.yml").read_text())
+    preview = doc["jobs"]["preview"]
+    text = yaml.safe_dump(preview)
+    assert preview["environment"] == "preview"
+    assert "AWS_PREVIEW_ROLE_ARN" in text and "AWS_ROLE_ARN" not in text.replace("AWS_PREVIEW_ROLE_ARN", "")
+    assert "PULUMI_CONFIG_PASSPHRASE" not in text
+    for name, job in doc["jobs"].items():  # the jobs every pull request runs at once: no credentials at all
+        if name != "preview":
+            body = yaml.safe_dump(job)
+            assert "id-token" not in body and "role-to-assume" not in body and "secrets." not in body, name
+
+
+def test_a_deploy_role_is_assumed_only_in_its_stacks_environment():
+    for workflow, name, job in _jobs():
+        body = yaml.safe_dump(job)
+        if "vars.AWS_ROLE_ARN" in body and "role-to-assume" in body:
+            assert job.get("environment") in ("${{ inputs.stack }}", "dev", "prod"), (workflow, name)
