@@ -116,3 +116,9 @@ def test_autoscaler_scales_only_this_clusters_groups_through_irsa(dev):
     values = dev.one(RELEASE, "cluster-autoscaler").inputs["values"]
     assert values["autoDiscovery"] == {"clusterName": "datamesh-dev"}
     assert values["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
+
+
+def test_the_autoscaler_may_scale_in_nodes_running_injected_pods(dev):
+    """Every injected pod has an emptyDir (istio-data); the autoscaler's default would pin every product's node."""
+    values = dev.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler").inputs["values"]
+    assert values["extraArgs"]["skip-nodes-with-local-storage"] is False

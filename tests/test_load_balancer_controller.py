@@ -88,3 +88,16 @@ def test_crds_are_vendored_verbatim_and_applied_before_the_chart(dev):
     assert len(lbc_crds) == 4
     assert {c.urn for c in lbc_crds} <= set(release.dependencies)
     assert release.inputs["skipCrds"] is True  # Helm would install them once and never upgrade them
+
+
+def test_everything_the_controller_creates_carries_the_stacks_tags(dev):
+    """The NLB, its target groups and security groups are the controller's, not Pulumi's: without defaultTags
+    nothing ties them to the stack, and a leak after destroy could not be found by tag."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    tags = dev.one(RELEASE, "aws-load-balancer-controller").inputs["values"]["defaultTags"]
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert tags["environment"] == config["datamesh:tags"]["environment"]
+    assert tags["datamesh:stack"] == "dev" and tags["datamesh:cluster"] == "datamesh-dev"

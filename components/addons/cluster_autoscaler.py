@@ -68,6 +68,11 @@ def default_values(cluster_name: str, region: str, kubernetes_version: str, role
             # controller) may move: each runs two replicas behind a PodDisruptionBudget,
             # so a node holding one can still be scaled in.
             "skip-nodes-with-system-pods": False,
+            # Every pod Istio injects has an emptyDir (istio-data), so with the default (true) no node
+            # running a product would ever be scaled in. Products keep nothing on local disk that a
+            # reschedule would lose (read-only root filesystem; emptyDirs are scratch), and each runs
+            # behind a PodDisruptionBudget, so their nodes may drain.
+            "skip-nodes-with-local-storage": False,
         },
     }
 

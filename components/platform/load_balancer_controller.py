@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,16 @@ def crd_documents() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(CRDS_PATH.read_text()) if doc]
 
 
-def default_values(cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Chart values. Region and VPC are given, so the controller never needs IMDS (nodes allow 1 hop)."""
+def default_values(cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str],
+                   tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Chart values. Region and VPC are given, so the controller never needs IMDS (nodes allow 1 hop).
+
+    ``tags``: the stack's tags, on everything the controller creates in AWS (the NLB, its target
+    groups and security groups), so a stack's leftovers can be found by its tags after a destroy.
+    """
     return {
         "clusterName": cluster_name,
+        "defaultTags": dict(tags or {}),
         "region": region,
         "vpcId": vpc_id,
         "replicaCount": 2,
@@ -109,7 +116,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             )
             for doc in crd_documents()
         ]
-        values = merge_values(default_values(cluster.name, cluster.region, args.vpc_id, irsa.role.arn), args.values)
+        values = merge_values(default_values(cluster.name, cluster.region, args.vpc_id, irsa.role.arn, cluster.tags), args.values)
         # Permissions and CRDs first; on destroy the role outlives the
         # controller, which still needs it to delete load balancers.
         self.release = irsa.helm_release("aws-load-balancer-controller", chart=versions.LBC_CHART,
