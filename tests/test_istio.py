@@ -1,7 +1,7 @@
 """Istio: three pinned charts in order, the NLB gateway Service, injected namespaces."""
 
 from components import versions
-from tests.conftest import declared, selected
+from tests.conftest import declared, selected, waits_for
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -80,3 +80,28 @@ def test_nlb_opens_exactly_the_ports_the_gateway_serves(dev, prod):
         assert served == [80]
         assert sorted(p["port"] for p in service["spec"]["ports"]) == listeners
         assert sorted(p["targetPort"] for p in service["spec"]["ports"]) == served
+
+
+def test_gateway_rollouts_drop_no_request(dev):
+    """The NLB marks a new pod healthy before an old one goes, and an old pod serves until the NLB let it go."""
+    import json as _json
+
+    namespace = dev.one("kubernetes:core/v1:Namespace", "istio-ingress").inputs["metadata"]
+    assert namespace["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+    gateway = dev.one("kubernetes:helm.sh/v3:Release", "istio-ingressgateway")
+    # The namespace, with its label, exists before the chart creates any gateway pod, and so does the
+    # controller whose pod webhook adds the readiness gate.
+    assert namespace["name"] == gateway.inputs["namespace"]
+    assert waits_for(dev, gateway, dev.one("kubernetes:core/v1:Namespace", "istio-ingress"))
+    assert waits_for(dev, gateway, dev.one("kubernetes:helm.sh/v3:Release", "aws-load-balancer-controller"))
+    values = gateway.inputs["values"]
+    assert values["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    keys = [c["topologyKey"] for c in values["topologySpreadConstraints"]]
+    assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    service = dev.one("kubernetes:core/v1:Service", "istio-ingressgateway").inputs["metadata"]["annotations"]
+    attributes = service["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]
+    delay = int(attributes.removeprefix("deregistration_delay.timeout_seconds="))
+    pre_stop = values["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = int(_json.loads(values["podAnnotations"]["proxy.istio.io/config"])["terminationDrainDuration"].rstrip("s"))
+    assert pre_stop > delay  # still serving while the NLB drains it
+    assert values["terminationGracePeriodSeconds"] > pre_stop + drain  # never killed mid-drain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,20 @@ REPLACED_BY_ANNOTATIONS = (
     "service.beta.kubernetes.io/aws-load-balancer-scheme",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type",
 )
+# Zero-drop rollouts of the gateway (docs/operating.md, "Gateway rollouts without dropped requests").
+# The NLB stops sending new connections to a deregistered target at once and waits this long for
+# the ones it has; the pod keeps serving at least that long after its termination starts (preStop),
+# then Envoy drains what is left before it exits.
+DEREGISTRATION_DELAY_SECONDS = 30
+PRE_STOP_SECONDS = DEREGISTRATION_DELAY_SECONDS + 5  # the controller's deregistration lags the pod's deletion
+DRAIN_SECONDS = 10
+TERMINATION_GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 15
+NLB_ANNOTATIONS["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"] = (
+    f"deregistration_delay.timeout_seconds={DEREGISTRATION_DELAY_SECONDS}")
+# The load balancer controller adds a readiness gate to pods in a namespace with this label: a new gateway
+# pod is Ready only once the NLB reports it healthy, so a rollout never retires the old pods first.
+READINESS_GATE_LABEL = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+
 # With TLS at the edge, the NLB's only traffic listener: TLS on 443 with the ACM certificate, forwarding
 # the decrypted stream to the gateway's HTTP server. No listener on 80: plain HTTP never reaches a pod.
 HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 80, "protocol": "TCP"}
@@ -97,6 +112,18 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             "autoscaling": {"minReplicas": 2},
             # Rendered only when set and with more than one replica: keeps one gateway through a drain.
             "podDisruptionBudget": {"minAvailable": 1},
+            # A new pod first (it becomes Ready only once the NLB says it is healthy), then an old one goes.
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            # Across zones first, then across nodes: a zone or a node going takes at most one replica.
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+                 "labelSelector": {"matchLabels": dict(GATEWAY_SELECTOR)}}
+                for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+            ],
+            # Keep serving while the NLB deregisters the pod, then let Envoy drain, within the grace period.
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+            "podAnnotations": {"proxy.istio.io/config": json.dumps({"terminationDrainDuration": f"{DRAIN_SECONDS}s"})},
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         },
     }
 
@@ -108,7 +135,8 @@ class IstioArgs:
     Attributes:
         release: the pinned Istio release (chart version == Istio version).
         revision: Istio revision name, or "" for the default revision.
-        load_balancer_controller: the controller's Helm release; the NLB Service waits for it.
+        load_balancer_controller: the controller's Helm release; the NLB Service and the gateway pods
+            (whose readiness gate its webhook adds) wait for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
         tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
             port 80. None: plain HTTP on 80 (datamesh:allowPlainHttp).
@@ -159,12 +187,13 @@ class Istio(pulumi.ComponentResource):
             SYSTEM_NAMESPACE, metadata={"name": SYSTEM_NAMESPACE}, opts=k8s_opts
         )
         ingress_ns = k8s.core.v1.Namespace(
-            INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE}, opts=k8s_opts
+            INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE, "labels": dict(READINESS_GATE_LABEL)}, opts=k8s_opts
         )
         base = chart("istio-base", "base", system_ns, [])
         self.istiod = chart("istiod", "istiod", system_ns, [base])
-        # Gateway pods are injected by istiod, so istiod must be serving first.
-        gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod])
+        # Gateway pods are injected by istiod, so istiod must be serving first; and their NLB readiness
+        # gate is added by the load balancer controller's pod webhook, so it must be serving too.
+        gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod, args.load_balancer_controller])
 
         tls = args.tls_certificate_arn is not None
         # Only the certificate's ARN waits for ACM: the other keys stay known in a preview, for the policy pack.
