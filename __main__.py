@@ -61,17 +61,16 @@ external_secrets = ExternalSecrets("external-secrets", ExternalSecretsArgs(
     secret_names, tuple(p.namespace for p in products if p.secrets), ctx, after=core_addons,
 ), ctx.opts()) if secret_names else None
 
-# 3. AWS Load Balancer Controller, so Services can get NLBs.
-lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(ctx, network.vpc_id), ctx.opts())
+# 3. AWS Load Balancer Controller, so Services can get NLBs (once the managed add-ons, the VPC CNI first, are up).
+lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(ctx, network.vpc_id, after=core_addons), ctx.opts())
 
-# 4. Istio: base, istiod, the ingress gateway behind an internet-facing NLB that terminates
-#    TLS with an issued ACM certificate for datamesh:domain (plain HTTP only if the stack says so).
+# 4. Istio: base, istiod, the gateway behind an internet-facing NLB that terminates TLS (ACM, datamesh:domain) or not.
 edge = settings.edge
 certificate = EdgeCertificate("edge", EdgeCertificateArgs(
     edge.domain, edge.hosted_zone_id, edge.certificate_arn, settings.tag_map), aws_opts) if edge.domain else None
 istio = Istio("istio", IstioArgs(
     release=settings.istio, revision=settings.istio_revision, load_balancer_controller=lbc.release,
-    tls_certificate_arn=certificate.certificate_arn if certificate else None,
+    tls_certificate_arn=certificate.certificate_arn if certificate else None, after=core_addons,
 ), ctx.opts())
 gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
 if edge.domain and edge.hosted_zone_id:

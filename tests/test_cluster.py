@@ -117,3 +117,26 @@ def test_kubernetes_provider_uses_the_kubeconfig_as_a_secret_and_waits_for_nodes
 def test_kubeconfig_is_a_secret_stack_output(dev):
     assert dev.outputs["kubeconfig"] == "[secret]"
     assert dev.outputs["clusterName"] == "datamesh-dev"
+
+
+def test_the_control_plane_log_group_is_the_programs_made_before_the_cluster(dev, prod):
+    """Left to EKS, /aws/eks/<cluster>/cluster has no retention or tags and survives a destroy."""
+    from tests.conftest import waits_for
+
+    for result, name in ((dev, "datamesh-dev"), (prod, "datamesh-prod")):
+        [group] = [r for r in result.resources if r.type == "aws:cloudwatch/logGroup:LogGroup"]
+        assert group.inputs["name"] == f"/aws/eks/{name}/cluster"
+        assert 0 < group.inputs["retentionInDays"] <= 400 and group.inputs["tags"]["datamesh:cluster"] == name
+        eks_cluster = next(r for r in result.resources if r.type == "eks:index:Cluster")
+        assert waits_for(result, eks_cluster, group)  # created first, so deleted after the cluster
+
+
+def test_the_controller_and_istio_wait_for_the_managed_addons(dev):
+    """The VPC CNI is adopted (and restarts) as a managed add-on: no chart installs while it does."""
+    from tests.conftest import waits_for
+
+    addons = [r for r in dev.resources if r.type == "aws:eks/addon:Addon"]
+    assert addons
+    for release in ("aws-load-balancer-controller", "istio-base"):
+        chart = dev.one("kubernetes:helm.sh/v3:Release", release)
+        assert all(waits_for(dev, chart, addon) for addon in addons), release

@@ -365,7 +365,7 @@ def test_pull_request_workflow_tests_renders_diffs_and_previews():
     preview = next(s for s in wf["jobs"]["preview"]["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
     assert preview["with"]["command"] == "preview" and preview["with"]["policyPacks"] == "policies"
     assert preview["with"]["comment-on-pr"] is True and preview["with"]["diff"] is True
-    assert wf["jobs"]["preview"]["if"] == "vars.AWS_ROLE_ARN != ''"
+    assert wf["jobs"]["preview"]["if"] == "vars.AWS_PREVIEW_ROLE_ARN != ''"  # the preview role, never a deploy role
 
 
 def test_main_deploys_dev_then_prod_behind_an_environment():

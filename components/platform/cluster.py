@@ -33,6 +33,9 @@ NODE_MANAGED_POLICIES = (
 )
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
+# Control-plane logs (api, audit, ...) kept this long; CloudWatch's default is forever.
+CONTROL_PLANE_LOG_RETENTION_DAYS = 90
+
 
 @dataclass(frozen=True)
 class ClusterArgs:
@@ -166,8 +169,23 @@ class Cluster(pulumi.ComponentResource):
         )
         return secrets_key
 
+    def _control_plane_logs(self) -> list[pulumi.Resource]:
+        """The log group EKS writes control-plane logs to, made first: left to EKS it has no retention and no
+        tags, and outlives the cluster after a destroy."""
+        args = self._args
+        if not args.endpoint.control_plane_logs:
+            return []
+        return [aws.cloudwatch.LogGroup(
+            f"{self._name}-control-plane-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",  # the name EKS writes to; fixed
+            retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )]
+
     def _control_plane(self, secrets_key: aws.kms.Key) -> eks.Cluster:
         args, endpoint = self._args, self._args.endpoint
+        logs = self._control_plane_logs()
         # Read from plain outputs (kubeconfigJson, oidcProvider*, clusterSecurityGroupId)
         # rather than cluster.core: they are what a real deployment and the mocks both give.
         return eks.Cluster(
@@ -198,7 +216,8 @@ class Cluster(pulumi.ComponentResource):
             skip_default_security_groups=True,
             tags=args.tags,
             # A fixed name: EKS refuses a second cluster of the same name, so a replacement deletes first.
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, delete_before_replace=True),
+            # After its log group, so EKS finds it and does not make its own; deleted before it.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, delete_before_replace=True, depends_on=logs),
         )
 
     def _node_security_group(

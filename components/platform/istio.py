@@ -140,6 +140,7 @@ class IstioArgs:
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
         tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
             port 80. None: plain HTTP on 80 (datamesh:allowPlainHttp).
+        after: what the first chart (``base``) waits for: the EKS managed add-ons.
     """
 
     release: versions.IstioRelease
@@ -147,6 +148,7 @@ class IstioArgs:
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 class Istio(pulumi.ComponentResource):
@@ -189,7 +191,7 @@ class Istio(pulumi.ComponentResource):
         ingress_ns = k8s.core.v1.Namespace(
             INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE, "labels": dict(READINESS_GATE_LABEL)}, opts=k8s_opts
         )
-        base = chart("istio-base", "base", system_ns, [])
+        base = chart("istio-base", "base", system_ns, list(args.after))
         self.istiod = chart("istiod", "istiod", system_ns, [base])
         # Gateway pods are injected by istiod, so istiod must be serving first; and their NLB readiness
         # gate is added by the load balancer controller's pod webhook, so it must be serving too.

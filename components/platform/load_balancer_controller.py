@@ -70,11 +70,13 @@ class LoadBalancerControllerArgs:
         cluster: the EKS cluster the controller manages load balancers for.
         vpc_id: the cluster's VPC.
         values: Helm values merged over the defaults.
+        after: what must be up first (the EKS managed add-ons: the VPC CNI restarts while it is adopted).
     """
 
     cluster: ClusterContext
     vpc_id: pulumi.Input[str]
     values: dict[str, Any] = field(default_factory=dict)
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 class LoadBalancerController(pulumi.ComponentResource):
@@ -120,5 +122,5 @@ class LoadBalancerController(pulumi.ComponentResource):
         # Permissions and CRDs first; on destroy the role outlives the
         # controller, which still needs it to delete load balancers.
         self.release = irsa.helm_release("aws-load-balancer-controller", chart=versions.LBC_CHART,
-                                         values=values, after=crds, skip_crds=True)
+                                         values=values, after=[*crds, *args.after], skip_crds=True)
         self.register_outputs({"release": self.release.name, "roleArn": irsa.role.arn})
