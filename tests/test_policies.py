@@ -334,3 +334,13 @@ def test_pack_files():
     assert "pulumi-policy==" in requirements
     for path in Path(ROOT / "policies" / "config").glob("*.json"):
         rule_configs(json.loads(path.read_text()))
+
+
+def test_the_platform_namespaces_are_the_ones_the_config_reserves():
+    # One list: a product domain may not take a platform namespace, and only those are exempt from injection.
+    from components import names
+    from components.config import RESERVED_NAMESPACES
+    from policies import rules
+
+    assert rules.PLATFORM_NAMESPACES is names.PLATFORM_NAMESPACES
+    assert frozenset(rules.PLATFORM_NAMESPACES) == RESERVED_NAMESPACES

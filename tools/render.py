@@ -26,6 +26,7 @@ cloud credentials or network are used.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -34,9 +35,10 @@ from typing import Any
 import pulumi
 
 from components.inputs import InputError, read_text
-from policies.rules import MANDATORY
+from policies.rules import MANDATORY, Violation
 from tools.cli import Exit, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
-from tools.engine.mockrun import DuplicateResourceError
+from tools.engine.graphs import graph_dot, graph_mermaid
+from tools.engine.mockrun import DuplicateResourceError, RunResult
 from tools.engine.render import (
     check_policies,
     cost_summary,
@@ -45,7 +47,7 @@ from tools.engine.render import (
     summary,
     write_render,
 )
-from tools.engine.review import compare_renders, format_markdown, format_text, graph_dot, graph_mermaid
+from tools.engine.review import compare_renders, format_markdown, format_text
 from tools.engine.stackconfig import StackConfigError
 
 MAX_RENDER_BYTES = 256 * 1024 * 1024  # a resources.json to diff: renders of big meshes run to tens of MiB
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.DIFF_ERROR if detailed else Exit.CANNOT_FINISH
 
 
-def _main(argv: list[str] | None) -> int:
+def _parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="stack name, e.g. dev or prod")
     parser.add_argument("--out", type=Path, help="folder to write the render into")
@@ -107,32 +109,54 @@ def _main(argv: list[str] | None) -> int:
                         help="with --diff: write NEW_DIR's dependency graph with what changed highlighted, DIR/changes.{dot,mmd}")
     parser.add_argument("--exit-code", action="store_true",
                         help="with --diff: exit 0 when nothing changed, 2 when something did, 1 on an error")
+    return parser
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _parser()
     arguments = sys.argv[1:] if argv is None else argv
     if "--diff" in arguments and "--exit-code" in arguments:
         parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
     args = parser.parse_args(argv)
     if args.diff:
+        return _diff(args)
+    _check_render_arguments(parser, args)
+    try:
+        policy_config = load_policy_config(args.stack, args.policy_config)
+        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
+    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    return _write(args, result, check_policies(result, policy_config))
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """--diff OLD_DIR NEW_DIR: the diff printed, and with --graph-out the changes highlighted in the graph."""
+    try:
+        for folder in args.diff:
+            _render_resources(folder)
+    except _BadInputError as exc:
+        if not args.exit_code:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.DIFF_ERROR
+    if args.graph_out:
         try:
-            for folder in args.diff:
-                _render_resources(folder)
-        except _BadInputError as exc:
-            if not args.exit_code:
-                raise
-            print(f"error: {exc}", file=sys.stderr)
-            return Exit.DIFF_ERROR
-        if args.graph_out:
-            try:
-                check_output_dir(args.graph_out)
-            except OutputPathError as exc:
-                raise _BadInputError(f"--graph-out: {exc}") from None
-        diff = compare_renders(*args.diff)
-        print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
-        if args.graph_out:
-            resources = json.loads((args.diff[1] / "resources.json").read_text())
-            args.graph_out.mkdir(parents=True, exist_ok=True)
-            (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
-            (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
-        return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
+            check_output_dir(args.graph_out)
+        except OutputPathError as exc:
+            raise _BadInputError(f"--graph-out: {exc}") from None
+    diff = compare_renders(*args.diff)
+    print(format_markdown(diff) if args.format == "markdown" else format_text(diff), end="")
+    if args.graph_out:
+        resources = json.loads((args.diff[1] / "resources.json").read_text())
+        args.graph_out.mkdir(parents=True, exist_ok=True)
+        (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
+        (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
+    return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
+
+
+def _check_render_arguments(parser: OneLineParser, args: argparse.Namespace) -> None:
+    """A render's arguments, checked before the program runs."""
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
     for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
@@ -152,13 +176,9 @@ def _main(argv: list[str] | None) -> int:
         if args.test_keys.resolve().is_relative_to(args.out.resolve()):
             raise _BadInputError("--test-keys: must be outside --out (a render holds no key)")
 
-    try:
-        policy_config = load_policy_config(args.stack, args.policy_config)
-        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
-    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.BAD_INPUT
-    violations = check_policies(result, policy_config)
+
+def _write(args: argparse.Namespace, result: RunResult, violations: list[Violation]) -> int:
+    """The render written, its summary printed; 1 with a mandatory policy violation."""
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
