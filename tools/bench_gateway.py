@@ -143,10 +143,16 @@ def lua_costs(objects: list[dict], key: str) -> dict[str, float]:
 
 def parse_wrk(output: str) -> dict[str, float]:
     """Requests/s and the p50/p99 latency (ms) from ``wrk --latency``; non-2xx responses counted."""
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if found is None:
+        raise ValueError("wrk printed no Requests/sec")
+    rps = float(found.group(1))
     result = {"rps": rps, "non2xx": 0.0}
     for pct in ("50", "99"):
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        latency = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if latency is None:
+            raise ValueError(f"wrk printed no {pct}% latency")
+        value, unit = latency.groups()
         result[f"p{pct}"] = float(value) * _UNIT[unit]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if bad:
@@ -195,8 +201,9 @@ def table(rows: Rows) -> list[str]:
 
 
 def with_median(rows: Rows) -> Rows:
-    median = {side: {m: statistics.median(r[side][m] for r in rows) for m in ("rps", "p50", "p99")} for side in (1, 2)}
-    return [*rows, ("median", median[1], median[2])]
+    plain = {m: statistics.median(r[1][m] for r in rows) for m in ("rps", "p50", "p99")}
+    governed = {m: statistics.median(r[2][m] for r in rows) for m in ("rps", "p50", "p99")}
+    return [*rows, ("median", plain, governed)]
 
 
 def report(saturated: Rows, single: Rows, costs: dict[str, float], args: argparse.Namespace, host: str) -> str:

@@ -89,7 +89,7 @@ class AnypointAdapterArgs:
     settings: AnypointSettings
     products: tuple[Product, ...]
     namespaces: dict[str, k8s.core.v1.Namespace]
-    services: dict[str, pulumi.Resource] = field(default_factory=dict)
+    services: Mapping[str, pulumi.Resource] = field(default_factory=dict)
 
 
 class AnypointAdapter(pulumi.ComponentResource):

@@ -52,7 +52,7 @@ def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Inpu
     """The load balancer controller's annotations for a TLS listener on the ``https`` port."""
     return {
         "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
-        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": HTTPS_PORT["name"],
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": str(HTTPS_PORT["name"]),
         "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": TLS_POLICY,
     }
 
@@ -177,10 +177,12 @@ class Istio(pulumi.ComponentResource):
     def _gateway_service(self, ingress_ns: k8s.core.v1.Namespace, gateway: k8s.helm.v3.Release) -> k8s.core.v1.Service:
         """The gateway's LoadBalancer Service: the NLB, TLS on 443 with a certificate, else HTTP on 80."""
         args = self._args
-        tls = args.tls_certificate_arn is not None
+        certificate_arn = args.tls_certificate_arn
+        tls = certificate_arn is not None
         # Only the certificate's ARN waits for ACM: the other keys stay known in a preview, for the policy pack.
-        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(args.tls_certificate_arn) if tls else {})}
-        return k8s.core.v1.Service(
+        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(certificate_arn) if certificate_arn is not None else {})}
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        return k8s.core.v1.Service(  # type: ignore[call-overload]
             GATEWAY_NAME,
             metadata={
                 "name": GATEWAY_NAME,

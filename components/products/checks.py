@@ -25,7 +25,7 @@ from components.products.problems import Invalid, Problem, plain
 from components.products.schema import QUANTITY_PATTERN
 from components.ratelimit import RateLimit, period_seconds
 
-_QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+_QUANTITY_SUFFIXES: dict[str, Decimal | int] = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
                       "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 # datamesh's bounds: Kubernetes rounds below 1m up to 1m; above these no EC2 node could schedule the pod.
 QUANTITY_BOUNDS = {"cpu": (Decimal("0.001"), Decimal(512)), "memory": (Decimal(1), Decimal(16 * 2**40))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,13 +14,13 @@ from components.platform.lifecycle import formerly
 from components.products import aws_access
 from components.products.declarations import Product, Release
 from components.products.workload import (
-    annotations,
     egress_entry_name,
     files_digest,
     labels,
     match_labels,
     mirror,
     pod_spec,
+    product_annotations,
     route,
     selector,
     subset,
@@ -91,8 +92,8 @@ class DataProduct(pulumi.ComponentResource):
         p = self._product = args.product
         self._args = args
         self._k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
-        self._meta = {"name": p.name, "namespace": args.namespace.metadata.name, "labels": labels(p),
-                      "annotations": annotations(p)}
+        self._meta: dict[str, Any] = {"name": p.name, "namespace": args.namespace.metadata.name, "labels": labels(p),
+                      "annotations": product_annotations(p)}
         waits: list[pulumi.Resource] = []  # what the Deployments wait for: the role's grants, the secrets
         account = self._service_account(waits)
         volumes, pod_annotations = self._files()
@@ -121,7 +122,8 @@ class DataProduct(pulumi.ComponentResource):
                                                    dict(args.tags), pulumi.ResourceOptions(parent=self))
             waits.extend(grants)
             sa_meta["annotations"] = {**meta["annotations"], aws_access.ROLE_ANNOTATION: role.arn}
-        return k8s.core.v1.ServiceAccount(
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        return k8s.core.v1.ServiceAccount(  # type: ignore[call-overload]
             # The Kubernetes API token stays unmounted; an AWS product gets only the STS token (below).
             p.name, metadata=sa_meta, automount_service_account_token=False, opts=self._k8s_opts
         )
@@ -134,7 +136,8 @@ class DataProduct(pulumi.ComponentResource):
             volumes.append(aws_access.token_volume())
         pod_annotations = {}
         if p.files:
-            files = k8s.core.v1.ConfigMap(
+            # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+            files = k8s.core.v1.ConfigMap(  # type: ignore[call-overload]
                 f"{p.name}-files", metadata={**self._meta, "name": f"{p.name}-files"}, data=dict(p.files),
                 opts=self._k8s_opts,
             )
@@ -158,7 +161,8 @@ class DataProduct(pulumi.ComponentResource):
 
     def _openapi(self) -> None:
         p = self._product
-        k8s.core.v1.ConfigMap(
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        k8s.core.v1.ConfigMap(  # type: ignore[call-overload]
             f"{p.name}-openapi",
             metadata={**self._meta, "name": f"{p.name}-openapi",
                       "labels": {**labels(p), "datamesh.io/catalog": "api"}},
@@ -179,11 +183,13 @@ class DataProduct(pulumi.ComponentResource):
         }
         if p.autoscaling is None:
             spec["replicas"] = p.replicas  # with an HPA, the HPA owns the count
-        workload = k8s.apps.v1.Deployment(
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        workload = k8s.apps.v1.Deployment(  # type: ignore[call-overload]
             name, metadata={**self._meta, "name": name, "labels": pod_labels}, spec=spec, opts=opts)
         if p.autoscaling is not None:
             # One HPA per Deployment: each release scales on its own share of the traffic.
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(  # type: ignore[call-overload]
                 name,
                 metadata={**self._meta, "name": name, "labels": pod_labels},
                 spec={
@@ -205,9 +211,11 @@ class DataProduct(pulumi.ComponentResource):
             service_port["name"] = p.port_name
         if p.app_protocol:
             service_port["appProtocol"] = p.app_protocol
-        k8s.core.v1.Service(p.name, metadata=meta, spec={"selector": selector(p), "ports": [service_port]},
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        k8s.core.v1.Service(p.name, metadata=meta, spec={"selector": selector(p), "ports": [service_port]},  # type: ignore[call-overload]
                             opts=self._k8s_opts)
-        k8s.policy.v1.PodDisruptionBudget(
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        k8s.policy.v1.PodDisruptionBudget(  # type: ignore[call-overload]
             p.name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(p)}}, opts=self._k8s_opts
         )
 

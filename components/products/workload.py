@@ -6,6 +6,7 @@ No Pulumi registration here: ``DataProduct`` (``components.products.data_product
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pulumi_kubernetes as k8s
 
@@ -35,7 +36,7 @@ def labels(product: Product, version: str | None = None) -> dict[str, str]:
     }
 
 
-def annotations(product: Product) -> dict[str, str]:
+def product_annotations(product: Product) -> dict[str, str]:
     return {
         "datamesh.io/owner": product.owner,
         "datamesh.io/description": product.description,
@@ -57,12 +58,12 @@ def probe(product: Product, period: int) -> dict:
 
 def container(product: Product, upstreams: tuple[Product, ...], image: str | None = None) -> dict:
     env = {**product.env, **{upstream_env_name(u.name): u.mesh_url for u in upstreams}}
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     if product.files:
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
     if product.aws:
         mounts.append(aws_access.token_mount())
-    spec = {
+    spec: dict[str, Any] = {
         "name": "product",
         "image": image or product.image,
         # Unnamed: Istio reads the Service port's name, and probes use the number.
