@@ -5,17 +5,10 @@ The diff matches things by identity, never by position:
 - Kubernetes objects by apiVersion, kind, namespace and name (so a URN that moves
   under another component is the same object, with a note that Pulumi replaces it);
   every other resource by its URN.
-- Items of a list by a key (``list_key``): a named thing by its name, a port by its
-  number, a mount by its path, a block device by its device name, an IAM statement by
-  its Sid; for the unnamed lists this program writes, a key chosen per list (an
-  EnvoyFilter patch by what it applies to and where, an AuthorizationPolicy rule by the
-  paths it guards, a rate-limit descriptor by its entries, a route by its destination);
-  anything else by a hash of its content, so a changed unnamed item reads as one
-  removal and one addition. An insertion reads as one insertion, a reorder as "order only".
-- Strings holding JSON (IAM policies) are compared as JSON; multi-line strings line by line.
+- Values by ``tools.engine.valuediff``: items of a list by a key, JSON strings as JSON,
+  multi-line strings line by line.
 
-Values are compared by ``tools.engine.valuediff``; the graphs are ``tools.engine.graphs``
-(both importable from here too).
+The graphs are ``tools.engine.graphs``; both modules' names are importable from here too.
 """
 
 from __future__ import annotations

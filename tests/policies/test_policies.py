@@ -185,7 +185,7 @@ def test_product_governed_both_ways():
 
 
 def test_every_rule_has_a_test_both_ways():
-    # gateway-tls: tests/test_edge_tls.py::test_gateway_tls_rule
+    # gateway-tls: tests/platform/test_edge_tls.py::test_gateway_tls_rule
     tested = {c[0] for c in BOTH_WAYS} | {"istio-port-naming", "product-governed", "gateway-tls"}
     assert tested == set(RULES_BY_NAME)
 
