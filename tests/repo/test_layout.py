@@ -82,3 +82,32 @@ def test_policy_rules_import_without_any_installed_package():
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0
+
+
+# Sizes: a module over 400 lines or a function over 60 holds more than one concern.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+# Owned by a change in flight (Istio's translation, the mesh harness, verify, the gateway's governance),
+# which brings them under the limits; until then they are left out here, and only here.
+NOT_YET_WITHIN_LIMITS = {"tools/engine/istio_xds.py", "tools/engine/mesh_harness.py", "tools/engine/verify.py",
+                         "components/governance/api_governance.py"}
+
+
+def program_modules() -> list[Path]:
+    found = [*(ROOT / "components").rglob("*.py"), *(ROOT / "policies").glob("*.py"), ROOT / "__main__.py",
+             *(p for p in (ROOT / "tools").rglob("*.py") if "istiod" not in p.relative_to(ROOT / "tools").parts)]
+    return sorted(p for p in found if str(p.relative_to(ROOT)) not in NOT_YET_WITHIN_LIMITS)
+
+
+@pytest.mark.parametrize("path", program_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_and_functions_stay_small(path):
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: {len(text.splitlines())} lines"
+    for node in ast.walk(ast.parse(text, str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{path.name}:{node.lineno} {node.name}: {length} lines"
+
+
+def test_the_size_exemptions_name_files_that_exist():
+    for rel in NOT_YET_WITHIN_LIMITS:
+        assert (ROOT / rel).is_file(), f"{rel} is gone: drop it from NOT_YET_WITHIN_LIMITS"
