@@ -2,7 +2,7 @@
 
 Standard library only: the policy pack imports this module in its own
 virtualenv (``policies/venv``), where only ``pulumi`` and ``pulumi-policy``
-are installed. ``tests/test_layout.py`` keeps it so.
+are installed. ``tests/repo/test_layout.py`` keeps it so.
 
 The grammar is the distribution reference grammar (``distribution/reference``
 ``regexp.go``, the one Docker, containerd and Kubernetes' image pullers use):

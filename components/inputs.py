@@ -86,7 +86,7 @@ try:  # libyaml scans and parses; composition stays in Python so aliases and dep
 
     _FAST = True
 except ImportError:  # pragma: no cover - a PyYAML without libyaml
-    from yaml.parser import Parser as _Parser  # type: ignore[assignment]
+    from yaml.parser import Parser as _Parser
     from yaml.reader import Reader
     from yaml.scanner import Scanner
 
@@ -148,7 +148,7 @@ _Resolver.yaml_implicit_resolvers = {
 }
 
 if _FAST:
-    class SafeLoader(_Parser, _Composer, _Constructor, _Resolver):  # type: ignore[misc,valid-type]
+    class SafeLoader(_Parser, _Composer, _Constructor, _Resolver):
         """libyaml's parser with PyYAML's composer (no aliases, bounded depth) and a strict safe constructor."""
 
         # The C parser also implements composition, recursively and with aliases; use the Python one.

@@ -9,6 +9,8 @@ release names): at most 63 characters.
 The patterns are also used inside JSON Schemas, so they stay ECMA-262
 compatible; the ``is_*`` functions match the whole string, which a ``$``
 anchor alone does not do in Python (it accepts a trailing newline).
+``PLATFORM_NAMESPACES`` are the namespaces no product may take (the config's
+``RESERVED_NAMESPACES``, and the policy pack's default exemption from injection).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import re
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# The namespaces Kubernetes and the platform own: no product domain may take one, and the
+# policy pack does not require them to be labelled for sidecar injection.
+PLATFORM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress")
 
 
 def is_name(value: object) -> bool:

@@ -20,7 +20,7 @@ class RateLimit:
 
     Envoy's local rate limiter (max_tokens = tokens_per_fill = requests,
     fill_interval = period) admits a burst of ``requests``, then one request
-    every ``period / requests``; tests/test_gateway_istio.py measures it.
+    every ``period / requests``; tests/governance/test_gateway_istio.py measures it.
     """
 
     requests: int

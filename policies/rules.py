@@ -4,20 +4,24 @@ The Pulumi policy pack (``policies/__main__.py``) adapts them for
 ``pulumi preview --policy-pack policies``; the offline render runs them over
 what it registered; the tests call them directly. A rule sees resources as
 the engine does: a type token, a name, a URN and the input properties.
+This module is the catalogue; ``policies.framework`` holds what a rule is, its
+config and its evaluation (its names are importable from here too).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from components.images import image_pin_problem
+from components.names import PLATFORM_NAMESPACES
+from policies import framework
+from policies.framework import ADVISORY, LEVELS, MANDATORY, Context, PolicyConfigError, Resource, Rule, Violation, config_schema, run_rule
 
-MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
-LEVELS = (MANDATORY, ADVISORY, DISABLED)
+# The framework's names the pack, the render and the tests take from here.
+__all__ = ["ADVISORY", "LEVELS", "MANDATORY", "PLATFORM_NAMESPACES", "RULES", "RULES_BY_NAME", "Context", "PolicyConfigError",
+           "Resource", "Rule", "Violation", "config_schema", "evaluate", "rule_configs", "run_rule"]
 
 # Istio's protocol selection for a Service port: ConvertProtocol in istio/istio
 # pkg/config/kube/conversion.go with protocol.Parse (pkg/config/protocol/instance.go),
@@ -32,79 +36,6 @@ ISTIO_WELL_KNOWN_PORTS = frozenset({25, 53, 3306, 27017})  # SMTP, DNS, MySQL, M
 UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
 INJECTION_LABELS = ("istio-injection", "istio.io/rev")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
-PLATFORM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A resource as a policy sees it."""
-
-    urn: str
-    type: str
-    name: str
-    props: Mapping[str, Any]
-
-    @property
-    def kind(self) -> str:
-        """The Kubernetes kind, or the last part of the type token."""
-        return self.type.rsplit(":", 1)[-1]
-
-    def is_k8s(self, *kinds: str) -> bool:
-        return self.type.startswith("kubernetes:") and self.kind in kinds
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        meta = self.props.get("metadata")
-        return meta if isinstance(meta, Mapping) else {}
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata.get("namespace") or "default")
-
-    @property
-    def k8s_name(self) -> str:
-        return str(self.metadata.get("name") or self.name)
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        spec = self.props.get("spec")
-        return spec if isinstance(spec, Mapping) else {}
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a rule may be told through the pack's config."""
-
-    config: Mapping[str, Any] = field(default_factory=dict)
-
-    def setting(self, key: str, default: Any) -> Any:
-        return self.config.get(key, default)
-
-
-ResourceCheck = Callable[[Resource, Context], Iterable[str]]
-StackCheck = Callable[[list[Resource], Context], Iterable[tuple[Resource, str]]]
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    description: str
-    level: str
-    resource_check: ResourceCheck | None = None
-    stack_check: StackCheck | None = None
-    # Extra config properties (JSON Schema) the rule reads, besides exemptions.
-    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    level: str
-    urn: str
-    message: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "level": self.level, "urn": self.urn, "message": self.message}
 
 
 # --- istio-port-naming -------------------------------------------------------
@@ -349,89 +280,15 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_NAME = {r.name: r for r in RULES}
 
 
-# --- configuration and evaluation --------------------------------------------
-
-
-class PolicyConfigError(ValueError):
-    """A policy config that is not what the rules' schemas allow; the message says where."""
-
-
-EXEMPTIONS_PROPERTY = {"type": "array", "items": {"type": "string"},
-                       "description": "URNs or resource names (globs) this rule does not apply to"}
-
-
-def config_schema(rule: Rule) -> dict[str, Any]:
-    """The JSON Schema of one rule's config object: what the pack declares to Pulumi (``policies/pack.py``)
-    and what the render validates a config file against (besides ``enforcementLevel``, which Pulumi adds)."""
-    return {"type": "object", "properties": {"exemptions": EXEMPTIONS_PROPERTY, **rule.settings}}
-
-
-def _check_entry(key: str, entry: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
-    """Fail closed, with the standard library only: every property known, every list a list of strings."""
-    for prop, value in entry.items():
-        if prop == "enforcementLevel":
-            if value not in LEVELS:
-                raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
-            continue
-        if prop not in properties:
-            raise PolicyConfigError(f"{key}.{str(prop)[:60]}: is not a setting of this policy "
-                                    f"({', '.join(['enforcementLevel', *properties])})")
-        wanted = properties[prop].get("type")
-        if wanted == "array" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise PolicyConfigError(f"{key}.{prop}: must be a list of strings")
-
-
-def rule_configs(config: Any) -> dict[str, dict[str, Any]]:
-    """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per rule.
+def rule_configs(config: object) -> dict[str, dict[str, Any]]:
+    """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per datamesh rule.
 
     Anything the rules' schemas do not allow is an error, never ignored: a
     malformed exemption must not exempt everything.
     """
-    if not isinstance(config, Mapping):
-        raise PolicyConfigError("(top level): must be a map of policy name to level or settings")
-    result: dict[str, dict[str, Any]] = {name: {} for name in RULES_BY_NAME}
-    for key, value in config.items():
-        if key != "all" and key not in RULES_BY_NAME:
-            raise PolicyConfigError(f"{str(key)[:60]}: is not a datamesh policy ({', '.join(RULES_BY_NAME)})")
-        if isinstance(value, str):
-            entry: dict[str, Any] = {"enforcementLevel": value}
-        elif isinstance(value, Mapping):
-            entry = dict(value)
-        else:
-            raise PolicyConfigError(f"{key}: must be a level ({', '.join(LEVELS)}) or a map of settings")
-        properties = {"exemptions": EXEMPTIONS_PROPERTY} if key == "all" else config_schema(RULES_BY_NAME[key])["properties"]
-        _check_entry(key, entry, properties)
-        for name in (RULES_BY_NAME if key == "all" else [key]):
-            result[name] = {**result[name], **entry}
-    return result
-
-
-def exempt(resource: Resource, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(resource.urn, p) or fnmatch.fnmatchcase(resource.name, p) for p in patterns)
-
-
-def run_rule(rule: Rule, resources: list[Resource], config: Mapping[str, Any]) -> list[tuple[Resource, str]]:
-    """A rule's findings, exemptions (``config["exemptions"]``: URN or name globs) left out."""
-    ctx = Context(config)
-    if rule.resource_check is not None:
-        found = [(r, m) for r in resources for m in rule.resource_check(r, ctx)]
-    else:
-        assert rule.stack_check is not None
-        found = list(rule.stack_check(resources, ctx))
-    patterns = config.get("exemptions", [])
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        raise PolicyConfigError(f"{rule.name}.exemptions: must be a list of strings")  # never iterate a string's letters
-    return [(r, m) for r, m in found if not exempt(r, patterns)]
+    return framework.rule_configs(config, RULES_BY_NAME)
 
 
 def evaluate(resources: list[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
-    """Every rule over ``resources``, with levels and exemptions from ``config``."""
-    configs = rule_configs(config or {})
-    violations = []
-    for rule in RULES:
-        cfg = configs[rule.name]
-        level = cfg.get("enforcementLevel", rule.level)
-        if level == DISABLED:
-            continue
-        violations += [Violation(rule.name, level, r.urn, m) for r, m in run_rule(rule, resources, cfg)]
-    return violations
+    """Every datamesh rule over ``resources``, with levels and exemptions from ``config``."""
+    return framework.evaluate(RULES, resources, config)

@@ -208,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size, r, b, f in rows:
-        n = r["resources"]
+        count = r["resources"]
         lines.append(
-            f"| {size} | {n:.0f} | {r['seconds']:.2f} | {1000 * r['seconds'] / n:.2f} | {r['peak_mib']:.0f} "
-            f"| {b['seconds']:.2f} | {1000 * b['seconds'] / n:.2f} | {b['peak_mib']:.0f} | {r['seconds'] / b['seconds']:.2f} "
+            f"| {size} | {count:.0f} | {r['seconds']:.2f} | {1000 * r['seconds'] / count:.2f} | {r['peak_mib']:.0f} "
+            f"| {b['seconds']:.2f} | {1000 * b['seconds'] / count:.2f} | {b['peak_mib']:.0f} | {r['seconds'] / b['seconds']:.2f} "
             f"| {f['seconds']:.2f} | {r['seconds'] / f['seconds']:.2f} |"
         )
     table = "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ def placeholders(config: dict[str, Any]) -> list[str]:
             net = ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
             continue  # the program's own validation names a malformed CIDR
-        if any(net.subnet_of(doc) for doc in DOCUMENTATION_RANGES if net.version == doc.version):
+        if any(net.subnet_of(doc) for doc in DOCUMENTATION_RANGES if net.version == doc.version):  # type: ignore[arg-type]  # same IP version, checked just before
             found.append(f"datamesh:publicAccessCidrs: {cidr} is a documentation range; "
                          "put your runners' egress range here or deploy from a runner inside the VPC")
     domain = config.get("datamesh:domain")

@@ -35,9 +35,10 @@ from typing import Any
 import pulumi
 
 from components.inputs import InputError, read_text
-from policies.rules import MANDATORY
+from policies.rules import MANDATORY, Violation
 from tools.cli import Exit, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
-from tools.engine.mockrun import DuplicateResourceError
+from tools.engine.graphs import graph_dot, graph_mermaid
+from tools.engine.mockrun import DuplicateResourceError, RunResult
 from tools.engine.render import (
     check_policies,
     cost_summary,
@@ -46,7 +47,7 @@ from tools.engine.render import (
     summary,
     write_render,
 )
-from tools.engine.review import compare_renders, format_markdown, format_text, graph_dot, graph_mermaid
+from tools.engine.review import compare_renders, format_markdown, format_text
 from tools.engine.stackconfig import StackConfigError
 
 MAX_RENDER_BYTES = 256 * 1024 * 1024  # a resources.json to diff: renders of big meshes run to tens of MiB
@@ -111,7 +112,26 @@ def _parser() -> OneLineParser:
     return parser
 
 
+def _main(argv: list[str] | None) -> int:
+    parser = _parser()
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--diff" in arguments and "--exit-code" in arguments:
+        parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
+    args = parser.parse_args(argv)
+    if args.diff:
+        return _diff(args)
+    _check_render_arguments(parser, args)
+    try:
+        policy_config = load_policy_config(args.stack, args.policy_config)
+        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
+    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    return _write(args, result, check_policies(result, policy_config))
+
+
 def _diff(args: argparse.Namespace) -> int:
+    """--diff OLD_DIR NEW_DIR: the diff printed, and with --graph-out the changes highlighted in the graph."""
     try:
         for folder in args.diff:
             _render_resources(folder)
@@ -136,7 +156,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _check_render_arguments(parser: OneLineParser, args: argparse.Namespace) -> None:
-    """Everything about a render's arguments and output paths, before the program runs."""
+    """A render's arguments, checked before the program runs."""
     if not args.stack or not args.out:
         parser.error("--stack and --out are required (or --diff OLD_DIR NEW_DIR)")
     for flag, given in (("--format", args.format != "text"), ("--graph-out", args.graph_out), ("--exit-code", args.exit_code)):
@@ -157,7 +177,14 @@ def _check_render_arguments(parser: OneLineParser, args: argparse.Namespace) -> 
             raise _BadInputError("--test-keys: must be outside --out (a render holds no key)")
 
 
-def _report(args: argparse.Namespace, counts: dict[str, int], violations: list) -> int:
+def _write(args: argparse.Namespace, result: RunResult, violations: list[Violation]) -> int:
+    """The render written, its summary printed; 1 with a mandatory policy violation."""
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        counts = write_render(result, args.out, violations)
+    except OSError as exc:
+        raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
     print(f"rendered stack {args.stack} into {args.out}")
     if args.test_keys is not None:
         print(f"warning: test keys in {args.test_keys}: this render's gateway accepts only them; verify it "
@@ -174,31 +201,6 @@ def _report(args: argparse.Namespace, counts: dict[str, int], violations: list) 
         print(f"error: {len(mandatory)} mandatory policy violation(s); see {args.out / 'policy-report.json'}", file=sys.stderr)
         return Exit.FAILED
     return Exit.OK
-
-
-def _main(argv: list[str] | None) -> int:
-    parser = _parser()
-    arguments = sys.argv[1:] if argv is None else argv
-    if "--diff" in arguments and "--exit-code" in arguments:
-        parser.usage_exit = Exit.DIFF_ERROR  # 2 means "changes" there
-    args = parser.parse_args(argv)
-    if args.diff:
-        return _diff(args)
-    _check_render_arguments(parser, args)
-    try:
-        policy_config = load_policy_config(args.stack, args.policy_config)
-        result = render_stack(args.stack, args.config, test_keys=args.test_keys)
-    except (StackConfigError, pulumi.RunError) as exc:  # ConfigError, DeclarationError: user mistakes
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.BAD_INPUT
-    violations = check_policies(result, policy_config)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    try:
-        counts = write_render(result, args.out, violations)
-    except OSError as exc:
-        raise _BadInputError(f"--out: {args.out}: cannot be written ({exc.strerror})") from None
-    return _report(args, counts, violations)
 
 
 if __name__ == "__main__":

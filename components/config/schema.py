@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.names import PLATFORM_NAMESPACES
+
 NAMESPACE = "datamesh"
 
 
@@ -81,9 +83,7 @@ ADAPTERS = ("istio", "anypoint")
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
 NAT_MODES = ("single", "perAz")
-RESERVED_NAMESPACES = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "istio-ingress"}
-)
+RESERVED_NAMESPACES = frozenset(PLATFORM_NAMESPACES)
 # Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
 REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")

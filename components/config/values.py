@@ -76,7 +76,7 @@ def unique(key: str, values: list[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-def each(key: str, values: list[str], ok: Callable[[str], bool], what: str) -> list[str]:
+def each(key: str, values: list[str], ok: Callable[[str], object], what: str) -> list[str]:
     for v in values:
         if not ok(v):
             raise fail(key, f"{_show(v)} is not {what}")

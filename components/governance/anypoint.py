@@ -89,59 +89,71 @@ class AnypointAdapterArgs:
     settings: AnypointSettings
     products: tuple[Product, ...]
     namespaces: dict[str, k8s.core.v1.Namespace]
-    services: dict[str, pulumi.Resource] = field(default_factory=dict)
+    services: Mapping[str, pulumi.Resource] = field(default_factory=dict)
 
 
 class AnypointAdapter(pulumi.ComponentResource):
-    """Creates, per product namespace: a Secret with the Anypoint client id and
-    secret (never on a command line or in plain config); the adapter
-    ``ServiceInstance`` (class anypoint-service-mesh-adapter, the plan,
-    replicas) that reads its credentials from that Secret; and one
-    ``ServiceBinding`` per governed product, with its API id and Service,
-    each created after the adapter (and so deleted before it).
+    """The Anypoint Service Mesh adapter. Creates, per product namespace:
+
+    - ``<namespace>-<credentials secret>``: a Secret with the Anypoint client id and secret
+      (never on a command line or in plain config);
+    - ``<namespace>-<adapter>``: the adapter ``ServiceInstance`` (class
+      anypoint-service-mesh-adapter, the plan, replicas) that reads its credentials from that Secret;
+    - ``<product>-binding`` per governed product: a ``ServiceBinding`` with its API id and
+      Service, created after the adapter (and so deleted before it).
     """
 
     def __init__(self, name: str, args: AnypointAdapterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:AnypointAdapter", name, None, opts)
+        self._args = args
+        self._k8s_opts = pulumi.ResourceOptions(parent=self)
         s = args.settings
-        k8s_opts = pulumi.ResourceOptions(parent=self)
         credentials = pulumi.Output.secret(json.dumps({"clientId": s.client_id, "clientSecret": s.client_secret}))
         for ns_name in sorted({p.namespace for p in args.products}):
             namespace = args.namespaces[ns_name].metadata.name
-            secret = k8s.core.v1.Secret(
-                f"{ns_name}-{CREDENTIALS_SECRET}",
-                metadata={"name": CREDENTIALS_SECRET, "namespace": namespace},
-                type="Opaque",
-                string_data={"credentials": credentials},
-                opts=k8s_opts,
-            )
-            adapter = k8s.apiextensions.CustomResource(
-                f"{ns_name}-{s.adapter_name}",
-                api_version="servicecatalog.k8s.io/v1beta1",
-                kind="ServiceInstance",
-                metadata={"name": s.adapter_name, "namespace": namespace,
-                          "labels": {"service-mesh.mulesoft.com/kind": "adapter"}},
-                spec={
-                    "clusterServiceClassExternalName": "anypoint-service-mesh-adapter",
-                    "clusterServicePlanExternalName": s.plan,
-                    "parameters": {"platformUri": s.platform_uri, "replication": {"replicas": s.replicas}},
-                    # clientId and clientSecret come from the Secret, merged into the parameters.
-                    "parametersFrom": [{"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "credentials"}}],
-                },
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret])),
-            )
+            adapter = self._adapter(ns_name, namespace, credentials)
             for product in (p for p in args.products if p.namespace == ns_name):
-                k8s.apiextensions.CustomResource(
-                    f"{product.name}-binding",
-                    api_version="servicecatalog.k8s.io/v1beta1",
-                    kind="ServiceBinding",
-                    metadata={"name": f"{product.name}-binding", "namespace": namespace,
-                              "labels": {"service-mesh.mulesoft.com/kind": "adapter-binding"}},
-                    spec={
-                        "instanceRef": {"name": s.adapter_name},
-                        "parameters": {"apiId": s.api_ids[product.name], "service": product.name},
-                    },
-                    opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                        depends_on=[adapter, *([args.services[product.name]] if product.name in args.services else [])])),
-                )
+                self._binding(product, namespace, adapter)
         self.register_outputs({})
+
+    def _adapter(self, ns_name: str, namespace: pulumi.Output[str], credentials: pulumi.Output[str]) -> k8s.apiextensions.CustomResource:
+        """The namespace's credentials Secret, then the adapter ServiceInstance that reads it."""
+        s = self._args.settings
+        secret = k8s.core.v1.Secret(
+            f"{ns_name}-{CREDENTIALS_SECRET}",
+            metadata={"name": CREDENTIALS_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data={"credentials": credentials},
+            opts=self._k8s_opts,
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{ns_name}-{s.adapter_name}",
+            api_version="servicecatalog.k8s.io/v1beta1",
+            kind="ServiceInstance",
+            metadata={"name": s.adapter_name, "namespace": namespace,
+                      "labels": {"service-mesh.mulesoft.com/kind": "adapter"}},
+            spec={
+                "clusterServiceClassExternalName": "anypoint-service-mesh-adapter",
+                "clusterServicePlanExternalName": s.plan,
+                "parameters": {"platformUri": s.platform_uri, "replication": {"replicas": s.replicas}},
+                # clientId and clientSecret come from the Secret, merged into the parameters.
+                "parametersFrom": [{"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "credentials"}}],
+            },
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=[secret])),
+        )
+
+    def _binding(self, product: Product, namespace: pulumi.Output[str], adapter: pulumi.Resource) -> None:
+        args, s = self._args, self._args.settings
+        k8s.apiextensions.CustomResource(
+            f"{product.name}-binding",
+            api_version="servicecatalog.k8s.io/v1beta1",
+            kind="ServiceBinding",
+            metadata={"name": f"{product.name}-binding", "namespace": namespace,
+                      "labels": {"service-mesh.mulesoft.com/kind": "adapter-binding"}},
+            spec={
+                "instanceRef": {"name": s.adapter_name},
+                "parameters": {"apiId": s.api_ids[product.name], "service": product.name},
+            },
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(
+                depends_on=[adapter, *([args.services[product.name]] if product.name in args.services else [])])),
+        )

@@ -4,7 +4,7 @@ Envoy's Lua API offers headers, body, metadata, ``base64Escape`` and
 signature verification, but no digest; LuaJIT has the ``bit`` library (32-bit
 signed operations). ``SHA256_LUA`` defines ``sha256_hex(message)`` from the
 FIPS 180-4 definition; the round constants are computed here, from primes,
-rather than typed in. tests/test_gateway_istio.py checks it, inside Envoy,
+rather than typed in. tests/governance/test_gateway_istio.py checks it, inside Envoy,
 against ``hashlib`` on messages around every padding boundary.
 """
 

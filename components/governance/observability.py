@@ -70,9 +70,11 @@ class ObservabilityArgs:
 
 
 class Observability(pulumi.ComponentResource):
-    """Creates: the mesh-wide ``Telemetry`` (access logs; metrics tagged by
-    consumer); and, when ``addons``, the Prometheus server and Kiali Helm
-    releases in istio-system, Kiali after Prometheus.
+    """Mesh observability. Creates:
+
+    - ``mesh-telemetry``: the mesh-wide ``Telemetry`` (access logs; metrics tagged by consumer);
+    - ``prometheus`` (when ``addons``): the Prometheus server's Helm release in istio-system;
+    - ``kiali`` (when ``addons``): Kiali's Helm release in istio-system, after Prometheus.
     """
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:

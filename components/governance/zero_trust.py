@@ -68,13 +68,17 @@ class ZeroTrustArgs:
 
 
 class ZeroTrust(pulumi.ComponentResource):
-    """Creates: a mesh-wide PeerAuthentication with mTLS STRICT (in istio-system,
-    the root namespace); in every product namespace an ``allow-nothing``
-    AuthorizationPolicy; and per product an ALLOW AuthorizationPolicy
-    admitting exactly the ingress gateway and the products that consume it,
-    by their mTLS identities, each only on behalf of a consumer allowed on the
-    product (``caller_rules``). Health probes are rewritten by Istio to the
-    sidecar agent, so they need no rule.
+    """Zero trust in the mesh. Creates:
+
+    - ``mesh-mtls-strict``: a mesh-wide PeerAuthentication with mTLS STRICT (in istio-system,
+      the root namespace);
+    - ``<namespace>-allow-nothing`` in every product namespace: an AuthorizationPolicy that
+      denies by default;
+    - ``<product>-callers`` per product: an ALLOW AuthorizationPolicy admitting exactly the
+      ingress gateway and the products that consume it, by their mTLS identities, each only
+      on behalf of a consumer allowed on the product (``caller_rules``).
+
+    Health probes are rewritten by Istio to the sidecar agent, so they need no rule.
     """
 
     guards: dict[str, list[pulumi.Resource]]

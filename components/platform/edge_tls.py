@@ -39,9 +39,12 @@ class EdgeCertificateArgs:
 
 
 class EdgeCertificate(pulumi.ComponentResource):
-    """Creates, unless given an issued certificate's ARN: an ACM certificate
-    for the domain with DNS validation; its validation CNAME in the hosted
-    zone; and the CertificateValidation that waits until ACM has issued it.
+    """The gateway's TLS certificate. Creates, unless given an issued certificate's ARN:
+
+    - ``<name>-certificate``: an ACM certificate for the domain, with DNS validation;
+    - ``<name>-validation-record``: its validation CNAME in the hosted zone;
+    - ``<name>-validation``: the CertificateValidation that waits until ACM has issued it.
+
     ``certificate_arn`` resolves only once the certificate is issued, so the
     NLB listener that names it is never created with a pending certificate.
     """
@@ -93,7 +96,10 @@ class EdgeDnsNameArgs:
 
 
 class EdgeDnsName(pulumi.ComponentResource):
-    """Creates the CNAME ``domain`` -> the gateway NLB's DNS name in the hosted zone."""
+    """The gateway's DNS name. Creates:
+
+    - ``<name>-record``: the CNAME ``domain`` -> the gateway NLB's DNS name in the hosted zone.
+    """
 
     def __init__(self, name: str, args: EdgeDnsNameArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:platform:EdgeDnsName", name, None, formerly("datamesh:edge:EdgeDnsName", opts))

@@ -67,7 +67,7 @@ def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Inpu
     """The load balancer controller's annotations for a TLS listener on the ``https`` port."""
     return {
         "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
-        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": HTTPS_PORT["name"],
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": str(HTTPS_PORT["name"]),
         "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": TLS_POLICY,
     }
 
@@ -152,16 +152,19 @@ class IstioArgs:
 
 
 class Istio(pulumi.ComponentResource):
-    """Creates: the ``istio-system`` and ``istio-ingress`` namespaces; the
-    ``base`` release (CRDs), then ``istiod``, then the ``gateway`` release, each
-    waiting for the one before; and the gateway's LoadBalancer Service, which
-    the load balancer controller turns into an internet-facing NLB with IP
-    targets, listening only on the ports the shared Gateway serves. That Service depends on the controller's release, so it is created
-    after the controller serves its webhook and deleted, NLB and all, before
-    the controller is removed. With a certificate, the NLB terminates TLS on
-    443 and listens on nothing else for traffic; without, it serves HTTP on
-    80. Last, the shared ``datamesh`` Gateway (the gateway's HTTP server on
-    port 80, any host) that data products bind their routes to.
+    """Istio through its Helm charts, and the ingress gateway behind an NLB. Creates:
+
+    - ``istio-system`` and ``istio-ingress``: the namespaces;
+    - ``istio-base`` (CRDs), then ``istiod``, then ``istio-ingressgateway``: the chart
+      releases, each waiting for the one before (gateway pods are injected by istiod);
+    - ``istio-ingressgateway``: the gateway's LoadBalancer Service, which the load balancer
+      controller turns into an internet-facing NLB with IP targets, listening only on the
+      ports the shared Gateway serves. It depends on the controller's release, so it is
+      created after the controller serves its webhook and deleted, NLB and all, before the
+      controller is removed. With a certificate, the NLB terminates TLS on 443 and listens
+      on nothing else for traffic; without, it serves HTTP on 80;
+    - ``datamesh``: the shared Gateway (the gateway's HTTP server on port 80, any host)
+      that data products bind their routes to.
     """
 
     istiod: k8s.helm.v3.Release
@@ -172,35 +175,46 @@ class Istio(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:platform:Istio", name, None, formerly("datamesh:istio:Istio", opts))
-        k8s_opts = pulumi.ResourceOptions(parent=self)
+        self._args = args
+        self._k8s_opts = pulumi.ResourceOptions(parent=self)
         defaults = chart_values(args.revision)
-        values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
-
-        def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
-            return pinned_release(
-                release,
-                chart=args.release.chart(chart_name),
-                namespace=namespace.metadata.name,
-                values=values[chart_name],
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=after)),
-            )
-
-        system_ns = k8s.core.v1.Namespace(
-            SYSTEM_NAMESPACE, metadata={"name": SYSTEM_NAMESPACE}, opts=k8s_opts
-        )
+        self._values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
+        system_ns = k8s.core.v1.Namespace(SYSTEM_NAMESPACE, metadata={"name": SYSTEM_NAMESPACE}, opts=self._k8s_opts)
         ingress_ns = k8s.core.v1.Namespace(
-            INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE, "labels": dict(READINESS_GATE_LABEL)}, opts=k8s_opts
-        )
-        base = chart("istio-base", "base", system_ns, list(args.after))
-        self.istiod = chart("istiod", "istiod", system_ns, [base])
+            INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE, "labels": dict(READINESS_GATE_LABEL)}, opts=self._k8s_opts)
+        base = self._chart("istio-base", "base", system_ns, list(args.after))
+        self.istiod = self._chart("istiod", "istiod", system_ns, [base])
         # Gateway pods are injected by istiod, so istiod must be serving first; and their NLB readiness
         # gate is added by the load balancer controller's pod webhook, so it must be serving too.
-        gateway = self.gateway = chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod, args.load_balancer_controller])
+        gateway = self.gateway = self._chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod, args.load_balancer_controller])
+        self.gateway_service = self._gateway_service(ingress_ns, gateway)
+        self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
+        self.shared_gateway = self._shared_gateway(ingress_ns, [base, gateway])
+        self.register_outputs({
+            "istiod": self.istiod.name,
+            "gateway": gateway.name,
+            "gatewayHostname": self.gateway_service.status.load_balancer.ingress[0].hostname,
+        })
 
-        tls = args.tls_certificate_arn is not None
+    def _chart(self, release: str, chart_name: str, namespace: k8s.core.v1.Namespace,
+               after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+        return pinned_release(
+            release,
+            chart=self._args.release.chart(chart_name),
+            namespace=namespace.metadata.name,
+            values=self._values[chart_name],
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=after)),
+        )
+
+    def _gateway_service(self, ingress_ns: k8s.core.v1.Namespace, gateway: k8s.helm.v3.Release) -> k8s.core.v1.Service:
+        """The gateway's LoadBalancer Service: the NLB, TLS on 443 with a certificate, else HTTP on 80."""
+        args = self._args
+        certificate_arn = args.tls_certificate_arn
+        tls = certificate_arn is not None
         # Only the certificate's ARN waits for ACM: the other keys stay known in a preview, for the policy pack.
-        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(args.tls_certificate_arn) if tls else {})}
-        self.gateway_service = k8s.core.v1.Service(
+        annotations = {**NLB_ANNOTATIONS, **(tls_annotations(certificate_arn) if certificate_arn is not None else {})}
+        # Plain-dict metadata and spec: the SDK's overloads accept only its own TypedDicts.
+        return k8s.core.v1.Service(  # type: ignore[call-overload]
             GATEWAY_NAME,
             metadata={
                 "name": GATEWAY_NAME,
@@ -221,14 +235,15 @@ class Istio(pulumi.ComponentResource):
             # The controller first: its webhook must serve before the Service is made,
             # and on destroy this Service (awaited until its finalizer clears, i.e. the
             # NLB is gone) is deleted before the controller.
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(
                 depends_on=[args.load_balancer_controller, gateway],
                 replace_on_changes=[f'metadata.annotations["{key}"]' for key in REPLACED_BY_ANNOTATIONS],
                 delete_before_replace=True,
             )),
         )
-        self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
-        self.shared_gateway = k8s.apiextensions.CustomResource(
+
+    def _shared_gateway(self, ingress_ns: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
             SHARED_GATEWAY,
             api_version="networking.istio.io/v1",
             kind="Gateway",
@@ -238,10 +253,5 @@ class Istio(pulumi.ComponentResource):
                 "servers": [{"port": dict(port), "hosts": ["*"]} for port in SERVED_PORTS],
             },
             # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[base, gateway])),
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=after)),
         )
-        self.register_outputs({
-            "istiod": self.istiod.name,
-            "gateway": gateway.name,
-            "gatewayHostname": self.gateway_service.status.load_balancer.ingress[0].hostname,
-        })

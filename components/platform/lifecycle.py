@@ -4,7 +4,7 @@ Type tokens follow one scheme, ``datamesh:<layer>:<Component>`` (the layer is th
 package under ``components/``). A component whose token changed keeps an alias to
 the old one: the engine then matches the resources of a stack deployed under the
 old token (the component and, through it, every child) instead of replacing
-them. ``tests/test_aliases.py`` renders the old URN set against the code.
+them. ``tests/platform/test_aliases.py`` renders the old URN set against the code.
 """
 
 from __future__ import annotations

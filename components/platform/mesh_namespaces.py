@@ -29,7 +29,9 @@ class MeshNamespacesArgs:
 
 
 class MeshNamespaces(pulumi.ComponentResource):
-    """Creates one Namespace per name, labelled for sidecar injection.
+    """The product namespaces. Creates:
+
+    - ``<namespace>`` per name: a Namespace labelled for sidecar injection.
 
     Each depends on istiod's release, which waits until istiod is ready: the
     label only appears once the injector can serve, so no pod in these

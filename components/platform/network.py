@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.cidr import SubnetPlan
 from components.config import NetworkSettings
 from components.platform.lifecycle import formerly
 
@@ -32,15 +33,21 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """A VPC with a public and a private subnet in each availability zone.
+    """A VPC with a public and a private subnet in each availability zone. Creates:
 
-    Creates: the VPC; an internet gateway; per zone a public subnet (tagged
-    ``kubernetes.io/role/elb=1``, for internet-facing load balancers) and a
-    private subnet (tagged ``kubernetes.io/role/internal-elb=1``, for nodes and
-    internal load balancers); one public route table with a default route to
-    the internet gateway and its associations; NAT gateways with their Elastic
-    IPs (one, or one per zone); per zone a private route table with a default
-    route through its NAT gateway, and its association.
+    - ``<name>-vpc``: the VPC (protected with ``protect``), and as its children:
+    - ``<name>-igw``: an internet gateway;
+    - ``<name>-public``: the public route table, with ``<name>-public-default``, its default
+      route to the internet gateway;
+    - ``<name>-public-<zone>`` per zone: a public subnet (tagged ``kubernetes.io/role/elb=1``,
+      for internet-facing load balancers) and its route-table association;
+    - ``<name>-private-<zone>`` per zone: a private subnet (tagged
+      ``kubernetes.io/role/internal-elb=1``, for nodes and internal load balancers);
+    - ``<name>-nat-<zone>``: a NAT gateway and its Elastic IP, in the first zone only
+      (``single``) or in each (``perAz``);
+    - ``<name>-private-<zone>`` per zone: a private route table, with
+      ``<name>-private-<zone>-default``, its default route through the zone's NAT gateway,
+      and the private subnet's association.
 
     ``egress_path`` lists the resources traffic to the internet and the AWS APIs
     passes through (internet gateway, NAT gateways, routes, associations): the
@@ -55,27 +62,56 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:platform:Network", name, None, formerly("datamesh:network:Network", opts))
-
-        def tags(resource_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-            return {**args.tags, "Name": f"{args.cluster_name}-{resource_name}", **(extra or {})}
-
-        cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
-
+        self._name, self._args = name, args
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.plan.vpc_cidr,
             enable_dns_hostnames=True,  # EKS nodes and private endpoint need DNS hostnames
             enable_dns_support=True,
-            tags=tags("vpc"),
+            tags=self._tags("vpc"),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        self._vpc = vpc
         # Children would inherit protect: only the VPC itself is protected.
-        vpc_child = pulumi.ResourceOptions(parent=vpc, protect=False)
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=vpc_child)
+        self._vpc_child = pulumi.ResourceOptions(parent=vpc, protect=False)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=self._tags("igw"), opts=self._vpc_child)
+        public_rt, path = self._public_route_table(igw)
+        public_subnets: list[aws.ec2.Subnet] = []
+        private_subnets: list[aws.ec2.Subnet] = []
+        nat_ids: list[pulumi.Output[str]] = []
+        for plan in args.plan.subnets:
+            public, association = self._public_subnet(plan, public_rt)
+            private = self._private_subnet(plan)
+            path.append(association)
+            if args.plan.nat_gateways == "perAz" or not nat_ids:
+                nat = self._nat_gateway(plan.availability_zone, public, igw)
+                nat_ids.append(nat.id)
+                path.append(nat)
+            path += self._private_routing(plan.availability_zone, private, nat_ids[-1])
+            public_subnets.append(public)
+            private_subnets.append(private)
+        self.vpc_id = vpc.id
+        self.egress_path = path
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.register_outputs({
+            "vpcId": self.vpc_id,
+            "publicSubnetIds": self.public_subnet_ids,
+            "privateSubnetIds": self.private_subnet_ids,
+        })
 
-        path: list[pulumi.Resource] = [igw]
-        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=tags("public"), opts=vpc_child)
-        path += [aws.ec2.Route(
+    def _tags(self, resource_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**self._args.tags, "Name": f"{self._args.cluster_name}-{resource_name}", **(extra or {})}
+
+    def _subnet_tags(self, resource_name: str, role: str) -> dict[str, str]:
+        """A subnet's tags: the cluster may use it, for load balancers of ``role``."""
+        return self._tags(resource_name, {f"kubernetes.io/cluster/{self._args.cluster_name}": "shared", role: "1"})
+
+    def _public_route_table(self, igw: aws.ec2.InternetGateway) -> tuple[aws.ec2.RouteTable, list[pulumi.Resource]]:
+        """The public route table, and the egress path so far: the internet gateway and its default route."""
+        name = self._name
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=self._vpc.id, tags=self._tags("public"), opts=self._vpc_child)
+        return public_rt, [igw, aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
@@ -83,81 +119,67 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=public_rt),
         )]
 
-        public_subnets: list[aws.ec2.Subnet] = []
-        private_subnets: list[aws.ec2.Subnet] = []
-        nat_ids: list[pulumi.Output[str]] = []
-        for plan in args.plan.subnets:
-            zone = plan.availability_zone
-            public = aws.ec2.Subnet(
-                f"{name}-public-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=plan.public_cidr,
-                availability_zone=zone,
-                # NAT gateways and NLBs have their own public IPs; nothing else should get one.
-                map_public_ip_on_launch=False,
-                tags=tags(f"public-{zone}", {**cluster_tag, "kubernetes.io/role/elb": "1"}),
-                opts=vpc_child,
-            )
-            path += [aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone}",
-                subnet_id=public.id,
-                route_table_id=public_rt.id,
-                opts=pulumi.ResourceOptions(parent=public),
-            )]
-            public_subnets.append(public)
-
-            private = aws.ec2.Subnet(
-                f"{name}-private-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=plan.private_cidr,
-                availability_zone=zone,
-                tags=tags(f"private-{zone}", {**cluster_tag, "kubernetes.io/role/internal-elb": "1"}),
-                opts=vpc_child,
-            )
-            private_subnets.append(private)
-
-            if args.plan.nat_gateways == "perAz" or not nat_ids:
-                eip = aws.ec2.Eip(
-                    f"{name}-nat-{zone}",
-                    domain="vpc",
-                    tags=tags(f"nat-{zone}"),
-                    opts=pulumi.ResourceOptions(parent=public),
-                )
-                nat = aws.ec2.NatGateway(
-                    f"{name}-nat-{zone}",
-                    allocation_id=eip.id,
-                    subnet_id=public.id,
-                    tags=tags(f"nat-{zone}"),
-                    # A NAT gateway without a route to the internet gateway cannot work.
-                    opts=pulumi.ResourceOptions(parent=public, depends_on=[igw]),
-                )
-                nat_ids.append(nat.id)
-                path.append(nat)
-
-            private_rt = aws.ec2.RouteTable(
-                f"{name}-private-{zone}", vpc_id=vpc.id, tags=tags(f"private-{zone}"), opts=vpc_child
-            )
-            path += [aws.ec2.Route(
-                f"{name}-private-{zone}-default",
-                route_table_id=private_rt.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat_ids[-1],
-                opts=pulumi.ResourceOptions(parent=private_rt),
-            ), aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}",
-                subnet_id=private.id,
-                route_table_id=private_rt.id,
-                opts=pulumi.ResourceOptions(parent=private),
-            )]
-
-        self.vpc_id = vpc.id
-        self.egress_path = path
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
-        self.register_outputs(
-            {
-                "vpcId": self.vpc_id,
-                "publicSubnetIds": self.public_subnet_ids,
-                "privateSubnetIds": self.private_subnet_ids,
-            }
+    def _public_subnet(self, plan: SubnetPlan, public_rt: aws.ec2.RouteTable) -> tuple[aws.ec2.Subnet, pulumi.Resource]:
+        zone = plan.availability_zone
+        public = aws.ec2.Subnet(
+            f"{self._name}-public-{zone}",
+            vpc_id=self._vpc.id,
+            cidr_block=plan.public_cidr,
+            availability_zone=zone,
+            # NAT gateways and NLBs have their own public IPs; nothing else should get one.
+            map_public_ip_on_launch=False,
+            tags=self._subnet_tags(f"public-{zone}", "kubernetes.io/role/elb"),
+            opts=self._vpc_child,
         )
+        return public, aws.ec2.RouteTableAssociation(
+            f"{self._name}-public-{zone}",
+            subnet_id=public.id,
+            route_table_id=public_rt.id,
+            opts=pulumi.ResourceOptions(parent=public),
+        )
+
+    def _private_subnet(self, plan: SubnetPlan) -> aws.ec2.Subnet:
+        zone = plan.availability_zone
+        return aws.ec2.Subnet(
+            f"{self._name}-private-{zone}",
+            vpc_id=self._vpc.id,
+            cidr_block=plan.private_cidr,
+            availability_zone=zone,
+            tags=self._subnet_tags(f"private-{zone}", "kubernetes.io/role/internal-elb"),
+            opts=self._vpc_child,
+        )
+
+    def _nat_gateway(self, zone: str, public: aws.ec2.Subnet, igw: aws.ec2.InternetGateway) -> aws.ec2.NatGateway:
+        eip = aws.ec2.Eip(
+            f"{self._name}-nat-{zone}",
+            domain="vpc",
+            tags=self._tags(f"nat-{zone}"),
+            opts=pulumi.ResourceOptions(parent=public),
+        )
+        return aws.ec2.NatGateway(
+            f"{self._name}-nat-{zone}",
+            allocation_id=eip.id,
+            subnet_id=public.id,
+            tags=self._tags(f"nat-{zone}"),
+            # A NAT gateway without a route to the internet gateway cannot work.
+            opts=pulumi.ResourceOptions(parent=public, depends_on=[igw]),
+        )
+
+    def _private_routing(self, zone: str, private: aws.ec2.Subnet, nat_id: pulumi.Output[str]) -> list[pulumi.Resource]:
+        """The zone's private route table: its default route through ``nat_id``, and the private subnet's association."""
+        name = self._name
+        private_rt = aws.ec2.RouteTable(
+            f"{name}-private-{zone}", vpc_id=self._vpc.id, tags=self._tags(f"private-{zone}"), opts=self._vpc_child
+        )
+        return [aws.ec2.Route(
+            f"{name}-private-{zone}-default",
+            route_table_id=private_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat_id,
+            opts=pulumi.ResourceOptions(parent=private_rt),
+        ), aws.ec2.RouteTableAssociation(
+            f"{name}-private-{zone}",
+            subnet_id=private.id,
+            route_table_id=private_rt.id,
+            opts=pulumi.ResourceOptions(parent=private),
+        )]

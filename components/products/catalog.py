@@ -53,80 +53,93 @@ def entities(products: Iterable[Product], external_urls: dict[str, str] | None =
     products = sorted(products, key=lambda p: p.name)
     urls = external_urls or {}
     ns = catalog_namespace(environment)
-    result: list[dict[str, Any]] = []
     domains: dict[str, set[str]] = {}
     for p in products:
         domains.setdefault(p.domain, set()).add(p.owner)
     domain_owner = {d: sorted(o)[0] if len(o) == 1 else PLATFORM_OWNER for d, o in domains.items()}
     groups = sorted({p.owner for p in products} | set(domain_owner.values()))
-    for group in groups:
-        if _NAME.fullmatch(group):
-            result.append({
-                "apiVersion": API_VERSION, "kind": "Group",
-                "metadata": {"name": group, "namespace": ns, "description": f"Owners of data products ({ns})"},
-                "spec": {"type": "team", "children": []},
-            })
+    result = [_group(group, ns) for group in groups if _NAME.fullmatch(group)]
     for domain, owner in sorted(domain_owner.items()):
-        result.append({
-            "apiVersion": API_VERSION, "kind": "Domain",
-            "metadata": {"name": domain, "namespace": ns, "description": f"Data products of the {domain} domain"},
-            "spec": {"owner": _owner_ref(owner, ns)},
-        })
-        result.append({
-            "apiVersion": API_VERSION, "kind": "System",
-            "metadata": {"name": system_name(domain), "namespace": ns,
-                         "description": f"APIs the {domain} domain serves into the mesh"},
-            "spec": {"owner": _owner_ref(owner, ns), "domain": f"domain:{ns}/{domain}"},
-        })
+        result += _domain_and_system(domain, owner, ns)
     for p in products:
-        annotations = {
-            "datamesh.io/product": p.name,
-            "datamesh.io/route-prefix": p.route_prefix,
-            "datamesh.io/mesh-url": p.mesh_url,
-            "datamesh.io/namespace": p.namespace,
-        }
-        component_annotations = {
-            **annotations,
-            "datamesh.io/health-path": p.health_path,
-            # The Kubernetes plugin finds the product's pods, Service and HPA by these.
-            "backstage.io/kubernetes-label-selector": f"app={p.name}",
-            "backstage.io/kubernetes-namespace": p.namespace,
-        }
-        if source_url:
-            component_annotations["backstage.io/source-location"] = f"url:{source_url}products/"
-        links = [{"url": urls[p.name], "title": "Gateway URL", "icon": "cloud"}] if p.name in urls else []
-        tags = [p.protocol, p.lifecycle]
-        # The releases running side by side: "version=weight%" (a mirrored release gets a copy only).
-        running = {"datamesh.io/releases": ", ".join(
-            f"{r.version}={r.weight}%" + (f" (mirror {p.mirror.percent}%)" if p.mirror and p.mirror.version == r.version else "")
-            for r in p.releases)} if p.releases else {}
-        owner = _owner_ref(p.owner, ns)
-        system = f"system:{ns}/{system_name(p.domain)}"
-        result.append({
-            "apiVersion": API_VERSION, "kind": "Component",
-            "metadata": {"name": p.name, "namespace": ns, "description": p.description,
-                         "annotations": {**component_annotations, **running}, "tags": tags, "links": links},
-            "spec": {
-                "type": "service",
-                "lifecycle": p.lifecycle,
-                "owner": owner,
-                "system": system,
-                "providesApis": [f"api:{ns}/{p.name}"],
-                "consumesApis": [f"api:{ns}/{u}" for u in p.consumes],
-                "dependsOn": [f"component:{ns}/{u}" for u in p.consumes],
-            },
-        })
-        result.append({
-            "apiVersion": API_VERSION, "kind": "API",
-            "metadata": {"name": p.name, "namespace": ns,
-                         "description": p.openapi.get("info", {}).get("title", p.description),
-                         "annotations": annotations, "tags": tags, "links": links},
-            "spec": {
-                "type": "openapi",
-                "lifecycle": p.lifecycle,
-                "owner": owner,
-                "system": system,
-                "definition": p.openapi_text,
-            },
-        })
+        result += _component_and_api(p, urls, ns, source_url)
     return result
+
+
+def _group(group: str, ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION, "kind": "Group",
+        "metadata": {"name": group, "namespace": ns, "description": f"Owners of data products ({ns})"},
+        "spec": {"type": "team", "children": []},
+    }
+
+
+def _domain_and_system(domain: str, owner: str, ns: str) -> list[dict[str, Any]]:
+    return [{
+        "apiVersion": API_VERSION, "kind": "Domain",
+        "metadata": {"name": domain, "namespace": ns, "description": f"Data products of the {domain} domain"},
+        "spec": {"owner": _owner_ref(owner, ns)},
+    }, {
+        "apiVersion": API_VERSION, "kind": "System",
+        "metadata": {"name": system_name(domain), "namespace": ns,
+                     "description": f"APIs the {domain} domain serves into the mesh"},
+        "spec": {"owner": _owner_ref(owner, ns), "domain": f"domain:{ns}/{domain}"},
+    }]
+
+
+def _annotations(p: Product) -> dict[str, str]:
+    """What the Component and the API both carry."""
+    return {
+        "datamesh.io/product": p.name,
+        "datamesh.io/route-prefix": p.route_prefix,
+        "datamesh.io/mesh-url": p.mesh_url,
+        "datamesh.io/namespace": p.namespace,
+    }
+
+
+def _component_annotations(p: Product, source_url: str) -> dict[str, str]:
+    """The Component's annotations: what Backstage's plugins look for, and the releases running side by side."""
+    found = {
+        **_annotations(p),
+        "datamesh.io/health-path": p.health_path,
+        # The Kubernetes plugin finds the product's pods, Service and HPA by these.
+        "backstage.io/kubernetes-label-selector": f"app={p.name}",
+        "backstage.io/kubernetes-namespace": p.namespace,
+    }
+    if source_url:
+        found["backstage.io/source-location"] = f"url:{source_url}products/"
+    if p.releases:  # "version=weight%" (a mirrored release gets a copy only)
+        found["datamesh.io/releases"] = ", ".join(
+            f"{r.version}={r.weight}%" + (f" (mirror {p.mirror.percent}%)" if p.mirror and p.mirror.version == r.version else "")
+            for r in p.releases)
+    return found
+
+
+def _component_and_api(p: Product, urls: dict[str, str], ns: str, source_url: str) -> list[dict[str, Any]]:
+    links = [{"url": urls[p.name], "title": "Gateway URL", "icon": "cloud"}] if p.name in urls else []
+    tags = [p.protocol, p.lifecycle]
+    owner = _owner_ref(p.owner, ns)
+    system = f"system:{ns}/{system_name(p.domain)}"
+    component = {
+        "apiVersion": API_VERSION, "kind": "Component",
+        "metadata": {"name": p.name, "namespace": ns, "description": p.description,
+                     "annotations": _component_annotations(p, source_url), "tags": tags, "links": links},
+        "spec": {
+            "type": "service",
+            "lifecycle": p.lifecycle,
+            "owner": owner,
+            "system": system,
+            "providesApis": [f"api:{ns}/{p.name}"],
+            "consumesApis": [f"api:{ns}/{u}" for u in p.consumes],
+            "dependsOn": [f"component:{ns}/{u}" for u in p.consumes],
+        },
+    }
+    api = {
+        "apiVersion": API_VERSION, "kind": "API",
+        "metadata": {"name": p.name, "namespace": ns,
+                     "description": p.openapi.get("info", {}).get("title", p.description),
+                     "annotations": _annotations(p), "tags": tags, "links": links},
+        "spec": {"type": "openapi", "lifecycle": p.lifecycle, "owner": owner, "system": system,
+                 "definition": p.openapi_text},
+    }
+    return [component, api]

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from components.versions import KUBERNETES_STANDARD_SUPPORT_ENDS
-from tools.engine.review import component_of
+from tools.engine.graphs import component_of
 
 PRICES = Path(__file__).with_name("prices.yaml")
 ELB_ROLE_TAG = "kubernetes.io/role/elb"

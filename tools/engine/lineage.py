@@ -34,7 +34,8 @@ def _name(ref: Any) -> str:
 
 
 def build(resources: list[dict[str, Any]], outputs: dict[str, Any]) -> Lineage:
-    catalog = outputs.get("catalog") if isinstance(outputs.get("catalog"), list) else []
+    found = outputs.get("catalog")
+    catalog: list[Any] = found if isinstance(found, list) else []
     system_domain = {e["metadata"]["name"]: _name(e["spec"].get("domain")) for e in catalog if e.get("kind") == "System"}
     lineage = Lineage()
     prefixes: dict[str, str] = {}
@@ -60,8 +61,8 @@ def build(resources: list[dict[str, Any]], outputs: dict[str, Any]) -> Lineage:
             lineage.may_call += [(c, p) for c in consumers for p in sorted(products)]
     lineage.may_call = sorted(set(lineage.may_call))
     lineage.consumes = sorted(set(lineage.consumes))
-    for products in lineage.domains.values():
-        products.sort()
+    for members in lineage.domains.values():
+        members.sort()
     return lineage
 
 

@@ -28,8 +28,8 @@ from policies.rules import (
     rule_configs,
 )
 from tools.engine import cost, lineage
+from tools.engine.graphs import graph_dot, graph_mermaid
 from tools.engine.mockrun import PROJECT_ROOT, SECRET, DuplicateResourceError, Registration, RunResult, run_program
-from tools.engine.review import graph_dot, graph_mermaid
 from tools.engine.stackconfig import StackConfigError, load_stack_config, with_test_keys
 
 POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"

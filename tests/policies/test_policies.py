@@ -185,7 +185,7 @@ def test_product_governed_both_ways():
 
 
 def test_every_rule_has_a_test_both_ways():
-    # gateway-tls: tests/test_edge_tls.py::test_gateway_tls_rule
+    # gateway-tls: tests/platform/test_edge_tls.py::test_gateway_tls_rule
     tested = {c[0] for c in BOTH_WAYS} | {"istio-port-naming", "product-governed", "gateway-tls"}
     assert tested == set(RULES_BY_NAME)
 
@@ -334,3 +334,13 @@ def test_pack_files():
     assert "pulumi-policy==" in requirements
     for path in Path(ROOT / "policies" / "config").glob("*.json"):
         rule_configs(json.loads(path.read_text()))
+
+
+def test_the_platform_namespaces_are_the_ones_the_config_reserves():
+    # One list: a product domain may not take a platform namespace, and only those are exempt from injection.
+    from components import names
+    from components.config import RESERVED_NAMESPACES
+    from policies import rules
+
+    assert rules.PLATFORM_NAMESPACES is names.PLATFORM_NAMESPACES
+    assert frozenset(rules.PLATFORM_NAMESPACES) == RESERVED_NAMESPACES

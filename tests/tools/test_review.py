@@ -173,7 +173,7 @@ def test_reordering_the_products_reads_as_order_only(dev_render, tmp_path):
     assert out[-1].startswith("0 to add, 2 to change, 0 to delete; 1 output change(s)")
 
 
-# Shifting canary weights on a real render: tests/test_releases.py, test_shifting_weights_diffs_to_exactly_the_two_weights.
+# Shifting canary weights on a real render: tests/products/test_releases.py, test_shifting_weights_diffs_to_exactly_the_two_weights.
 
 
 def test_markdown_diff_groups_by_component(dev_render, tmp_path):
@@ -350,7 +350,7 @@ def test_dot_files_parse_as_graphviz(dev_render, tmp_path):
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_workflows_are_valid_github_workflows(workflow):
-    # The GitHub workflow schema; tests/test_workflows.py also runs actionlint over them.
+    # The GitHub workflow schema; tests/repo/test_workflows.py also runs actionlint over them.
     proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(workflow)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

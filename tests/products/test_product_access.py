@@ -12,7 +12,7 @@ import yaml
 
 from components.products.declarations import DeclarationError, load_products
 from tests.conftest import DEMO, ROOT, closure, copy_program, waits_for, write_stack
-from tests.test_chart_values import schema_errors, unknown_keys
+from tests.platform.test_chart_values import schema_errors, unknown_keys
 from tools.engine.render import render_stack
 
 DEV_PRODUCTS = ["customer-features", "revenue-predictor", "customer-revenue"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_bad_inputs import STACK, Project, _exit_code, pristine  # noqa: F401 (pristine: a fixture)
+from tests.base.test_bad_inputs import STACK, Project, _exit_code, pristine  # noqa: F401 (pristine: a fixture)
 from tools import render as render_cli
 from tools.engine.render import render_stack
 

@@ -10,10 +10,22 @@ from tools import smoke
 GOOD, OTHER = "k" * 30, "o" * 30
 
 
+class Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler):
+    """A stand-in server on a free loopback port, in a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def gateway(rate_limit: bool):
     tokens = {"left": 2}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             auth = self.headers.get("Authorization")
@@ -35,12 +47,7 @@ def gateway(rate_limit: bool):
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve(Handler)
 
 
 @pytest.fixture
@@ -91,7 +98,7 @@ def recorder():
     """A server on another port that records every request it gets (a host the keys must never reach)."""
     seen = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_POST(self):
             seen.append(dict(self.headers))
             self.send_response(200)
@@ -99,27 +106,17 @@ def recorder():
 
         do_GET = do_POST  # noqa: N815 (http.server method name)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
+    return serve(Handler), seen
 
 
 def redirector(target_port):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_POST(self):
             self.send_response(302)  # urllib follows a 302 after a POST, Authorization header included
             self.send_header("Location", f"http://127.0.0.1:{target_port}{self.path}")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve(Handler)
 
 
 def test_a_redirect_is_never_followed_with_the_keys(env, capsys):

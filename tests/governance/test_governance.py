@@ -118,7 +118,7 @@ def test_gateway_admits_a_product_only_for_its_consumers(demo):
 
 
 def test_key_filter_runs_first(dev):
-    # What the filter does is asserted in a real Envoy on Istio's translation (tests/test_gateway_istio.py); here, where it goes.
+    # What the filter does is asserted in a real Envoy on Istio's translation (tests/governance/test_gateway_istio.py); here, where it goes.
     ef = cr(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]
     [patch] = ef["configPatches"]
     assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_FIRST"

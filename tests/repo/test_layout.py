@@ -82,3 +82,24 @@ def test_policy_rules_import_without_any_installed_package():
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0
+
+
+# Sizes: a module over 400 lines or a function over 60 holds more than one concern.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def program_modules() -> list[Path]:
+    found = [*(ROOT / "components").rglob("*.py"), *(ROOT / "policies").glob("*.py"), ROOT / "__main__.py",
+             *(p for p in (ROOT / "tools").rglob("*.py") if "istiod" not in p.relative_to(ROOT / "tools").parts)]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", program_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_and_functions_stay_small(path):
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: {len(text.splitlines())} lines"
+    for node in ast.walk(ast.parse(text, str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{path.name}:{node.lineno} {node.name}: {length} lines"
+

@@ -1,0 +1,195 @@
+"""Problems as data: every check names a ``Problem`` (where, what), and one place turns them into a message.
+
+A declaration's message is one line: the file, then every problem as "field: what is
+wrong" (at most ``MAX_PROBLEMS``), unknown fields with a "did you mean"; problems in a
+field the stack overrides name the stack key instead of the file. A message quotes at
+most a short excerpt of a value (``components.inputs.show``), never a file's content.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jsonschema
+import pulumi
+
+from components.inputs import show
+from components.products.schema import DECLARATION_SCHEMA
+
+MAX_PROBLEMS = 20  # a declaration's problems reported at once; more are counted, not listed
+
+
+class DeclarationError(pulumi.RunError):
+    """A bad product declaration or selection; Pulumi prints it without a traceback."""
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a declaration: the field (``where``) and what is wrong with it."""
+
+    where: str
+    what: str
+
+
+class Invalid(Exception):  # noqa: N818 - a step's answer, not an error to report as such
+    """Raised by a parsing step that cannot produce its value; carries its ``Problem`` as data."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(where, what)
+        self.problem = Problem(where, what)
+
+
+def fail(source: Path, problem: Problem | tuple[str, str]) -> DeclarationError:
+    """The error for one problem of ``source``: "<file>: <field>: <problem>"."""
+    where, what = problem
+    return DeclarationError(f"{source}: {where}: {what}")
+
+
+def plain(value: Any) -> str:
+    """A short, printable name as it is; anything else quoted and cut short."""
+    return value if isinstance(value, str) and _PLAIN.fullmatch(value) else show(value)
+
+
+_PLAIN = re.compile(r"[-\w./]{1,100}", re.ASCII)
+
+
+# --- JSON Schema problems ------------------------------------------------------
+
+
+@functools.cache
+def _whole(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema means it: "$" at the very end, not before a trailing newline as in Python."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator: object, pattern: str, instance: object, schema: object) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not _whole(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{show(instance)} does not match {pattern}")
+
+
+# Draft 2020-12 with patterns matched whole (a Namespace named "customer\n" must not pass).
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
+def _field(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a map", list: "a list", str: "a string", bool: "true/false", int: "a number",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _describe(error: jsonschema.ValidationError) -> Problem:
+    """(where, what) for a schema error, quoting at most a short excerpt of the value."""
+    where, kind, expected, value = _field(error.absolute_path), error.validator, error.validator_value, error.instance
+    if kind == "not" and "required" in (expected or {}):
+        return Problem("replicas", "set either replicas or autoscaling, not both")
+    if kind == "additionalProperties" and isinstance(value, dict):
+        extra = sorted(str(k) for k in set(value) - set(error.schema.get("properties", {})))
+        return Problem(where, f"unknown field {show(extra[0])}" if extra else "unknown field")
+    if kind == "required":
+        missing = [k for k in expected if not isinstance(value, dict) or k not in value]
+        return Problem(where, f"{missing[0]!r} is a required property" if missing else "a required field is missing")
+    if kind == "type":
+        wanted = " or ".join(expected) if isinstance(expected, list) else expected
+        return Problem(where, f"must be {'an' if wanted[0] in 'aeiou' else 'a'} {wanted}, got {_type_name(value)}")
+    if kind == "pattern":
+        return Problem(where, f"{show(value)} does not match {expected}")
+    if kind == "enum":
+        return Problem(where, f"{show(value)} is not one of {', '.join(map(str, expected))}")
+    if kind in ("minimum", "maximum"):
+        bound = "less than the minimum" if kind == "minimum" else "greater than the maximum"
+        return Problem(where, f"{show(value)} is {bound} of {expected}")
+    if kind in ("minLength", "maxLength"):
+        return Problem(where, f"must be {'at least' if kind == 'minLength' else 'at most'} {expected} characters long")
+    if kind == "propertyNames":
+        return Problem(where, f"the key {show(value)} is not allowed here")
+    if kind == "uniqueItems":
+        return Problem(where, "lists an item twice")
+    return Problem(where, f"is not valid ({kind})")
+
+
+def _did_you_mean(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def schema_problems(doc: object, schema: Mapping[str, Any]) -> list[Problem]:
+    """Every (field, problem) of ``doc`` against ``schema``; unknown keys get a "did you mean"."""
+    problems: list[Problem] = []
+    for error in Validator(schema).iter_errors(doc):  # in the schema's order, hence stable
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            base = _field(error.absolute_path)
+            for key in sorted(str(k) for k in set(error.instance) - set(known)):
+                where = key if base == "(top level)" else f"{base}.{key}"
+                problems.append(Problem(plain(where), f"unknown field{_did_you_mean(key, known)}"))
+            continue
+        where, message = _describe(error)
+        if error.validator == "propertyNames":  # name the offending key, not the map
+            bad = [k for k in error.instance if list(Validator(error.validator_value).iter_errors(k))]
+            message = f"the key {show(bad[0])} is not allowed here" if bad else message
+        problems.append(Problem(where, message))
+    return list(dict.fromkeys(problems))
+
+
+def joined(prefix: str, problems: list[Problem]) -> DeclarationError:
+    """All problems on one line: "<file>: <field>: <problem>; <field>: <problem> (and N more)"."""
+    shown = "; ".join(f"{where}: {what}" for where, what in problems[:MAX_PROBLEMS])
+    more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
+    return DeclarationError(f"{prefix}: {shown}{more}")
+
+
+def schema_error(source: Path, doc: object, schema: Mapping[str, Any] = DECLARATION_SCHEMA,
+                 prefix: str | None = None) -> DeclarationError | None:
+    """The error for every schema problem of ``doc`` (named by ``prefix``, or the file), or None."""
+    problems = schema_problems(doc, schema)
+    return joined(prefix or str(source), problems) if problems else None
+
+
+# --- a declaration's meaning problems -----------------------------------------------
+
+
+class Problems:
+    """Collects a declaration's meaning problems so that all of them are reported at once."""
+
+    def __init__(self, source: Path, overridden: frozenset[str] = frozenset(), overrides_prefix: str = "") -> None:
+        self.source = source
+        self.items: list[Problem] = []
+        # A problem in a field the stack overrides is the stack's to fix: name the stack key, not the file.
+        self.overridden = overridden
+        self.overrides_prefix = overrides_prefix
+
+    def add(self, where: str, problem: str) -> None:
+        self.items.append(Problem(where, problem))
+
+    def check(self, problem: Problem | None) -> None:
+        """Keep a check's answer: its problem, if it found one."""
+        if problem is not None:
+            self.items.append(problem)
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run parsing steps that raise ``Invalid``; keep the first one's problem and go on."""
+        try:
+            yield
+        except Invalid as exc:
+            self.items.append(exc.problem)
+
+    def raise_any(self) -> None:
+        if not self.items:
+            return
+        stack = [item for item in self.items if re.split(r"[.\[]", item.where, maxsplit=1)[0] in self.overridden]
+        own = [item for item in self.items if item not in stack]
+        parts = [str(joined(prefix, items)) for prefix, items in
+                 ((self.overrides_prefix, stack), (str(self.source), own)) if items]
+        raise DeclarationError("; ".join(parts))

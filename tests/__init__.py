@@ -1,0 +1,1 @@
+"""Tests, grouped by the layer of components/ (or the tool) they check."""
