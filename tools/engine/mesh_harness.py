@@ -299,14 +299,14 @@ class GatewayEnvoy:
             stats = self.stats()
             rejected = {k: v for k, v in stats.items() if k.endswith("update_rejected") and v}
             if rejected:
-                raise EnvoyRejectedError(f"Envoy rejected istiod's configuration: {rejected}: {self.envoy._log_tail()}")
+                raise EnvoyRejectedError(f"Envoy rejected istiod's configuration: {rejected}: {self.envoy.log_tail()}")
             warm = stats.get("listener_manager.total_listeners_active", 0) >= 1 and \
                 stats.get("cluster_manager.warming_clusters", 1) == 0
             if warm and self.listener in self.envoy.listeners():
                 self.port = self.envoy.port(self.listener)
                 return
             time.sleep(0.05)
-        raise EnvoyRejectedError(f"gateway listener {self.listener} not active in time: {self.envoy._log_tail()}")
+        raise EnvoyRejectedError(f"gateway listener {self.listener} not active in time: {self.envoy.log_tail()}")
 
     def stats(self) -> dict[str, int]:
         out = {}
