@@ -32,7 +32,7 @@ products = load_products(Path(__file__).parent / "products", settings.products, 
                          allow_wildcard_iam=settings.allow_wildcard_iam)
 gov = settings.governance
 access = load_access(gov.consumers, gov.api_keys, gov.rate_limit_tiers, {p.name for p in products})
-for warning in uncalled_products(access, [p.name for p in products]):
+for warning in (*settings.warnings, *uncalled_products(access, [p.name for p in products])):
     pulumi.log.warn(warning)
 anypoint = parse_anypoint(gov.anypoint, gov.anypoint_client_id, gov.anypoint_client_secret,
                           products) if gov.adapter == "anypoint" else None
@@ -64,21 +64,21 @@ external_secrets = ExternalSecrets("external-secrets", ExternalSecretsArgs(
 # 3. AWS Load Balancer Controller, so Services can get NLBs (once the managed add-ons, the VPC CNI first, are up).
 lbc = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(ctx, network.vpc_id, after=core_addons), ctx.opts())
 
-# 4. Istio: base, istiod, the gateway behind an internet-facing NLB that terminates TLS (ACM, datamesh:domain) or not.
+# 4. Istio: base, istiod revisions and their `stable` tag, the gateway behind an NLB terminating TLS (datamesh:domain) or not.
 edge = settings.edge
 certificate = EdgeCertificate("edge", EdgeCertificateArgs(
     edge.domain, edge.hosted_zone_id, edge.certificate_arn, settings.tag_map), aws_opts) if edge.domain else None
 istio = Istio("istio", IstioArgs(
-    release=settings.istio, revision=settings.istio_revision, load_balancer_controller=lbc.release,
+    istio=settings.istio, load_balancer_controller=lbc.release,
     tls_certificate_arn=certificate.certificate_arn if certificate else None, after=core_addons,
 ), ctx.opts())
 gateway_host = istio.gateway_service.status.load_balancer.ingress[0].hostname
 if edge.domain and edge.hosted_zone_id:
     EdgeDnsName("edge", EdgeDnsNameArgs(domain=edge.domain, hosted_zone_id=edge.hosted_zone_id, target=gateway_host), aws_opts)
 
-# 5. Namespaces for data products (one per domain), injected once istiod is up.
+# 5. Namespaces for data products (one per domain), injected through the `stable` tag once it serves.
 namespaces = tuple(dict.fromkeys([*settings.mesh_namespaces, *(p.domain for p in products)]))
-mesh = MeshNamespaces("mesh", MeshNamespacesArgs(namespaces, settings.injection_label, istio.istiod), ctx.opts())
+mesh = MeshNamespaces("mesh", MeshNamespacesArgs(namespaces, settings.injection_label, istio.injector), ctx.opts())
 
 # 6. Zero trust: mTLS STRICT, and each product namespace denies unless a policy allows.
 zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(products, None if anypoint else access.consumers, mesh.namespaces,

@@ -10,60 +10,83 @@ version matrix is generated from this module's data and a test keeps it in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-# EKS Kubernetes versions the program accepts, oldest first, with the end of
-# EKS standard support (extended support runs 12 months more, at $0.60 instead
-# of $0.10 per cluster-hour). Source: the EKS Kubernetes versions page, via
-# endoflife.date products/amazon-eks.md (2026-08-22). 1.33 is accepted only to
-# upgrade away from it: its standard support has ended.
+# EKS Kubernetes versions the program accepts, oldest first, with the end of EKS standard
+# support and of extended support (12 months more, at $0.60 instead of $0.10 per
+# cluster-hour). Sources: the Amazon EKS Kubernetes versions page, through endoflife.date
+# products/amazon-eks.md (1.33 and 1.34: commit 05b554b2; 1.35 and 1.36: its 2026-08-22
+# version). A version whose standard support has ended is accepted with EXTENDED only, to
+# upgrade away from it (components/config/groups.py decides by the date, not a list).
 KUBERNETES_STANDARD_SUPPORT_ENDS = {
     "1.33": "2026-07-29",
     "1.34": "2026-12-02",
     "1.35": "2027-03-27",
     "1.36": "2027-08-02",
 }
+KUBERNETES_EXTENDED_SUPPORT_ENDS = {
+    "1.33": "2027-07-29",
+    "1.34": "2027-12-02",
+    "1.35": "2028-03-27",
+    "1.36": "2028-08-02",
+}
 # EKS upgrade policies (aws.eks.Cluster upgradePolicy.supportType). pulumi-eks
 # 4.4.0 leaves it to EKS, whose default is EXTENDED: billed extra once standard
 # support ends. STANDARD instead auto-upgrades the control plane at that date.
 EKS_SUPPORT_TYPES = ("STANDARD", "EXTENDED")
-# Accepted versions whose standard support has already ended (as of 2026-11):
-# only EXTENDED support applies to them. Move a version here when its date passes.
-KUBERNETES_PAST_STANDARD_SUPPORT = ("1.33",)
+# STANDARD with a version this close to its end of standard support: the render warns, naming the date.
+SUPPORT_WARNING_DAYS = 120
 KUBERNETES_VERSIONS = tuple(KUBERNETES_STANDARD_SUPPORT_ENDS)
+
+
+def standard_support_ended(kubernetes_version: str, today: date) -> bool:
+    """True once EKS standard support for ``kubernetes_version`` has ended."""
+    return date.fromisoformat(KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]) <= today
+
+
+def days_of_standard_support(kubernetes_version: str, today: date) -> int:
+    """Days left until EKS ends standard support for ``kubernetes_version`` (negative once past)."""
+    return (date.fromisoformat(KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]) - today).days
 
 
 @dataclass(frozen=True)
 class Chart:
-    """One pinned Helm chart: its name, exact version and repository."""
+    """One pinned Helm chart: its name, exact version, repository, and where that version was read."""
 
     name: str
     version: str
     repository: str
+    source: str = ""  # the tag or commit whose chart the version, the values and the keys were checked against
 
 
 @dataclass(frozen=True)
 class IstioRelease:
-    """One pinned Istio patch release and the Kubernetes minors Istio supports it on."""
+    """One pinned Istio patch release, the Kubernetes minors Istio supports it on, its end of life and source."""
 
     version: str
     kubernetes: tuple[str, ...]
+    end_of_life: str  # ISO date; a test fails once it has passed
+    source: str
 
     def chart(self, name: str) -> Chart:
         """One of Istio's charts (base, istiod, gateway): its version is the release's."""
-        return Chart(name, self.version, ISTIO_CHART_REPO)
+        return Chart(name, self.version, ISTIO_CHART_REPO, self.source)
 
 
 def _k8s_range(first: int, last: int) -> tuple[str, ...]:
     return tuple(f"1.{m}" for m in range(first, last + 1))
 
 
-# Chart version == Istio version for the base, istiod and gateway charts.
+# Chart version == Istio version for the base, istiod and gateway charts. End of life: Istio
+# supports a minor until 6 weeks after the N+2 minor's release (istio.io, "Supported Releases").
+# 1.28 (EOL 2026-05-31) and 1.29 (EOL 2026-08-31, endoflife.date products/istio.md) are gone.
+# 1.30's date is an estimate, to re-check: 1.32.0 was not out when this was pinned (1.31.0: 2026-08-31),
+# so 1.30 ends no earlier than 6 weeks after it; 2027-01-15 is the earliest likely date.
 ISTIO_RELEASES = {
     r.version: r
     for r in (
-        IstioRelease("1.28.10", _k8s_range(30, 34)),
-        IstioRelease("1.29.8", _k8s_range(31, 35)),
-        IstioRelease("1.30.5", _k8s_range(32, 36)),
+        IstioRelease("1.30.5", _k8s_range(32, 36), "2027-01-15",
+                     "istio/istio tag 1.30.5; charts read at tag 1.30.3 (tests/data/charts/*-1.30.5.txt name the commit)"),
     )
 }
 ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
@@ -77,7 +100,8 @@ ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 # CRDs, so crds/ holds the chart's crds/crds.yaml (aws/eks-charts 5239609,
 # identical at the controller's v3.5.0 tag), applied by Pulumi before the chart.
 # The chart's gateway-crds.yaml is left out: only its Gateway API feature needs it.
-LBC_CHART = Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts")
+LBC_CHART = Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts",
+                  "kubernetes-sigs/aws-load-balancer-controller tag v3.5.0 (commit 11eb202c); aws/eks-charts 5239609")
 LBC_APP_VERSION = "v3.5.0"
 LBC_IAM_POLICY_FILE = "aws-load-balancer-controller-v3.5.0.json"
 LBC_IAM_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
@@ -105,20 +129,26 @@ def istio_release(version: str, kubernetes_version: str) -> IstioRelease:
 
 # Observability add-ons (datamesh:observability). Kiali follows Istio's supported
 # releases; 2.33 is the newest kiali-server chart stored when this was pinned.
-PROMETHEUS_CHART = Chart("prometheus", "28.10.0", "https://prometheus-community.github.io/helm-charts")  # Prometheus v3.10.0
-KIALI_CHART = Chart("kiali-server", "2.33.0", "https://kiali.org/helm-charts")
+PROMETHEUS_CHART = Chart("prometheus", "28.10.0", "https://prometheus-community.github.io/helm-charts",
+                         "prometheus-community/helm-charts tag prometheus-28.10.0, commit f49497ea (2026-02-26), app v3.10.0")
+# Kiali: 2.29.0, the newest release whose chart could be read (2.33.0 is listed in the chart index, but its
+# chart was not readable, so it was never checked: it was dropped for the version that was).
+KIALI_CHART = Chart("kiali-server", "2.29.0", "https://kiali.org/helm-charts",
+                    "kiali/helm-charts docs/kiali-server-2.29.0.tgz, added in commit d900c268 (2026-07-13)")
 
 # Cluster add-ons (components/addons/). The EKS managed add-ons' versions are not
 # pinned here: each is looked up for the cluster's Kubernetes version at deploy
 # time (aws.eks.get_addon_version, most recent), so they follow the cluster.
 EKS_MANAGED_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 # metrics-server: kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1).
-METRICS_SERVER_CHART = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/")
+METRICS_SERVER_CHART = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/",
+                             "kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1")
 # Cluster Autoscaler: chart 9.59.0 (kubernetes/autoscaler, 2026-07-21) ships app
 # 1.35.0; the autoscaler's minor must match the cluster's, so the image tag is
 # chosen per Kubernetes minor: the newest patch tagged in kubernetes/autoscaler
 # (cluster-autoscaler-1.<minor>.<patch>, all tagged 2026-07-22).
-CLUSTER_AUTOSCALER_CHART = Chart("cluster-autoscaler", "9.59.0", "https://kubernetes.github.io/autoscaler")
+CLUSTER_AUTOSCALER_CHART = Chart("cluster-autoscaler", "9.59.0", "https://kubernetes.github.io/autoscaler",
+                                 "kubernetes/autoscaler tag cluster-autoscaler-chart-9.59.0 (2026-07-21)")
 CLUSTER_AUTOSCALER_IMAGE_TAGS = {
     "1.33": "v1.33.6",
     "1.34": "v1.34.5",
@@ -128,4 +158,5 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS = {
 # External Secrets Operator (products' `secrets`): external-secrets/external-secrets tag
 # helm-chart-2.9.0 (commit cc5bfbc2, 2026-08-08), app v2.9.0; its CRDs are chart templates
 # (installCRDs), so Helm upgrades them with the chart. Serves external-secrets.io/v1.
-EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io")
+EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io",
+                               "external-secrets/external-secrets tag helm-chart-2.9.0, commit cc5bfbc2 (2026-08-08)")

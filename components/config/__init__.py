@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import pulumi
 
 from components.config import groups as _groups
+from components.config import istio as _istio
 from components.config.schema import (
     ADAPTERS,
     CAPACITY_TYPES,
@@ -52,7 +53,8 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     v = {key: parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items()}
     region = _groups.region(region)
     cluster_name = _groups.cluster_name(v, stack)
-    k8s, istio, support, addon_versions, revision = _groups.releases(v)
+    k8s, support, addon_versions = _groups.releases(v)
+    istio = _istio.istio(v, k8s)
     network, nodes, endpoint = _groups.network(v, region), _groups.nodes(v), _groups.endpoint(v)
     mesh_namespaces, tags = _groups.mesh_namespaces(v), _groups.tags(v)
     products, allow_wildcard_iam = _groups.products(v)
@@ -60,11 +62,12 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
     edge = _groups.edge(v, region)
     return Settings(
         stack=stack, region=region, cluster_name=cluster_name, kubernetes_version=k8s,
-        eks_support_type=support, eks_addon_versions=addon_versions, istio=istio, istio_revision=revision,
+        eks_support_type=support, eks_addon_versions=addon_versions, istio=istio,
         network=network, nodes=nodes, endpoint=endpoint, edge=edge, governance=governance,
         mesh_namespaces=mesh_namespaces, tags=tags, products=products, product_overrides=_groups.overrides(v),
         allow_wildcard_iam=allow_wildcard_iam, secret_keys=frozenset(k for k in secret if k in SECRET_KEYS),
         source_url=_groups.source_url(text(v, "sourceUrl")), protect=flag(v, "protect"),
+        warnings=_groups.support_warnings(k8s, support),
     )
 
 

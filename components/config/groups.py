@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
+from datetime import date
 
 from components import versions
 from components.cidr import CidrError, overlaps, plan_subnets
@@ -77,19 +79,33 @@ def cluster_name(v: Values, stack: str) -> str:
     return cluster_name
 
 
-def releases(v: Values) -> tuple[str, versions.IstioRelease, str, dict[str, str], str]:
-    """Kubernetes, Istio, the EKS support type, the add-on pins and the Istio revision."""
+def today() -> date:
+    """The date support windows are judged on: ``DATAMESH_TODAY`` (ISO, for tests and rehearsals) or today."""
+    override = os.environ.get("DATAMESH_TODAY", "")
+    return date.fromisoformat(override) if override else date.today()
+
+
+def support_warnings(k8s: str, support: str) -> tuple[str, ...]:
+    """A warning when STANDARD support ends soon: EKS then upgrades the control plane on its own."""
+    days = versions.days_of_standard_support(k8s, today())
+    if support != "STANDARD" or days > versions.SUPPORT_WARNING_DAYS:
+        return ()
+    ends = versions.KUBERNETES_STANDARD_SUPPORT_ENDS[k8s]
+    return (f"datamesh:eksSupportType: STANDARD: EKS ends standard support for Kubernetes {k8s} on {ends} ({days} days) and "
+            "then upgrades the control plane by itself, leaving the nodes, add-ons and the pinned kubernetesVersion "
+            "behind (the next up after a refresh fails). Upgrade kubernetesVersion before that date "
+            "(docs/operating.md, \"Kubernetes, one minor up\"), or set EXTENDED (billed extra).",)
+
+
+def releases(v: Values) -> tuple[str, str, dict[str, str]]:
+    """Kubernetes, the EKS support type and the add-on pins (Istio's revisions: components/config/istio.py)."""
     k8s = text(v, "kubernetesVersion")
     if k8s not in versions.KUBERNETES_VERSIONS:
         raise fail("kubernetesVersion", f"{_show(k8s)} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
-    try:
-        istio = versions.istio_release(text(v, "istioVersion"), k8s)
-    except versions.UnsupportedVersionError as exc:
-        raise fail("istioVersion", str(exc)) from None
     support = text(v, "eksSupportType")
     if support not in versions.EKS_SUPPORT_TYPES:
         raise fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {_show(support)}")
-    if support == "STANDARD" and k8s in versions.KUBERNETES_PAST_STANDARD_SUPPORT:
+    if support == "STANDARD" and versions.standard_support_ended(k8s, today()):
         ends = versions.KUBERNETES_STANDARD_SUPPORT_ENDS[k8s]
         raise fail("eksSupportType", f"STANDARD: Kubernetes {k8s} left standard support on {ends}; "
                     "set EXTENDED until the cluster is upgraded")
@@ -100,10 +116,7 @@ def releases(v: Values) -> tuple[str, versions.IstioRelease, str, dict[str, str]
         if not isinstance(version, str) or not ADDON_VERSION_PATTERN.fullmatch(version):
             raise fail(f"eksAddonVersions.{addon}", f"{_show(version)} is not an EKS add-on version like v1.19.2-eksbuild.1")
         addon_versions[addon] = version
-    revision = text(v, "istioRevision")
-    if revision and not is_dns_label(revision):
-        raise fail("istioRevision", f"{_show(revision)} must be a DNS label (lowercase letters, digits, '-'), e.g. 1-30")
-    return k8s, istio, support, addon_versions, revision
+    return k8s, support, addon_versions
 
 
 def network(v: Values, region: str) -> NetworkSettings:

@@ -28,12 +28,18 @@ class Key:
 SCHEMA: dict[str, Key] = {
     "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
     "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
-    "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion."),
+    "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion. "
+                        "Shorthand for one revision; empty when istioRevisions is set.", ""),
     "eksSupportType": Key("string", "EKS upgrade policy: STANDARD (auto-upgrade when standard support ends) or EXTENDED (billed extra).",
                           "STANDARD"),
     "eksAddonVersions": Key("object", "Pins for the EKS managed add-ons: {vpc-cni|kube-proxy|coredns: v1.2.3-eksbuild.4}. "
                             "Unpinned ones take EKS's default version for kubernetesVersion.", {}),
-    "istioRevision": Key("string", "Istio revision name (e.g. 1-30). Empty: the default revision and istio-injection=enabled.", ""),
+    "istioRevision": Key("string", "With istioVersion: the revision's name (e.g. 1-30; empty: Istio's default revision). "
+                         "With istioRevisions: the revision whose Helm release is named plain istiod.", ""),
+    "istioRevisions": Key("object", "One or two Istio revisions side by side, revision -> version, e.g. "
+                          "{1-30: 1.30.5, 1-31: 1.31.2} ('default': Istio's unnamed revision). Empty: one, from istioVersion.", {}),
+    "istioStableRevision": Key("string", "The revision the 'stable' tag points at; every mesh namespace and the gateway "
+                               "use the tag. Required with two revisions.", ""),
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
     "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from components import versions
 from components.cidr import SubnetPlan
+from components.config.istio import IstioSettings
 
 JsonMap = Mapping[str, object]
 
@@ -82,8 +82,7 @@ class Settings:
     region: str
     cluster_name: str
     kubernetes_version: str
-    istio: versions.IstioRelease
-    istio_revision: str
+    istio: IstioSettings
     network: NetworkSettings
     nodes: NodeSettings
     endpoint: EndpointSettings
@@ -100,6 +99,7 @@ class Settings:
     eks_addon_versions: dict[str, str] = field(default_factory=dict)
     source_url: str = ""  # the catalog's source-location base; "" for none
     protect: bool = False  # protect the KMS key, the EKS cluster and the VPC (datamesh:protect)
+    warnings: tuple[str, ...] = ()  # what is valid but needs the reader's attention, logged by the program
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -112,7 +112,5 @@ class Settings:
 
     @property
     def injection_label(self) -> tuple[str, str]:
-        """The namespace label that turns on sidecar injection for this revision."""
-        if self.istio_revision:
-            return ("istio.io/rev", self.istio_revision)
-        return ("istio-injection", "enabled")
+        """The namespace label that turns on sidecar injection: the revision tag (components/config/istio.py)."""
+        return self.istio.injection_label

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.config.istio import REVISION_TAG, IstioRevision, IstioSettings
 from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import merge_values, pinned_release
 from components.platform.lifecycle import formerly
@@ -72,13 +74,12 @@ def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Inpu
     }
 
 
-def chart_values(revision: str) -> dict[str, dict[str, Any]]:
-    """Default values of the three charts, keyed by chart."""
-    rev = {"revision": revision} if revision else {}
+def chart_values(stable: IstioRevision) -> dict[str, dict[str, Any]]:
+    """Default values of the three charts, keyed by chart (each istiod adds its own ``revision``)."""
     return {
-        "base": {"defaultRevision": revision or "default"},
+        # The validating webhook every Istio resource goes through is the stable revision's.
+        "base": {"defaultRevision": stable.label},
         "istiod": {
-            **rev,
             # Top-level keys: the chart moved them out of "pilot:" in 1.24. Two replicas at
             # least, so the injection webhook (which fails closed) survives a node drain or
             # a spot interruption; the chart renders its PodDisruptionBudget only when
@@ -102,7 +103,8 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
             # accept) the proxy starts before the application anyway.
         },
         "gateway": {
-            **rev,
+            # Injected through the revision tag, like the mesh namespaces: a restart moves it with the tag.
+            "revision": REVISION_TAG,
             "labels": dict(GATEWAY_SELECTOR),
             # Named, so authorization policies can name the gateway's identity.
             "serviceAccount": {"create": True, "name": GATEWAY_NAME},
@@ -128,13 +130,53 @@ def chart_values(revision: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def revision_tag_webhooks(target: IstioRevision, tag: str = REVISION_TAG) -> dict[str, Any]:
+    """The revision tag: the injection webhooks of ``istio.io/rev=<tag>`` namespaces and pods, served by ``target``.
+
+    The same webhooks as the istiod chart's ``revisionTags`` (templates/revision-tags-mwc.yaml at
+    1.30.3: ``rev.namespace.`` and ``rev.object.sidecar-injector.istio.io``), but one object of the
+    program's: with two revisions installed, the chart would make the tag a resource of one of two
+    Helm releases, and moving it a delete plus a create, with pods admitted in between uninjected.
+    Here moving it is one in-place update. The ``istio.io/rev`` label names the revision whose istiod
+    fills in ``caBundle`` (pkg/webhooks/webhookpatch.go), which the program leaves to it.
+    """
+    def webhook(prefix: str, namespace_selector: list[dict[str, Any]], object_selector: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "name": f"{prefix}sidecar-injector.istio.io",
+            "clientConfig": {"service": {"name": target.service, "namespace": SYSTEM_NAMESPACE, "path": "/inject", "port": 443}},
+            "sideEffects": "None",
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1"],
+            "namespaceSelector": {"matchExpressions": namespace_selector},
+            "objectSelector": {"matchExpressions": object_selector},
+        }
+
+    not_opted_out = {"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}
+    return {
+        "metadata": {
+            "name": f"istio-revision-tag-{tag}",
+            "labels": {"istio.io/tag": tag, "istio.io/rev": target.label, "app": "sidecar-injector",
+                       "app.kubernetes.io/name": "istiod", "app.kubernetes.io/part-of": "datamesh"},
+        },
+        "webhooks": [
+            webhook("rev.namespace.", [{"key": "istio.io/rev", "operator": "In", "values": [tag]},
+                                       {"key": "istio-injection", "operator": "DoesNotExist"}], [not_opted_out]),
+            webhook("rev.object.", [{"key": "istio.io/rev", "operator": "DoesNotExist"},
+                                    {"key": "istio-injection", "operator": "DoesNotExist"}],
+                    [not_opted_out, {"key": "istio.io/rev", "operator": "In", "values": [tag]}]),
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class IstioArgs:
     """Inputs of ``Istio``.
 
     Attributes:
-        release: the pinned Istio release (chart version == Istio version).
-        revision: Istio revision name, or "" for the default revision.
+        istio: the installed revisions (one or two, each its own istiod) and the one the ``stable``
+            tag points at; the base chart is the newest revision's, the gateway chart the stable one's.
         load_balancer_controller: the controller's Helm release; the NLB Service and the gateway pods
             (whose readiness gate its webhook adds) wait for it.
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
@@ -143,8 +185,7 @@ class IstioArgs:
         after: what the first chart (``base``) waits for: the EKS managed add-ons.
     """
 
-    release: versions.IstioRelease
-    revision: str
+    istio: IstioSettings
     load_balancer_controller: pulumi.Resource
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
@@ -155,8 +196,12 @@ class Istio(pulumi.ComponentResource):
     """Istio through its Helm charts, and the ingress gateway behind an NLB. Creates:
 
     - ``istio-system`` and ``istio-ingress``: the namespaces;
-    - ``istio-base`` (CRDs), then ``istiod``, then ``istio-ingressgateway``: the chart
-      releases, each waiting for the one before (gateway pods are injected by istiod);
+    - ``istio-base`` (CRDs, the newest installed release's), then per revision ``istiod`` or
+      ``istiod-<revision>`` (one or two side by side), then ``istio-ingressgateway``: the chart
+      releases, each waiting for the one before;
+    - ``istio-revision-tag-stable``: the ``stable`` revision tag's injection webhooks, pointing at
+      one revision's istiod and created after it; every mesh namespace and the gateway are
+      injected through it, so moving the tag is one in-place update;
     - ``istio-ingressgateway``: the gateway's LoadBalancer Service, which the load balancer
       controller turns into an internet-facing NLB with IP targets, listening only on the
       ports the shared Gateway serves. It depends on the controller's release, so it is
@@ -167,7 +212,9 @@ class Istio(pulumi.ComponentResource):
       that data products bind their routes to.
     """
 
-    istiod: k8s.helm.v3.Release
+    istiod: k8s.helm.v3.Release  # the stable revision's
+    revisions: dict[str, k8s.helm.v3.Release]  # every installed istiod, by revision ("" for the default)
+    injector: k8s.admissionregistration.v1.MutatingWebhookConfiguration  # the stable tag
     gateway: k8s.helm.v3.Release
     gateway_service: k8s.core.v1.Service
     shared_gateway: k8s.apiextensions.CustomResource
@@ -177,32 +224,49 @@ class Istio(pulumi.ComponentResource):
         super().__init__("datamesh:platform:Istio", name, None, formerly("datamesh:istio:Istio", opts))
         self._args = args
         self._k8s_opts = pulumi.ResourceOptions(parent=self)
-        defaults = chart_values(args.revision)
+        defaults = chart_values(args.istio.stable)
         self._values = {chart: merge_values(defaults[chart], args.values.get(chart, {})) for chart in defaults}
         system_ns = k8s.core.v1.Namespace(SYSTEM_NAMESPACE, metadata={"name": SYSTEM_NAMESPACE}, opts=self._k8s_opts)
         ingress_ns = k8s.core.v1.Namespace(
             INGRESS_NAMESPACE, metadata={"name": INGRESS_NAMESPACE, "labels": dict(READINESS_GATE_LABEL)}, opts=self._k8s_opts)
-        base = self._chart("istio-base", "base", system_ns, list(args.after))
-        self.istiod = self._chart("istiod", "istiod", system_ns, [base])
-        # Gateway pods are injected by istiod, so istiod must be serving first; and their NLB readiness
+        base = self._chart("istio-base", args.istio.newest.chart("base"), system_ns, self._values["base"], list(args.after))
+        self.revisions = {r.name: self._istiod(r, system_ns, base) for r in args.istio.revisions}
+        self.istiod = self.revisions[args.istio.stable.name]
+        self.injector = self._revision_tag(self.istiod)
+        # Gateway pods are injected through the tag, so its istiod must be serving first; and their NLB readiness
         # gate is added by the load balancer controller's pod webhook, so it must be serving too.
-        gateway = self.gateway = self._chart(GATEWAY_NAME, "gateway", ingress_ns, [self.istiod, args.load_balancer_controller])
+        gateway = self.gateway = self._chart(GATEWAY_NAME, args.istio.stable.release.chart("gateway"), ingress_ns,
+                                             self._values["gateway"], [self.injector, args.load_balancer_controller])
         self.gateway_service = self._gateway_service(ingress_ns, gateway)
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
         self.shared_gateway = self._shared_gateway(ingress_ns, [base, gateway])
         self.register_outputs({
             "istiod": self.istiod.name,
+            "revisions": {r.label: r.release.version for r in args.istio.revisions},
+            "stableRevision": args.istio.stable.label,
             "gateway": gateway.name,
             "gatewayHostname": self.gateway_service.status.load_balancer.ingress[0].hostname,
         })
 
-    def _chart(self, release: str, chart_name: str, namespace: k8s.core.v1.Namespace,
-               after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+    def _istiod(self, revision: IstioRevision, namespace: k8s.core.v1.Namespace, base: pulumi.Resource) -> k8s.helm.v3.Release:
+        """One revision's istiod (``istiod`` or ``istiod-<revision>``): its Deployment, Service and own webhooks."""
+        values = {**({"revision": revision.name} if revision.name else {}), **self._values["istiod"]}
+        return self._chart(revision.helm_release, revision.release.chart("istiod"), namespace, values, [base])
+
+    def _revision_tag(self, istiod: pulumi.Resource) -> k8s.admissionregistration.v1.MutatingWebhookConfiguration:
+        """The ``stable`` tag, after the istiod it points at: moving it is one update, never a gap."""
+        tag = revision_tag_webhooks(self._args.istio.stable)
+        return k8s.admissionregistration.v1.MutatingWebhookConfiguration(
+            tag["metadata"]["name"], metadata=tag["metadata"], webhooks=tag["webhooks"],
+            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=[istiod])))
+
+    def _chart(self, release: str, chart: versions.Chart, namespace: k8s.core.v1.Namespace,
+               values: Mapping[str, Any], after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
         return pinned_release(
             release,
-            chart=self._args.release.chart(chart_name),
+            chart=chart,
             namespace=namespace.metadata.name,
-            values=self._values[chart_name],
+            values=values,
             opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=after)),
         )
 

@@ -16,9 +16,8 @@ class MeshNamespacesArgs:
 
     Attributes:
         names: the namespaces to create.
-        injection_label: the label that turns on injection, ``("istio-injection", "enabled")``
-            or ``("istio.io/rev", <revision>)``.
-        istiod: istiod's Helm release; the namespaces wait for it.
+        injection_label: the label that turns on injection, ``("istio.io/rev", "stable")``: the revision tag.
+        istiod: what serves their injection (the `stable` revision tag); the namespaces wait for it.
 
     The cluster's Kubernetes provider comes through ``opts``.
     """
@@ -33,9 +32,9 @@ class MeshNamespaces(pulumi.ComponentResource):
 
     - ``<namespace>`` per name: a Namespace labelled for sidecar injection.
 
-    Each depends on istiod's release, which waits until istiod is ready: the
-    label only appears once the injector can serve, so no pod in these
-    namespaces ever starts without its sidecar.
+    Each depends on the revision tag's webhooks, which wait for the istiod they point at
+    (whose release waits until it is ready): the label only appears once the injector can
+    serve, so no pod in these namespaces ever starts without its sidecar.
     """
 
     namespaces: dict[str, k8s.core.v1.Namespace]

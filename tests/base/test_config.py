@@ -24,8 +24,6 @@ BAD_CONFIGS = [
     ({"datamesh:serviceCidr": "10.0.128.0/20"}, (), "datamesh:serviceCidr", "overlaps vpcCidr"),
     ({"datamesh:vpcCidr": "10.0.0.0/8"}, (), "datamesh:vpcCidr", "larger than AWS allows"),
     ({"datamesh:kubernetesVersion": "1.27"}, (), "datamesh:kubernetesVersion", "not supported"),
-    ({"datamesh:kubernetesVersion": "1.35", "datamesh:istioVersion": "1.28.10"}, (), "datamesh:istioVersion",
-     "does not support Kubernetes 1.35"),
     ({"datamesh:istioVersion": "1.11.5"}, (), "datamesh:istioVersion", "not a pinned Istio release"),
     ({"datamesh:availabilityZones": ["eu-west-1a"]}, (), "datamesh:availabilityZones", "2 to 6 zones"),
     ({"datamesh:availabilityZones": ["eu-west-1a", "us-east-1b"]}, (), "datamesh:availabilityZones",
@@ -52,7 +50,7 @@ BAD_CONFIGS = [
     ({"datamesh:products": ["customer-features", "customer-features"]}, (), "datamesh:products", "twice"),
     ({"datamesh:istioRevision": "1.30"}, (), "datamesh:istioRevision", "DNS label"),
     ({"datamesh:eksSupportType": "standard"}, (), "datamesh:eksSupportType", "STANDARD, EXTENDED"),
-    ({"datamesh:kubernetesVersion": "1.33", "datamesh:istioVersion": "1.29.8"}, (), "datamesh:eksSupportType",
+    ({"datamesh:kubernetesVersion": "1.33", "datamesh:istioVersion": "1.30.5"}, (), "datamesh:eksSupportType",
      "1.33 left standard support on 2026-07-29"),
     ({}, ("datamesh:kubernetesVersion",), "datamesh:kubernetesVersion", "is required"),
     ({}, ("aws:region",), "aws:region", "is required"),
@@ -134,13 +132,15 @@ def test_defaults_fill_what_a_stack_leaves_out():
     assert s.nodes.capacity_type == "ON_DEMAND"
     assert s.mesh_namespaces == ()
     assert s.products == ()
-    assert s.injection_label == ("istio-injection", "enabled")
+    assert s.injection_label == ("istio.io/rev", "stable")
     assert s.istio.version == "1.30.5"
+    assert [(r.name, r.helm_release) for r in s.istio.revisions] == [("", "istiod")]
 
 
-def test_revision_switches_the_injection_label():
+def test_a_named_revision_keeps_the_tag_as_the_injection_label():
     s = load_settings({**GOOD, "istioRevision": "1-30"}, "qa", "eu-west-1")
-    assert s.injection_label == ("istio.io/rev", "1-30")
+    assert s.injection_label == ("istio.io/rev", "stable")
+    assert s.istio.stable.name == "1-30" and s.istio.stable.service == "istiod-1-30"
 
 
 def test_settings_are_immutable():

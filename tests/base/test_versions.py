@@ -24,19 +24,26 @@ def test_istio_releases_are_exact_patch_versions():
 
 
 def test_matrix_facts():
-    # EKS standard support calendar and Istio's minimum Kubernetes, as researched (docs/reference.md names the sources).
+    # EKS's calendar and Istio's Kubernetes range, as researched (components/versions.py names the sources).
     assert versions.KUBERNETES_STANDARD_SUPPORT_ENDS["1.36"] == "2027-08-02"
-    assert set(versions.KUBERNETES_PAST_STANDARD_SUPPORT) == {
-        k for k, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items() if ends < "2026-11-01"}
-    assert versions.ISTIO_RELEASES["1.28.10"].kubernetes[0] == "1.30"
+    assert versions.ISTIO_RELEASES["1.30.5"].kubernetes == ("1.32", "1.33", "1.34", "1.35", "1.36")
     assert istio_release("1.30.5", "1.36").version == "1.30.5"
     with pytest.raises(UnsupportedVersionError):
-        istio_release("1.28.10", "1.29")
+        istio_release("1.30.5", "1.31")
+
+
+def test_extended_support_is_standard_plus_twelve_months():
+    for k8s, ends in versions.KUBERNETES_STANDARD_SUPPORT_ENDS.items():
+        year, rest = ends.split("-", 1)
+        assert versions.KUBERNETES_EXTENDED_SUPPORT_ENDS[k8s] == f"{int(year) + 1}-{rest}", k8s
 
 
 def test_unsupported_pair_names_the_releases_that_fit():
-    with pytest.raises(UnsupportedVersionError, match=r"releases that do: 1\.29\.8, 1\.30\.5"):
-        istio_release("1.28.10", "1.35")
+    release = next(iter(versions.ISTIO_RELEASES.values()))
+    below = f"1.{int(release.kubernetes[0].split('.')[1]) - 1}"
+    fits = [r.version for r in versions.ISTIO_RELEASES.values() if below in r.kubernetes]
+    with pytest.raises(UnsupportedVersionError, match=f"releases that do: {re.escape(', '.join(fits) or 'none')}"):
+        istio_release(release.version, below)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

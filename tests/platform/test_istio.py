@@ -5,6 +5,7 @@ from tests.conftest import declared, selected, waits_for
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+WEBHOOKS = "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration"
 
 
 def test_three_istio_charts_pinned_to_the_configured_release(dev):
@@ -19,8 +20,11 @@ def test_three_istio_charts_pinned_to_the_configured_release(dev):
 
 def test_charts_install_in_order(dev):
     base, istiod, gateway = (dev.one(RELEASE, n) for n in ("istio-base", "istiod", "istio-ingressgateway"))
+    tag = dev.one(WEBHOOKS, "istio-revision-tag-stable")
     assert base.urn in istiod.dependencies
-    assert istiod.urn in gateway.dependencies
+    # The gateway's pods are injected through the tag, which waits for the istiod it points at.
+    assert istiod.urn in tag.dependencies
+    assert tag.urn in gateway.dependencies
 
 
 def test_gateway_service_is_an_internet_facing_ip_target_nlb(dev):
@@ -40,15 +44,16 @@ def test_gateway_hostname_is_a_stack_output(dev):
     assert dev.outputs["ingressGatewayHostname"].startswith("PLACEHOLDER-")
 
 
-def test_product_domain_namespaces_are_labelled_for_injection_after_istiod(dev):
-    istiod = dev.one(RELEASE, "istiod")
+def test_product_domain_namespaces_are_labelled_for_injection_after_the_tag(dev):
+    tag = dev.one(WEBHOOKS, "istio-revision-tag-stable")
     # the domains of the products Pulumi.dev.yaml selects, in the order it selects them
     domains = list(dict.fromkeys(declared(name)["domain"] for name in selected("dev")))
     assert domains
     for name in domains:
         ns = dev.one(NAMESPACE, name)
-        assert ns.inputs["metadata"]["labels"]["istio-injection"] == "enabled"
-        assert istiod.urn in ns.dependencies
+        assert ns.inputs["metadata"]["labels"]["istio.io/rev"] == "stable"
+        assert "istio-injection" not in ns.inputs["metadata"]["labels"]
+        assert tag.urn in ns.dependencies
     assert dev.outputs["meshNamespaces"] == domains
 
 
@@ -64,10 +69,14 @@ def test_revision_labels_namespaces_and_charts(tmp_path):
     result = render_variant(tmp_path, {"datamesh:istioRevision": "1-30", "datamesh:meshNamespaces": ["features", "models"]})
     for name in ("features", "models", "customer", "sales"):
         labels = result.one(NAMESPACE, name).inputs["metadata"]["labels"]
-        assert labels["istio.io/rev"] == "1-30" and "istio-injection" not in labels
+        assert labels["istio.io/rev"] == "stable" and "istio-injection" not in labels
+    # The one-revision shorthand keeps the release name it always had: no second istiod on an existing stack.
     assert result.one(RELEASE, "istiod").inputs["values"]["revision"] == "1-30"
-    assert result.one(RELEASE, "istio-ingressgateway").inputs["values"]["revision"] == "1-30"
+    assert result.one(RELEASE, "istio-ingressgateway").inputs["values"]["revision"] == "stable"
     assert result.one(RELEASE, "istio-base").inputs["values"]["defaultRevision"] == "1-30"
+    tag = result.one(WEBHOOKS, "istio-revision-tag-stable").inputs
+    assert tag["metadata"]["labels"]["istio.io/rev"] == "1-30"
+    assert {w["clientConfig"]["service"]["name"] for w in tag["webhooks"]} == {"istiod-1-30"}
 
 
 def test_nlb_opens_exactly_the_ports_the_gateway_serves(dev, prod):

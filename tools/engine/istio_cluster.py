@@ -76,6 +76,23 @@ class Render:
     def kind(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.manifests if m.get("kind") == kind]
 
+    def injecting_istiod(self) -> dict[str, Any] | None:
+        """The istiod release the mesh's pods are injected by, as a cluster would pick it.
+
+        With one istiod, that one. With two, the one whose revision the revision tag's webhook
+        configuration names (its ``istio.io/rev`` label): that istiod serves every tagged namespace.
+        """
+        istiods = self.releases("istiod")
+        if len(istiods) <= 1:
+            return istiods[0] if istiods else None
+        tags = [m for m in self.kind("MutatingWebhookConfiguration") if "istio.io/tag" in (m["metadata"].get("labels") or {})]
+        targets = {str(t["metadata"]["labels"].get("istio.io/rev")) for t in tags}
+        chosen = [r for r in istiods if ((r["inputs"].get("values") or {}).get("revision") or "default") in targets]
+        if len(chosen) != 1:
+            raise TranslationError(f"{self.path}: {len(istiods)} istiod releases, and the revision tags point at "
+                                   f"{sorted(targets) or 'none'}: cannot tell which istiod serves the mesh")
+        return chosen[0]
+
 
 def load_render(path: Path) -> Render:
     manifests: list[dict[str, Any]] = []

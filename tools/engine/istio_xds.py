@@ -41,8 +41,6 @@ from tools.engine.istio_cluster import load_render as load_render
 from tools.engine.istio_cluster import selected as selected
 from tools.engine.istio_cluster import target_port as target_port
 
-ISTIOD_CHART = "istiod"
-
 # Filters Istio's proxy build has and upstream Envoy lacks. Each is removed wherever it
 # appears (listener filters, network filters, HTTP filters, cluster filters); nothing else
 # is edited. None of them decides whether a request is admitted, limited or routed.
@@ -88,13 +86,13 @@ class MeshSpec:
 
 
 def _mesh_config(render: Render) -> str:
-    [istiod] = render.releases(ISTIOD_CHART) or [{"inputs": {}}]
+    istiod = render.injecting_istiod() or {"inputs": {}}
     values = istiod["inputs"].get("values") or {}
     return yaml.safe_dump(values.get("meshConfig") or {})
 
 
 def _versions(render: Render) -> tuple[str, str]:
-    istio = next((r["inputs"].get("version", "") for r in render.releases(ISTIOD_CHART)), "")
+    istio = (render.injecting_istiod() or {"inputs": {}})["inputs"].get("version", "")
     kube = next((r["inputs"].get("version", "") for r in render.resources if r["type"] == "aws:eks/cluster:Cluster"), "")
     return istio, kube
 
