@@ -21,11 +21,13 @@ from components.config.schema import (
     IAM_PRINCIPAL_PATTERN,
     INSTANCE_TYPE_PATTERN,
     LOG_TYPES,
+    MAX_PRIVATE_ACCESS_SOURCES,
     NAT_MODES,
     REGION_PATTERN,
     RESERVED_NAMESPACES,
     SCHEMA,
     SECRET_KEYS,
+    SECURITY_GROUP_PATTERN,
     SOURCE_URL_PATTERN,
     TAG_KEY_PATTERN,
     TAG_VALUE_PATTERN,
@@ -171,9 +173,34 @@ def endpoint(v: Values) -> EndpointSettings:
         "controlPlaneLogs", strings(v, "controlPlaneLogs"), LOG_TYPES.__contains__, f"one of {', '.join(LOG_TYPES)}"))
     admins = unique("adminPrincipalArns", each(
         "adminPrincipalArns", strings(v, "adminPrincipalArns"), IAM_PRINCIPAL_PATTERN.fullmatch, "an IAM role or user ARN"))
+    cidrs, groups = private_access_sources(v, private)
     return EndpointSettings(public_access=public, private_access=private,
                             public_access_cidrs=public_cidrs if public else (),
-                            control_plane_logs=logs, admin_principal_arns=admins)
+                            control_plane_logs=logs, admin_principal_arns=admins,
+                            private_access_cidrs=cidrs, private_access_security_groups=groups)
+
+
+def private_access_sources(v: Values, private: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``privateAccessSources``: private CIDRs and security group IDs allowed on the API's 443."""
+    key = "privateAccessSources"
+    sources = list(unique(key, strings(v, key)))
+    if sources and not private:
+        raise fail(key, "is set while endpointPrivateAccess is false: there is no private endpoint to reach")
+    if len(sources) > MAX_PRIVATE_ACCESS_SOURCES:
+        raise fail(key, f"lists {len(sources)} sources; {MAX_PRIVATE_ACCESS_SOURCES} at most (each is a security group rule)")
+    cidrs, groups = [], []
+    for source in sources:
+        if source.startswith("sg-"):
+            if not SECURITY_GROUP_PATTERN.fullmatch(source):
+                raise fail(key, f"{_show(source)} is not a security group ID: 'sg-' and 8 or 17 lowercase hex digits")
+            groups.append(source)
+            continue
+        network = ipaddress.IPv4Network(cidr(key, source))
+        if not network.is_private or network.prefixlen == 0:
+            raise fail(key, f"{_show(source)} is not a private network: the private endpoint is reached only from the "
+                            "VPC and networks routed to it (use publicAccessCidrs for public addresses)")
+        cidrs.append(str(network))
+    return tuple(cidrs), tuple(groups)
 
 
 def mesh_namespaces(v: Values) -> tuple[str, ...]:

@@ -53,6 +53,9 @@ SCHEMA: dict[str, Key] = {
     "endpointPublicAccess": Key("boolean", "Expose the Kubernetes API endpoint publicly (restricted by publicAccessCidrs).", True),
     "endpointPrivateAccess": Key("boolean", "Expose the Kubernetes API endpoint inside the VPC.", True),
     "publicAccessCidrs": Key("array", "CIDRs allowed to reach the public API endpoint.", ["0.0.0.0/0"]),
+    "privateAccessSources": Key("array", "Who else may reach the private API endpoint on 443: private CIDRs (a VPN, a "
+                                "peered VPC) or security group IDs (sg-..., e.g. a CI runner's in the VPC). Needs "
+                                "endpointPrivateAccess. The nodes always may.", []),
     "controlPlaneLogs": Key("array", "EKS control-plane log types sent to CloudWatch.", []),
     "adminPrincipalArns": Key("array", "IAM principals given cluster-admin through EKS access entries.", []),
     "meshNamespaces": Key("array", "Extra namespaces with sidecar injection, beyond the one per product domain.", []),
@@ -101,3 +104,5 @@ SOURCE_URL_PATTERN = re.compile(r"https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[-A
 DOMAIN_PATTERN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 ADDON_VERSION_PATTERN = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}-eksbuild\.[0-9]{1,4}")
 HOSTED_ZONE_PATTERN = re.compile(r"Z[A-Z0-9]{1,31}")
+SECURITY_GROUP_PATTERN = re.compile(r"sg-([0-9a-f]{8}|[0-9a-f]{17})")
+MAX_PRIVATE_ACCESS_SOURCES = 20

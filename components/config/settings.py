@@ -46,6 +46,9 @@ class EndpointSettings:
     public_access_cidrs: tuple[str, ...]
     control_plane_logs: tuple[str, ...]
     admin_principal_arns: tuple[str, ...]
+    # Besides the nodes, who may reach the private endpoint on 443 (datamesh:privateAccessSources).
+    private_access_cidrs: tuple[str, ...] = ()
+    private_access_security_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

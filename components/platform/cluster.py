@@ -95,6 +95,8 @@ class Cluster(pulumi.ComponentResource):
     - ``<name>-nodes``: the node security group, and as its children the rules (node to node,
       all egress, control plane to kubelet, 443 and the webhook ports 15017 and 9443, nodes
       to the API);
+    - ``<name>-api-from-<source>``: per ``datamesh:privateAccessSources`` entry (a private CIDR
+      or a security group, e.g. a CI runner's), 443 on the control plane's security group;
     - ``<name>-nodes``: the node IAM role, and its three managed policy attachments;
     - ``<name>-nodes``: a launch template requiring IMDSv2, with an encrypted root volume;
     - ``<name>-nodes``: the managed node group in the private subnets, at the cluster's
@@ -112,6 +114,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]
     provider: k8s.Provider
     node_group: aws.eks.NodeGroup
+    api_access_rules: list[aws.ec2.SecurityGroupRule]
     context: ClusterContext
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -123,6 +126,7 @@ class Cluster(pulumi.ComponentResource):
         secrets_key = self._secrets_key()
         self.eks = self._control_plane(secrets_key)
         rules, node_sg = self._node_security_group(self.eks.cluster_security_group_id)
+        self.api_access_rules = self._api_access_rules(self.eks.cluster_security_group_id)
         attachments, node_role = self._node_role()
         launch_template = self._launch_template(node_sg)
         self.node_group = self._node_group(node_role, launch_template, [self.eks, *attachments, *rules])
@@ -257,6 +261,19 @@ class Cluster(pulumi.ComponentResource):
             description="Nodes to the Kubernetes API",
         ))
         return rules, node_sg
+
+    def _api_access_rules(self, control_plane_sg: pulumi.Output[str]) -> list[aws.ec2.SecurityGroupRule]:
+        """443 on the control plane's security group from each of ``datamesh:privateAccessSources``."""
+        endpoint = self._args.endpoint
+        sources: list[tuple[str, dict[str, Any]]] = [
+            *((f"cidr-{c.replace('/', '-')}", {"cidr_blocks": [c]}) for c in endpoint.private_access_cidrs),
+            *((g, {"source_security_group_id": g}) for g in endpoint.private_access_security_groups),
+        ]
+        return [aws.ec2.SecurityGroupRule(
+            f"{self._name}-api-from-{suffix}", type="ingress", protocol="tcp", from_port=443, to_port=443,
+            security_group_id=control_plane_sg, description="Private access to the Kubernetes API (privateAccessSources)",
+            opts=pulumi.ResourceOptions(parent=self), **source,
+        ) for suffix, source in sources]
 
     def _node_role(self) -> tuple[list[aws.iam.RolePolicyAttachment], aws.iam.Role]:
         name = self._name
