@@ -3,7 +3,9 @@
 Through the Pulumi Automation API: create a stack with a unique name from dev's
 configuration, `up`, wait for the gateway's NLB to answer, run tools.smoke and a
 refusal check on every product, `destroy`, then ask the Resource Groups Tagging
-API for anything still tagged with the stack's name. Costs about an hour of a
+API for anything still tagged with the stack's name, or with the cluster's name by the
+load balancer controller (its NLB, target groups and security groups), KMS keys already
+pending deletion aside (tests/e2e/leaks.py). Costs about an hour of a
 dev-sized stack. Skipped, with the reason, without the Pulumi CLI, boto3 or AWS
 credentials, and unless DATAMESH_E2E=1: `.ci/run` collects it and never runs it.
 
@@ -27,9 +29,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.e2e.leaks import CONTROLLER_CLUSTER_TAG, STACK_TAG, leftovers, tagged
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_STACK = "dev"
-STACK_TAG = "datamesh:stack"  # every AWS resource carries it (the provider's default tags)
 
 
 def why_not() -> str | None:
@@ -64,14 +67,12 @@ def _wait_for_http(host: str, minutes: float = 15) -> None:
             time.sleep(15)
 
 
-def _tagged(stack: str, region: str) -> list[str]:
+def _left(stack: str, cluster: str, region: str) -> list[str]:
     import boto3
 
-    client = boto3.client("resourcegroupstaggingapi", region_name=region)
-    arns: list[str] = []
-    for page in client.get_paginator("get_resources").paginate(TagFilters=[{"Key": STACK_TAG, "Values": [stack]}]):
-        arns += [r["ResourceARN"] for r in page["ResourceTagMappingList"]]
-    return arns
+    tags, kms = boto3.client("resourcegroupstaggingapi", region_name=region), boto3.client("kms", region_name=region)
+    arns = tagged(tags, STACK_TAG, stack) + tagged(tags, CONTROLLER_CLUSTER_TAG, cluster)
+    return leftovers(arns, lambda arn: kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"])
 
 
 def test_up_smoke_destroy_leaves_nothing(tmp_path):
@@ -90,6 +91,7 @@ def test_up_smoke_destroy_leaves_nothing(tmp_path):
     config = {k: v for k, v in base.items() if k != "datamesh:apiKeys"}
     (work / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
     stack = auto.create_stack(name, work_dir=str(work))
+    cluster = f"datamesh-{name}" if not config.get("datamesh:clusterName") else str(config["datamesh:clusterName"])
     keys = {"analytics": secrets.token_hex(24), "partner-portal": secrets.token_hex(24)}
     try:
         for consumer, key in keys.items():
@@ -116,6 +118,6 @@ def test_up_smoke_destroy_leaves_nothing(tmp_path):
         stack.workspace.remove_stack(name)
 
     deadline = time.monotonic() + 600  # the tagging API lags deletions by minutes
-    while (left := _tagged(name, region)) and time.monotonic() < deadline:
+    while (left := _left(name, cluster, region)) and time.monotonic() < deadline:
         time.sleep(30)
-    assert not left, f"still tagged {STACK_TAG}={name}: {left}"
+    assert not left, f"still tagged {STACK_TAG}={name} or {CONTROLLER_CLUSTER_TAG}={cluster}: {left}"
