@@ -114,7 +114,7 @@ def fresh_name(products: Path, stem: str) -> str:
 
 # --- adding a product the way docs/data-products.md says -----------------------------------------
 
-_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", "render",
+_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "render",
                                       "*.pyc", "node_modules")
 CANDIDATE_IMAGE = "python:3.12.11-slim-bookworm"  # the canary's image: pinned, and not the stand-in's
 

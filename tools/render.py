@@ -16,9 +16,11 @@ Exit 0 on success; 1 when a mandatory policy fails (everything is still
 written, and each failure is named on stderr); 2 on bad arguments or invalid
 input (stack file, declarations, policy config, --out), with one line on
 stderr and nothing written; 3 on an internal error (one line; please report).
---diff prints the identity-keyed diff of two renders (resources, stack outputs,
-policy report, monthly cost): exit 0, or 2 on a bad render folder; with
---exit-code it exits 0 when nothing changed, 2 when something did and 1 on an
+--diff prints the identity-keyed diff of two renders, led by access, AWS access,
+secrets and env, and exposure (tools.engine.review_headlines), then resources, stack
+outputs, policy report, monthly cost: exit 0, or 2 on a bad render folder; with
+--exit-code it exits 0 when nothing changed, 2 when something did (a policy
+finding alone included) and 1 on an
 error (as `terraform plan -detailed-exitcode`); --graph-out DIR draws NEW_DIR's
 dependency graph with the added and changed resources highlighted. No Pulumi CLI,
 cloud credentials or network are used.

@@ -11,6 +11,7 @@ import pydot
 import pytest
 import yaml
 
+from components.ratelimit import period_seconds
 from tests.conftest import DEMO, ROOT, copy_program, fresh_name, stack_file, write_stack
 from tools.engine.render import check_policies, load_policy_config, render_stack, write_render
 from tools.engine.review import Change, diff_renders, diff_values
@@ -83,6 +84,9 @@ def test_adding_a_consumer_to_a_product_reads_as_insertions_at_the_gateway_and_t
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new)
     assert code == 2
+    tier = stack_file(DEMO)["config"]["datamesh:rateLimitTiers"][consumers["partner-portal"]["tier"]]
+    limit = f"tier: {tier['requests']} requests per {period_seconds(tier['period'])}s"
+    assert out.pop(0) == "== access" and out.pop(0) == f"    `partner-portal` ({limit}) may now call `customer-features`"
     rate_limit_route = ("spec.configPatches[HTTP_ROUTE 80 *:80 customer-features].patch.value.typed_per_filter_config"
                         ".envoy.filters.http.local_ratelimit.descriptors[consumer=partner-portal]")
     assert out[:3] == [
@@ -132,7 +136,14 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     shutil.copy(stack, project / "Pulumi.dev.yaml")
     code, out = diff_lines(dev_render, render_project(project, tmp_path / "new"))
     assert code == 2
-    assert out[0] == "== ApiGovernance api-governance"
+    # First what a reviewer must not miss (golden text in test_review_headlines.py), then the detail.
+    detail = out.index("== ApiGovernance api-governance")
+    tier = config["datamesh:rateLimitTiers"][config["datamesh:consumers"]["analytics"]["tier"]]
+    limit = f"tier: {tier['requests']} requests per {period_seconds(tier['period'])}s"
+    assert out[0] == "== access" and f"    `analytics` ({limit}) may now call `{name}`" in out[:detail]
+    assert f"    + route prefix /public/api/v1/{name}/ on hosts * via istio-ingress/datamesh -> " \
+           f"{name}.customer.svc.cluster.local:12000 (customer/{name})" in out[out.index("== exposure"):detail]
+    out = out[detail:]
     assert out[1] == "~ AuthorizationPolicy istio-ingress/datamesh-api-keys"
     assert out[2].startswith(f"    + spec.rules[to /public/api/v1/{name}/*]: ")
     assert out[3] == f"+ EnvoyFilter customer/{name}-limits"  # its limits on its own sidecar too

@@ -8,6 +8,10 @@ The diff matches things by identity, never by position:
 - Values by ``tools.engine.valuediff``: items of a list by a key, JSON strings as JSON,
   multi-line strings line by line.
 
+Before the per-resource detail, the diff leads with what a reviewer must not miss
+(``tools.engine.review_headlines``): who may now call what, AWS access, secrets and env
+by name, and what is exposed.
+
 The graphs are ``tools.engine.graphs``; both modules' names are importable from here too.
 """
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.engine.graphs import STACK_TYPE, component_of, graph_dot, graph_mermaid
+from tools.engine.review_headlines import Headlines, headline_markdown, headline_text, headlines
 from tools.engine.valuediff import Change, diff_values, list_key
 
 __all__ = [
@@ -77,10 +82,12 @@ class RenderDiff:
     cost_total: tuple[float, float] = (0.0, 0.0)
     cost_missing: bool = False  # one side has no cost.json (a render older than the estimate)
     changed_urns: set[str] = field(default_factory=set)
+    headlines: Headlines = field(default_factory=Headlines)
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.changed or self.removed or self.outputs or self.policy or self.cost_lines)
+        return not (self.added or self.changed or self.removed or self.outputs or self.policy or self.cost_lines
+                    or not self.headlines.empty)
 
     def summary(self) -> str:
         before, after = self.cost_total
@@ -115,11 +122,12 @@ def _resource_changes(old: Entry, new: Entry) -> list[Change]:
 def compare_renders(old_dir: Path, new_dir: Path) -> RenderDiff:
     """The identity-keyed diff of two render folders (resources, outputs, policy report, cost)."""
     result = RenderDiff()
-    _diff_resources(result, entries(_read(old_dir, "resources.json", [])), entries(_read(new_dir, "resources.json", [])))
-    result.outputs = diff_values(_read(old_dir, "outputs.json", {}), _read(new_dir, "outputs.json", {}))
-    old_f, new_f = _findings(old_dir), _findings(new_dir)
-    result.policy = ([f"+ {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(new_f.items()) if k not in old_f]
-                     + [f"- {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(old_f.items()) if k not in new_f])
+    old_res, new_res = _read(old_dir, "resources.json", []), _read(new_dir, "resources.json", [])
+    old_out, new_out = _read(old_dir, "outputs.json", {}), _read(new_dir, "outputs.json", {})
+    _diff_resources(result, entries(old_res), entries(new_res))
+    result.headlines = headlines(old_res, new_res, old_out, new_out)
+    result.outputs = diff_values(old_out, new_out)
+    result.policy = diff_policy(_read(old_dir, "policy-report.json", {}), _read(new_dir, "policy-report.json", {}))
     _diff_cost(result, _read(old_dir, "cost.json", None), _read(new_dir, "cost.json", None))
     return result
 
@@ -145,9 +153,22 @@ def _diff_resources(result: RenderDiff, old: dict[str, Entry], new: dict[str, En
                 result.changed_urns.add(new[identity].record["urn"])
 
 
-def _findings(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    report = _read(folder, "policy-report.json", {})
-    return {(v["rule"], v["urn"]): v for v in report.get("violations", [])}
+def diff_policy(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Findings that appeared (+), went away (-) or changed level or message (~); rules the pack no longer
+    runs or runs at another default level. Any of them is a change (``--exit-code`` answers 2)."""
+    old_f = {(v["rule"], v["urn"]): v for v in old.get("violations", [])}
+    new_f = {(v["rule"], v["urn"]): v for v in new.get("violations", [])}
+    lines = [f"+ {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(new_f.items()) if k not in old_f]
+    lines += [f"~ {old_f[k]['level']} -> {v['level']} {v['rule']}: {v['message']}"
+              + (f" (was: {old_f[k]['message']})" if old_f[k]["message"] != v["message"] else "")
+              for k, v in sorted(new_f.items()) if k in old_f and old_f[k] != v]
+    lines += [f"- {v['level']} {v['rule']}: {v['message']}" for k, v in sorted(old_f.items()) if k not in new_f]
+    old_r = {r["name"]: r.get("defaultLevel") for r in old.get("rules", [])}
+    new_r = {r["name"]: r.get("defaultLevel") for r in new.get("rules", [])}
+    lines += [f"+ rule {name} ({level} by default)" for name, level in sorted(new_r.items()) if name not in old_r]
+    lines += [f"~ rule {name}: {old_r[name]} -> {level} by default" for name, level in sorted(new_r.items())
+              if name in old_r and old_r[name] != level]
+    return lines + [f"- rule {name} (no longer run)" for name in sorted(set(old_r) - set(new_r))]
 
 
 def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: dict[str, Any] | None) -> None:
@@ -167,7 +188,7 @@ def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: di
 
 
 def format_text(diff: RenderDiff) -> str:
-    lines: list[str] = []
+    lines: list[str] = headline_text(diff.headlines)
     for group in sorted(diff.groups):
         lines.append(f"== {group}")
         for sign, label, changes in diff.groups[group]:
@@ -190,7 +211,7 @@ def format_text(diff: RenderDiff) -> str:
 
 def format_markdown(diff: RenderDiff, title: str = "What this change does") -> str:
     """For a job summary or a pull-request comment: one diff block per component."""
-    lines = [f"### {title}", "", f"**{diff.summary()}**", ""]
+    lines = [f"### {title}", "", f"**{diff.summary()}**", "", *headline_markdown(diff.headlines)]
     for group in sorted(diff.groups):
         lines += [f"<details open><summary><b>{group}</b></summary>", "", "```diff"]
         for sign, label, changes in diff.groups[group]:
