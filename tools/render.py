@@ -39,6 +39,7 @@ import pulumi
 from components.inputs import InputError, read_text
 from policies.rules import MANDATORY, Violation
 from tools.cli import Exit, OneLineParser, OutputPathError, check_output_dir, check_output_file, is_stack_name
+from tools.engine.graph_views import write_views
 from tools.engine.graphs import graph_dot, graph_mermaid
 from tools.engine.mockrun import DuplicateResourceError, RunResult
 from tools.engine.render import (
@@ -154,6 +155,7 @@ def _diff(args: argparse.Namespace) -> int:
         args.graph_out.mkdir(parents=True, exist_ok=True)
         (args.graph_out / "changes.dot").write_text(graph_dot(resources, diff.changed_urns))
         (args.graph_out / "changes.mmd").write_text(graph_mermaid(resources, diff.changed_urns))
+        write_views(resources, args.graph_out / "changes", frozenset(diff.changed_urns), only_changed=True)
     return Exit.CHANGES if args.exit_code and not diff.empty else Exit.OK
 
 

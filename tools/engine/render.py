@@ -28,6 +28,7 @@ from policies.rules import (
     rule_configs,
 )
 from tools.engine import cost, lineage
+from tools.engine.graph_views import write_views
 from tools.engine.graphs import graph_dot, graph_mermaid
 from tools.engine.mockrun import PROJECT_ROOT, SECRET, DuplicateResourceError, Registration, RunResult, run_program
 from tools.engine.stackconfig import StackConfigError, load_stack_config, with_test_keys
@@ -147,6 +148,7 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
     (out / "resources.json").write_text(json.dumps(as_json, indent=2) + "\n")
     (out / "graph.dot").write_text(graph_dot(as_json))
     (out / "graph.mmd").write_text(graph_mermaid(as_json))
+    write_views(as_json, out / "graphs")
     found = violations or []
     (out / "policy-report.json").write_text(json.dumps({
         "passed": not any(v.level == MANDATORY for v in found),
