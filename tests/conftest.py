@@ -89,6 +89,11 @@ def write_stack(tmp_path: Path, overrides: dict[str, Any], base: str = "dev", dr
     return path
 
 
+def undated(warnings: list[str]) -> list[str]:
+    """Warnings less those that depend on the day of the run (EKS support windows: tests/base/test_support_windows.py)."""
+    return [w for w in warnings if not w.startswith("datamesh:eksSupportType: ")]
+
+
 def render_variant(tmp_path: Path, overrides: dict[str, Any], base: str = "dev", drop: tuple[str, ...] = ()) -> RunResult:
     return render_stack(stack_name(base), write_stack(tmp_path, overrides, base, drop))
 
