@@ -33,7 +33,15 @@ from components.config.schema import (
     TAG_VALUE_PATTERN,
     ConfigError,
 )
-from components.config.settings import EdgeSettings, EndpointSettings, GovernanceSettings, JsonMap, NetworkSettings, NodeSettings
+from components.config.settings import (
+    EdgeSettings,
+    EndpointSettings,
+    GovernanceSettings,
+    JsonMap,
+    NetworkSettings,
+    NodeSettings,
+    is_graviton,
+)
 from components.config.values import (
     Values,
     cidr,
@@ -152,6 +160,10 @@ def nodes(v: Values) -> NodeSettings:
         "nodeInstanceTypes", strings(v, "nodeInstanceTypes"), INSTANCE_TYPE_PATTERN.fullmatch, "an EC2 instance type like m6i.large"))
     if not instance_types:
         raise fail("nodeInstanceTypes", "must list at least one instance type")
+    graviton = [t for t in instance_types if is_graviton(t)]
+    if graviton and len(graviton) != len(instance_types):
+        raise fail("nodeInstanceTypes", f"mixes Graviton (arm64: {', '.join(graviton)}) and x86_64 types; one node group "
+                                        "runs one architecture (its AMI)")
     low = int_range("nodeMinSize", whole(v, "nodeMinSize"), 1, 100)
     high = int_range("nodeMaxSize", whole(v, "nodeMaxSize"), 1, 100)
     if low > high:

@@ -43,7 +43,8 @@ SCHEMA: dict[str, Key] = {
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
     "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),
-    "natGateways": Key("string", "NAT gateways: 'single' (one, cheap) or 'perAz' (one per zone, highly available).", "single"),
+    "natGateways": Key("string", "Egress of the private subnets: 'single' (one NAT gateway), 'perAz' (one per zone, highly "
+                       "available) or 'instance' (one t4g.nano NAT instance: cheapest, one machine; docs/operating.md).", "single"),
     "nodeCapacityType": Key("string", "Managed node group capacity: ON_DEMAND or SPOT.", "ON_DEMAND"),
     "nodeInstanceTypes": Key("array", "EC2 instance types for worker nodes (more than one helps SPOT).", ["m6i.large"]),
     "nodeMinSize": Key("integer", "Minimum worker nodes (1 to 100).", 2),
@@ -91,7 +92,7 @@ ADAPTERS = ("istio", "anypoint")
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
-NAT_MODES = ("single", "perAz")
+NAT_MODES = ("single", "perAz", "instance")
 RESERVED_NAMESPACES = frozenset(PLATFORM_NAMESPACES)
 # Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,6 +36,21 @@ class NodeSettings:
     desired_size: int
     max_size: int
     disk_size: int
+
+    @property
+    def architecture(self) -> str:
+        """``arm64`` for Graviton instance types, else ``x86_64`` (one node group has one; config refuses a mix)."""
+        return "arm64" if all(is_graviton(t) for t in self.instance_types) else "x86_64"
+
+    @property
+    def ami_type(self) -> str:
+        """The EKS-optimized Amazon Linux 2023 AMI for the nodes' architecture (EKS picks the release)."""
+        return "AL2023_ARM_64_STANDARD" if self.architecture == "arm64" else "AL2023_x86_64_STANDARD"
+
+
+def is_graviton(instance_type: str) -> bool:
+    """An AWS Graviton (arm64) type: a ``g`` right after the generation digit, as in t4g, m7g, c6gn, r8gd."""
+    return re.fullmatch(r"[a-z]+[0-9]+g[a-z]*", instance_type.split(".")[0]) is not None
 
 
 @dataclass(frozen=True)

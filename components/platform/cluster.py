@@ -337,7 +337,7 @@ class Cluster(pulumi.ComponentResource):
             subnet_ids=args.network.private_subnet_ids,
             capacity_type=nodes.capacity_type,
             instance_types=list(nodes.instance_types),
-            ami_type="AL2023_x86_64_STANDARD",
+            ami_type=nodes.ami_type,  # Graviton types take the arm64 AMI
             # Follows the control plane: raising kubernetesVersion rolls the nodes too
             # (after the control plane, which the node group depends on).
             version=args.kubernetes_version,

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.cidr import SubnetPlan
 from components.config import NetworkSettings
 from components.platform.lifecycle import formerly
+from components.platform.nat_instance import nat_instance
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class NetworkArgs:
             ``kubernetes.io/cluster/<name>=shared`` so its load balancer controller finds them.
         plan: the VPC's IPv4 CIDR, one private/public CIDR pair per availability zone
             (``cidr.plan_subnets``), and ``nat_gateways``: ``single`` (one NAT gateway in the
-            first zone) or ``perAz``.
+            first zone), ``perAz``, or ``instance`` (one NAT instance in the first zone).
         tags: tags for every resource, on top of the provider's default tags.
         protect: protect the VPC (``datamesh:protect``): destroying or replacing it fails.
     """
@@ -44,13 +45,14 @@ class Network(pulumi.ComponentResource):
     - ``<name>-private-<zone>`` per zone: a private subnet (tagged
       ``kubernetes.io/role/internal-elb=1``, for nodes and internal load balancers);
     - ``<name>-nat-<zone>``: a NAT gateway and its Elastic IP, in the first zone only
-      (``single``) or in each (``perAz``);
+      (``single``) or in each (``perAz``); or (``instance``) a NAT instance and its security
+      group in the first zone (components/platform/nat_instance.py);
     - ``<name>-private-<zone>`` per zone: a private route table, with
-      ``<name>-private-<zone>-default``, its default route through the zone's NAT gateway,
-      and the private subnet's association.
+      ``<name>-private-<zone>-default``, its default route through the zone's NAT gateway
+      (or the instance's network interface), and the private subnet's association.
 
     ``egress_path`` lists the resources traffic to the internet and the AWS APIs
-    passes through (internet gateway, NAT gateways, routes, associations): the
+    passes through (internet gateway, NAT gateways or instance, routes, associations): the
     node group depends on them, so by the engine's rules they exist before any
     node starts and are deleted only after everything running on the nodes.
     """
@@ -78,16 +80,16 @@ class Network(pulumi.ComponentResource):
         public_rt, path = self._public_route_table(igw)
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
-        nat_ids: list[pulumi.Output[str]] = []
+        targets: list[dict[str, pulumi.Output[str]]] = []
         for plan in args.plan.subnets:
             public, association = self._public_subnet(plan, public_rt)
             private = self._private_subnet(plan)
             path.append(association)
-            if args.plan.nat_gateways == "perAz" or not nat_ids:
-                nat = self._nat_gateway(plan.availability_zone, public, igw)
-                nat_ids.append(nat.id)
-                path.append(nat)
-            path += self._private_routing(plan.availability_zone, private, nat_ids[-1])
+            if args.plan.nat_gateways == "perAz" or not targets:
+                target, resources = self._egress(plan.availability_zone, public, [igw, association])
+                targets.append(target)
+                path += resources
+            path += self._private_routing(plan.availability_zone, private, targets[-1])
             public_subnets.append(public)
             private_subnets.append(private)
         self.vpc_id = vpc.id
@@ -149,7 +151,7 @@ class Network(pulumi.ComponentResource):
             opts=self._vpc_child,
         )
 
-    def _nat_gateway(self, zone: str, public: aws.ec2.Subnet, igw: aws.ec2.InternetGateway) -> aws.ec2.NatGateway:
+    def _nat_gateway(self, zone: str, public: aws.ec2.Subnet, igw: pulumi.Resource) -> aws.ec2.NatGateway:
         eip = aws.ec2.Eip(
             f"{self._name}-nat-{zone}",
             domain="vpc",
@@ -165,8 +167,18 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=public, depends_on=[igw]),
         )
 
-    def _private_routing(self, zone: str, private: aws.ec2.Subnet, nat_id: pulumi.Output[str]) -> list[pulumi.Resource]:
-        """The zone's private route table: its default route through ``nat_id``, and the private subnet's association."""
+    def _egress(self, zone: str, public: aws.ec2.Subnet,
+                after: list[pulumi.Resource]) -> tuple[dict[str, pulumi.Output[str]], list[pulumi.Resource]]:
+        """The zone's way out, as a default route's target, and what it is made of: a NAT gateway, or an instance."""
+        if self._args.plan.nat_gateways == "instance":
+            instance, group = nat_instance(f"{self._name}-nat-{zone}", self._vpc.id, self._args.plan.vpc_cidr, public,
+                                           self._tags(f"nat-{zone}"), after)
+            return {"network_interface_id": instance.primary_network_interface_id}, [group, instance]
+        nat = self._nat_gateway(zone, public, after[0])
+        return {"nat_gateway_id": nat.id}, [nat]
+
+    def _private_routing(self, zone: str, private: aws.ec2.Subnet, target: dict[str, pulumi.Output[str]]) -> list[pulumi.Resource]:
+        """The zone's private route table: its default route through ``target``, and the private subnet's association."""
         name = self._name
         private_rt = aws.ec2.RouteTable(
             f"{name}-private-{zone}", vpc_id=self._vpc.id, tags=self._tags(f"private-{zone}"), opts=self._vpc_child
@@ -175,7 +187,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-private-{zone}-default",
             route_table_id=private_rt.id,
             destination_cidr_block="0.0.0.0/0",
-            nat_gateway_id=nat_id,
+            **target,
             opts=pulumi.ResourceOptions(parent=private_rt),
         ), aws.ec2.RouteTableAssociation(
             f"{name}-private-{zone}",

@@ -13,7 +13,7 @@ from tools.engine.mockrun import SECRET
 from tools.engine.stackconfig import SECRET_PLACEHOLDER, load_stack_config
 
 FIELDS = {"urn", "type", "name", "custom", "deletedWith", "parent", "provider", "providers", "dependencies", "inputs",
-          "protect", "replaceOnChanges", "deleteBeforeReplace", "retainOnDelete", "aliases"}
+          "protect", "replaceOnChanges", "deleteBeforeReplace", "ignoreChanges", "retainOnDelete", "aliases"}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])

@@ -3,7 +3,7 @@
 Priced: the EKS control plane (standard or extended support, by the version's end of
 standard support against the table's date) and its control-plane logs; managed node
 groups by instance type, capacity type and desired size, with their root volumes;
-NAT gateways; Elastic IPs; NLBs (a Service of type LoadBalancer) with their public
+NAT gateways, or a NAT instance; Elastic IPs; NLBs (a Service of type LoadBalancer) with their public
 IPv4 addresses; KMS keys. Everything else the program creates is free or billed by
 use the render cannot see. Usage figures (NAT GB, NLCU, log GB) are assumptions the
 table states.
@@ -120,6 +120,20 @@ class _Estimator:
                                _v(self.p["publicIPv4PerHour"])))
         return items
 
+    def instance(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        """An EC2 instance of the program's own (the NAT instance): its hours, public address and root volume."""
+        inputs = r["inputs"]
+        itype = str(inputs.get("instanceType", ""))
+        if itype not in self.p["ec2OnDemandPerHour"]:
+            self.warnings.append(f"{r['name']}: no price for instance type {itype} in prices.yaml")
+            return []
+        items = [_item(f"1 x {itype} on-demand", self.hours, "instance-hours", _v(self.p["ec2OnDemandPerHour"][itype]))]
+        if inputs.get("associatePublicIpAddress"):
+            items.append(_item("public IPv4 address", self.hours, "hours", _v(self.p["publicIPv4PerHour"])))
+        gb = int((inputs.get("rootBlockDevice") or {}).get("volumeSize", 8))
+        items.append(_item(f"{gb} GB gp3 root volume", gb, "GB-months", _v(self.p["ebsGp3PerGBMonth"])))
+        return items
+
     def kms(self, r: dict[str, Any]) -> list[dict[str, Any]]:
         return [_item("KMS customer-managed key", 1, "key-months", _v(self.p["kmsKeyPerMonth"]))]
 
@@ -135,6 +149,8 @@ class _Estimator:
             return self.eip(r), None
         if t == "aws:kms/key:Key":
             return self.kms(r), None
+        if t == "aws:ec2/instance:Instance":
+            return self.instance(r), None
         if t == "kubernetes:core/v1:Service" and (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
             return self.load_balancer(r), None
         return [], None

@@ -51,6 +51,8 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     retain_on_delete: bool = False
+    # Input paths whose changes the engine ignores on an existing resource (they apply at creation only).
+    ignore_changes: list[str] = field(default_factory=list)
     # Each alias as sent: {"urn": ...} or the spec's fields ({"type": ...}, {"name": ...}, {"parentUrn": ...}).
     aliases: list[dict[str, Any]] = field(default_factory=list)
 
@@ -69,6 +71,7 @@ class Registration:
             "protect": self.protect,
             "replaceOnChanges": self.replace_on_changes,
             "deleteBeforeReplace": self.delete_before_replace,
+            "ignoreChanges": self.ignore_changes,
             "retainOnDelete": self.retain_on_delete,
             "aliases": self.aliases,
         }
@@ -160,6 +163,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             replace_on_changes=list(request.replaceOnChanges),
             delete_before_replace=bool(request.deleteBeforeReplace),
             retain_on_delete=bool(request.retainOnDelete),
+            ignore_changes=list(request.ignoreChanges),
             aliases=[_alias(a) for a in request.aliases],
         ))
         return response
@@ -202,6 +206,8 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
                 state["latestVersion"] = 1
             if args.typ == "aws:kms/key:Key":
                 state["keyId"] = f"{name}-PLACEHOLDER-key-id"
+            if args.typ == "aws:ec2/instance:Instance":
+                state["primaryNetworkInterfaceId"] = f"eni-{name}-PLACEHOLDER"
             if args.typ == "aws:eks/nodeGroup:NodeGroup":
                 state.setdefault("nodeGroupName", f"{name}-PLACEHOLDER")
             if args.typ == "aws:acm/certificate:Certificate":
@@ -225,6 +231,11 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
             addon, k8s = args.args["addonName"], args.args["kubernetesVersion"]
             return {"addonName": addon, "kubernetesVersion": k8s, "mostRecent": args.args.get("mostRecent"),
                     "version": f"v0.0.0-PLACEHOLDER-for-{k8s}", "id": f"{addon}-PLACEHOLDER-id"}, []
+        if args.token == "aws:ssm/getParameter:getParameter":
+            # AWS's public parameters (the current Amazon Linux image): a placeholder value of the right kind.
+            name = args.args["name"]
+            return {"name": name, "type": "String", "value": "ami-0PLACEHOLDER0", "id": name, "arn": name,
+                    "insecureValue": "ami-0PLACEHOLDER0", "version": 1}, []
         # Any other invoke is a new cloud lookup the render must learn to fake.
         raise NotImplementedError(f"offline render has no answer for invoke {args.token}")
 
