@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, render_variant
+from tests.conftest import ROOT, render_variant, stack_file
 from tools.engine.cost import estimate, load_prices
 from tools.engine.render import write_render
 
@@ -57,36 +57,47 @@ def test_cost_json_totals_its_resources(cost):
 
 def test_control_plane_nat_and_load_balancer_at_list_price(cost):
     stack, c = cost
+    config = stack_file(stack)["config"]
     (cluster,) = by_type(c, "eks:index:Cluster")
     assert cluster["items"][0]["monthly"] == pytest.approx(price("eks", "controlPlanePerHour") * HOURS)  # 73.00
     nats = by_type(c, "aws:ec2/natGateway:NatGateway")
-    assert len(nats) == {"dev": 1, "prod": 3}[stack]
+    mode, zones = config.get("datamesh:natGateways", "single"), len(config["datamesh:availabilityZones"])
+    assert len(nats) == {"single": 1, "perAz": zones, "instance": 0}[mode]
+    assert len(by_type(c, "aws:ec2/instance:Instance")) == (mode == "instance")
     nat = price("natGateway", "perHour") * HOURS + price("natGateway", "perGBProcessed") * price("natGateway", "assumedGBPerMonth")
     assert all(n["monthly"] == pytest.approx(nat, abs=0.01) for n in nats)
     assert len(by_type(c, "aws:ec2/eip:Eip")) == len(nats)
     (nlb,) = by_type(c, "kubernetes:core/v1:Service")
-    zones = {"dev": 2, "prod": 3}[stack]
     expected = (price("networkLoadBalancer", "perHour") + price("networkLoadBalancer", "perNLCUHour")
                 + zones * price("publicIPv4PerHour")) * HOURS
     assert nlb["monthly"] == pytest.approx(expected, abs=0.02)
 
 
-def test_nodes_at_desired_size_by_capacity_type(cost):
+def test_nodes_at_what_the_requests_need_within_the_bounds(cost):
     stack, c = cost
+    config = stack_file(stack)["config"]
     (nodes,) = by_type(c, "aws:eks/nodeGroup:NodeGroup")
-    if stack == "prod":  # 3 x m6i.xlarge on-demand, 100 GB each
-        assert nodes["items"][0]["monthly"] == pytest.approx(3 * HOURS * price("ec2OnDemandPerHour", "m6i.xlarge"), abs=0.01)
-        assert nodes["items"][1]["monthly"] == pytest.approx(3 * 100 * price("ebsGp3PerGBMonth"), abs=0.01)
+    low, high = config["datamesh:nodeMinSize"], config["datamesh:nodeMaxSize"]
+    count = min(max(c["capacity"]["nodesNeeded"], low), high)
+    assert c["capacity"]["nodes"] == count and f"{count} x " in nodes["items"][0]["what"]
+    [itype] = {max(config["datamesh:nodeInstanceTypes"], key=lambda t: price("ec2OnDemandPerHour", t))}
+    hourly = price("ec2OnDemandPerHour", itype)
+    disk = count * config["datamesh:nodeDiskSize"] * price("ebsGp3PerGBMonth")
+    assert nodes["items"][1]["monthly"] == pytest.approx(disk, abs=0.01)
+    if config["datamesh:nodeCapacityType"] == "ON_DEMAND":
+        assert nodes["items"][0]["monthly"] == pytest.approx(count * HOURS * hourly, abs=0.01)
         assert "monthlyRange" not in nodes and c["totalRange"] == [c["total"], c["total"]]
     else:  # spot: a range around the estimate
-        low, high = nodes["monthlyRange"]
-        assert "spot" in nodes["items"][0]["what"] and low < nodes["monthly"] < high
+        assert nodes["items"][0]["monthly"] == pytest.approx(count * HOURS * hourly * (1 - price("spot", "discountEstimate")),
+                                                             abs=0.01)
+        range_low, range_high = nodes["monthlyRange"]
+        assert "spot" in nodes["items"][0]["what"] and range_low < nodes["monthly"] < range_high
 
 
 def test_spot_nodes_carry_the_discount_range():
     resources = [{"urn": "u", "type": "aws:eks/nodeGroup:NodeGroup", "name": "n", "parent": None, "dependencies": [],
                   "inputs": {"capacityType": "SPOT", "instanceTypes": ["m6a.large", "m5.large"],
-                             "scalingConfig": {"desiredSize": 2}, "diskSize": 20}}]
+                             "scalingConfig": {"minSize": 2, "desiredSize": 2, "maxSize": 2}, "diskSize": 20}}]
     (row,) = estimate(resources)["resources"]
     dearest = price("ec2OnDemandPerHour", "m5.large")  # several types: priced at the dearest
     assert row["items"][0]["monthly"] == pytest.approx(2 * HOURS * dearest * (1 - price("spot", "discountEstimate")), abs=0.01)
@@ -115,22 +126,40 @@ def test_an_unpriced_instance_type_is_named_not_guessed():
 def test_every_instance_type_a_stack_uses_is_priced():
     import yaml
 
-    for stack_file in ROOT.glob("Pulumi.*.yaml"):
-        types = yaml.safe_load(stack_file.read_text())["config"].get("datamesh:nodeInstanceTypes", ["m6i.large"])
-        assert set(types) <= set(PRICES["ec2OnDemandPerHour"]), stack_file.name
+    for path in ROOT.glob("Pulumi.*.yaml"):
+        types = yaml.safe_load(path.read_text())["config"].get("datamesh:nodeInstanceTypes", ["m6i.large"])
+        assert set(types) <= set(PRICES["ec2OnDemandPerHour"]), path.name
 
 
 def test_the_diff_prints_the_cost_delta(tmp_path):
     from tools.engine.review import diff_renders
 
     old, new = tmp_path / "old", tmp_path / "new"
+    low = stack_file("dev")["config"]["datamesh:nodeMinSize"]
+    high = stack_file("dev")["config"]["datamesh:nodeMaxSize"]
     write_render(render_variant(tmp_path, {}), old)
-    write_render(render_variant(tmp_path, {"datamesh:nodeDesiredSize": 3}), new)
+    # A floor above what the requests need: more nodes, and the cost follows.
+    write_render(render_variant(tmp_path, {"datamesh:nodeMinSize": high, "datamesh:nodeDesiredSize": high}), new)
     before, after = (json.loads((d / "cost.json").read_text())["total"] for d in (old, new))
+    assert after > before and low < high
     text = diff_renders(old, new)
     assert f"total (${before:,.2f} -> ${after:,.2f})" in text
     assert text.count("aws:eks/nodeGroup:NodeGroup cluster-nodes (") == 1  # one priced resource changed
     assert text.splitlines()[-1].endswith(f"cost +${after - before:,.2f}/month (${after:,.2f} list price)")
+
+
+def test_a_desired_size_change_says_it_will_not_apply_and_costs_nothing(tmp_path):
+    from tools.engine.review import diff_renders
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    config = stack_file("dev")["config"]
+    other = config["datamesh:nodeMaxSize"] if config["datamesh:nodeDesiredSize"] != config["datamesh:nodeMaxSize"] \
+        else config["datamesh:nodeMinSize"]
+    write_render(render_variant(tmp_path, {}), old)
+    write_render(render_variant(tmp_path, {"datamesh:nodeDesiredSize": other}), new)
+    text = diff_renders(old, new)
+    assert "scalingConfig.desiredSize (ignoreChanges: applies to a new stack only, not to this one)" in text
+    assert "cost +$0.00/month" in text.splitlines()[-1]
 
 
 def test_the_documented_totals_are_the_renders(cost):

@@ -55,13 +55,21 @@ def test_replica_change_diffs_to_exactly_that_change(dev_render, tmp_path):
                         "--out", str(new)]) == 0
     code, out = diff_lines(dev_render, new)
     assert code == 2
-    assert out == [
+    before, after = (json.loads((d / "cost.json").read_text())["capacity"] for d in (dev_render, new))
+    assert out[:4] == [
         "== DataProduct customer-features",
         "~ Deployment customer/customer-features",
         "      spec.replicas: 2 -> 3",
-        "0 to add, 1 to change, 0 to delete; 0 output change(s); 0 policy finding change(s); cost +$0.00/month "
-        f"(${json.loads((new / 'cost.json').read_text())['total']:,.2f} list price)",
+        '== capacity (cost.json "capacity")',
     ]
+    # The one more replica, and what it asks of the nodes: its share of node time, nothing else.
+    assert out[4] == (f"    pods {before['pods']} -> {after['pods']}; requests {before['requests']['cpuMillicores']}m CPU / "
+                      f"{before['requests']['memoryMiB']}Mi -> {after['requests']['cpuMillicores']}m / "
+                      f"{after['requests']['memoryMiB']}Mi (+{after['requests']['cpuMillicores'] - before['requests']['cpuMillicores']}m"
+                      f" / +{after['requests']['memoryMiB'] - before['requests']['memoryMiB']}Mi)")
+    assert after["pods"] == before["pods"] + 1 and len(out) == 8
+    assert out[-1].startswith("0 to add, 1 to change, 0 to delete; 0 output change(s); 0 policy finding change(s); cost "
+                              f"+$0.00/month (${json.loads((new / 'cost.json').read_text())['total']:,.2f} list price) (+$")
 
 
 def test_identical_renders_have_no_diff_and_exit_0(dev_render):
@@ -153,8 +161,10 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     assert f"== DataProduct {name}" in out and "== ZeroTrust zero-trust" in out
     assert {f"+ Deployment customer/{name}", f"+ Service customer/{name}", f"+ VirtualService customer/{name}",
             f"+ AuthorizationPolicy customer/{name}-callers"} <= set(added)
-    # Nothing existing shifts: every property line is an insertion for the new product.
-    body = [line.strip() for line in out if line.startswith("    ")]
+    # Nothing existing shifts: every property line is an insertion for the new product (then what it asks of the nodes).
+    capacity = out.index('== capacity (cost.json "capacity")')
+    assert out[capacity + 1].startswith("    pods ")
+    body = [line.strip() for line in out[:capacity] if line.startswith("    ")]
     assert all(line.startswith("+ ") and name in line for line in body), body
     assert out[-1].startswith(f"{len(added)} to add, 2 to change, 0 to delete; 3 output change(s); 0 policy finding change(s)")
     assert len(out) < 30

@@ -2,7 +2,9 @@
 
 Priced: the EKS control plane (standard or extended support, by the version's end of
 standard support against the table's date) and its control-plane logs; managed node
-groups by instance type, capacity type and desired size, with their root volumes;
+groups by instance type and capacity type, at the node count the pods' requests need
+(tools/engine/capacity.py; the desired size is ignored on an existing stack anyway),
+with their root volumes;
 NAT gateways, or a NAT instance; Elastic IPs; NLBs (a Service of type LoadBalancer) with their public
 IPv4 addresses; KMS keys. Everything else the program creates is free or billed by
 use the render cannot see. Usage figures (NAT GB, NLCU, log GB) are assumptions the
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 
 from components.versions import KUBERNETES_STANDARD_SUPPORT_ENDS
+from tools.engine import capacity
 from tools.engine.graphs import component_of
 
 PRICES = Path(__file__).with_name("prices.yaml")
@@ -43,6 +46,8 @@ class _Estimator:
         self.p = prices
         self.hours = float(prices["hoursPerMonth"])
         self.warnings: list[str] = []
+        self.capacity_table = capacity.load_table()
+        self.capacity: dict[str, Any] = {}
 
     def cluster(self, r: dict[str, Any]) -> list[dict[str, Any]]:
         inputs = r["inputs"]
@@ -61,7 +66,6 @@ class _Estimator:
 
     def node_group(self, r: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
         inputs = r["inputs"]
-        nodes = int(inputs.get("scalingConfig", {}).get("desiredSize", 0))
         types = inputs.get("instanceTypes") or ["t3.medium"]  # the EKS API's default
         table = self.p["ec2OnDemandPerHour"]
         missing = [t for t in types if t not in table]
@@ -72,21 +76,45 @@ class _Estimator:
             return [], None
         # Several types: the dearest, so the estimate is an upper bound whichever the allocator picks.
         itype = max(known, key=lambda t: _v(table[t]))
+        nodes, sizing = self._nodes(r, types)
         on_demand = _v(table[itype])
         items: list[dict[str, Any]]
         span = None
         if inputs.get("capacityType") == "SPOT":
             spot = self.p["spot"]
             rate = on_demand * (1 - _v(spot["discountEstimate"]))
-            items = [_item(f"{nodes} x {itype} spot (on-demand ${on_demand}/h less {_v(spot['discountEstimate']):.0%})",
+            items = [_item(f"{nodes} x {itype} spot (on-demand ${on_demand}/h less {_v(spot['discountEstimate']):.0%}); {sizing}",
                            nodes * self.hours, "instance-hours", round(rate, 5))]
             span = (nodes * self.hours * on_demand * (1 - _v(spot["discountHigh"])),
                     nodes * self.hours * on_demand * (1 - _v(spot["discountLow"])))
         else:
-            items = [_item(f"{nodes} x {itype} on-demand", nodes * self.hours, "instance-hours", on_demand)]
+            items = [_item(f"{nodes} x {itype} on-demand; {sizing}", nodes * self.hours, "instance-hours", on_demand)]
         disk = self._disk_gb(r)
         items.append(_item(f"{nodes} x {disk} GB gp3 root volume", nodes * disk, "GB-months", _v(self.p["ebsGp3PerGBMonth"])))
+        self.capacity["monthlyPerNode"] = round(sum(i["monthly"] for i in items) / max(nodes, 1), 2)
         return items, span
+
+    def _nodes(self, r: dict[str, Any], types: list[str]) -> tuple[int, str]:
+        """The node count the pods' requests need, within the group's bounds, and how it was found."""
+        scaling = r["inputs"].get("scalingConfig", {})
+        low, high = int(scaling.get("minSize", 1)), int(scaling.get("maxSize", 1))
+        sized = [t for t in types if t in self.capacity_table["instances"]]
+        if not sized:
+            self.warnings.append(f"{r['name']}: no size for instance type(s) {', '.join(types)} in capacity.yaml: "
+                                 "priced at the group's desired size")
+            return int(scaling.get("desiredSize", low)), "desired size (no capacity estimate)"
+        # The smallest type: whichever the allocator picks, at least that much room.
+        itype = min(sized, key=lambda t: capacity.allocatable(t, self.capacity_table)[:2])
+        found = capacity.estimate(self.resources, itype, self.capacity_table)
+        self.capacity = {**found.as_json(), "instanceType": itype, "minSize": low, "maxSize": high,
+                         "packTo": float(self.capacity_table["packTo"])}
+        nodes = min(max(found.needed, low), high)
+        self.capacity["nodes"] = nodes
+        if found.needed > high:
+            self.warnings.append(f"{r['name']}: the pods request {found.needed} x {itype} nodes, more than nodeMaxSize "
+                                 f"{high}: some would stay pending; raise nodeMaxSize or use a larger type")
+        used = capacity.share(found, nodes)
+        return nodes, f"the pods' requests need {found.needed} (bounds {low} to {high}), {used:.0%} of {nodes} nodes' room"
 
     def _disk_gb(self, node_group: dict[str, Any]) -> int:
         for dep in node_group["dependencies"]:
@@ -185,7 +213,9 @@ def estimate(resources: list[dict[str, Any]], prices: dict[str, Any] | None = No
         "pricesChecked": prices["checked"],
         "priceTable": "tools/engine/prices.yaml",
         "hoursPerMonth": prices["hoursPerMonth"],
-        "basis": "on-demand list prices, no tax, free tier or discounts; node groups at their desired size",
+        "basis": "on-demand list prices, no tax, free tier or discounts; node groups at the size the pods' requests "
+                 "need (tools/engine/capacity.py), within their bounds",
+        "capacity": est.capacity,
         "resources": rows,
         "total": round(sum(r["monthly"] for r in rows), 2),
         "totalRange": [round(low, 2), round(high, 2)],

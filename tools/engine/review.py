@@ -81,6 +81,7 @@ class RenderDiff:
     cost_lines: list[tuple[str, float, float]] = field(default_factory=list)
     cost_total: tuple[float, float] = (0.0, 0.0)
     cost_missing: bool = False  # one side has no cost.json (a render older than the estimate)
+    capacity: list[str] = field(default_factory=list)  # what the pods' requests need, before -> after
     changed_urns: set[str] = field(default_factory=set)
     headlines: Headlines = field(default_factory=Headlines)
 
@@ -91,8 +92,10 @@ class RenderDiff:
 
     def summary(self) -> str:
         before, after = self.cost_total
+        share = next((line.split(": ", 1)[1].split("/month")[0] for line in self.capacity if "of node time" in line), "")
         cost = (f"cost not compared (a render without cost.json; ${after:,.2f} list price)" if self.cost_missing
-                else f"cost {_money(after - before, signed=True)}/month (${after:,.2f} list price)")
+                else f"cost {_money(after - before, signed=True)}/month (${after:,.2f} list price)"
+                + (f" ({share} of node time)" if share else ""))
         return (f"{self.added} to add, {self.changed} to change, {self.removed} to delete; "
                 f"{len(self.outputs)} output change(s); {len(self.policy)} policy finding change(s); {cost}")
 
@@ -108,9 +111,16 @@ def _pulumi_fields(entry: Entry) -> dict[str, Any]:
             "parent": r.get("parent"), "provider": r.get("provider"), "providers": r.get("providers") or {}}
 
 
+def _ignored(path: str, ignored: list[str]) -> bool:
+    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in ignored)
+
+
 def _resource_changes(old: Entry, new: Entry) -> list[Change]:
     before, after = _pulumi_fields(old), _pulumi_fields(new)
-    changes = diff_values(before["inputs"], after["inputs"])
+    ignored = list(new.record.get("ignoreChanges") or [])
+    # A change to an input the engine ignores on an existing resource applies only when it is created.
+    changes = [Change(f"{c.path} (ignoreChanges: applies to a new stack only, not to this one)", c.op, c.old, c.new)
+               if _ignored(c.path, ignored) else c for c in diff_values(before["inputs"], after["inputs"])]
     for key in ("dependencies", "parent", "provider", "providers"):
         changes += [Change(f"({key}) {c.path}".rstrip(), c.op, c.old, c.new)
                     for c in diff_values(before[key], after[key])]
@@ -185,6 +195,29 @@ def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: di
             label = (new_by.get(urn) or old_by[urn])["label"]
             result.cost_lines.append((label, before, after))
     result.cost_total = (old_cost.get("total", 0.0), new_cost.get("total", 0.0))
+    result.capacity = capacity_lines(old_cost.get("capacity") or {}, new_cost.get("capacity") or {})
+
+
+def capacity_lines(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The pods' requests before and after, the nodes they need, and their share of node time in dollars."""
+    if not old or not new or (old.get("requests"), old.get("nodes")) == (new.get("requests"), new.get("nodes")):
+        return []
+    (cpu0, mem0), (cpu1, mem1) = ((c["requests"]["cpuMillicores"], c["requests"]["memoryMiB"]) for c in (old, new))
+    room = new["nodeAllocatable"]
+    fill = float(new.get("packTo", 1.0))
+    room_cpu = (room["cpuMillicores"] - new["perNode"]["cpuMillicores"]) * fill
+    room_mem = (room["memoryMiB"] - new["perNode"]["memoryMiB"]) * fill
+    share = max((cpu1 - cpu0) / room_cpu if room_cpu else 0.0, (mem1 - mem0) / room_mem if room_mem else 0.0,
+                key=abs) if (cpu1 - cpu0 or mem1 - mem0) else 0.0
+    lines = [f"pods {old['pods']} -> {new['pods']}; requests {cpu0}m CPU / {mem0}Mi -> {cpu1}m / {mem1}Mi "
+             f"({cpu1 - cpu0:+d}m / {mem1 - mem0:+d}Mi)",
+             f"{new['instanceType']} nodes the requests need: {old['nodesNeeded']} -> {new['nodesNeeded']} "
+             f"(bounds {new['minSize']} to {new['maxSize']}; priced at {old['nodes']} -> {new['nodes']})"]
+    if share:
+        lines.append(f"{share:+.2f} of a node's room ({fill:.0%} of its allocatable): "
+                     f"{_money(share * float(new.get('monthlyPerNode', 0.0)), signed=True)}/month of node time, "
+                     "whether or not a node is added")
+    return lines
 
 
 def format_text(diff: RenderDiff) -> str:
@@ -200,6 +233,9 @@ def format_text(diff: RenderDiff) -> str:
     if diff.policy:
         lines.append("== policy report")
         lines += [f"    {line}" for line in diff.policy]
+    if diff.capacity:
+        lines.append("== capacity (cost.json \"capacity\")")
+        lines += [f"    {line}" for line in diff.capacity]
     if diff.cost_lines:
         lines.append("== monthly cost (USD, list price)")
         lines += [f"    {_money(a - b, signed=True):>12}  {label} ({_money(b)} -> {_money(a)})" for label, b, a in diff.cost_lines]
@@ -223,6 +259,8 @@ def format_markdown(diff: RenderDiff, title: str = "What this change does") -> s
         lines += ["**Stack outputs**", "", "```diff", *[line for c in diff.outputs for line in c.lines()], "```", ""]
     if diff.policy:
         lines += ["**Policy report**", "", "```diff", *diff.policy, "```", ""]
+    if diff.capacity:
+        lines += ["**Capacity** (the pods' requests and the nodes they need)", "", *[f"- {line}" for line in diff.capacity], ""]
     if diff.cost_lines:
         lines += ["**Monthly cost** (USD, list price; see cost.json for the assumptions)", "",
                   "| resource | before | after | change |", "| --- | ---: | ---: | ---: |"]
