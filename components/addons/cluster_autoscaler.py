@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.documents import merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 NAMESPACE = "kube-system"

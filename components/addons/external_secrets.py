@@ -10,8 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.documents import merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 # Outside the mesh, like the other cluster add-ons: the API server calls its admission webhook

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.platform.helm import merge_values, pinned_release
+from components.documents import merge_values
+from components.platform.helm import pinned_release
 
 NAMESPACE = "kube-system"
 

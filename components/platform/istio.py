@@ -10,8 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.documents import merge_values
 from components.platform.edge_tls import TLS_POLICY
-from components.platform.helm import merge_values, pinned_release
+from components.platform.helm import pinned_release
 from components.platform.lifecycle import formerly
 
 SYSTEM_NAMESPACE = "istio-system"

@@ -13,8 +13,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import versions
+from components.documents import merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 from components.platform.lifecycle import formerly
 

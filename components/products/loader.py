@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from components.config import RESERVED_NAMESPACES
+from components.documents import merge_values
 from components.inputs import InputError, load_yaml, read_text, show
 from components.names import is_name
-from components.platform.helm import merge_values
 from components.products.checks import (
     load_openapi,
     rate_limit,
