@@ -8,7 +8,9 @@ Public signatures name them with these aliases rather than a bare ``Any``:
 - ``Document``: a parsed or built JSON/YAML object, ``dict[str, Any]``, whose
   shape a JSON Schema (or the function that builds it) vouches for at run time.
 - ``DocumentView``: the same, read only (``Mapping[str, Any]``).
-- ``Documents``: a list of them (resources.json, Kubernetes objects, findings).
+
+A value that may be any JSON/YAML value (a map, a list, a string...) is ``object``:
+its reader checks which with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 Document = dict[str, Any]
 # The same, only read.
 DocumentView = Mapping[str, Any]
-Documents = list[Document]
 
 
 def merge_values(defaults: DocumentView, overrides: DocumentView) -> Document:

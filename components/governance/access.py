@@ -14,9 +14,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from components.config import ConfigError
+from components.documents import DocumentView
 from components.names import is_name
 from components.ratelimit import RateLimit, period_seconds
 
@@ -59,7 +59,7 @@ def _fail(key: str, problem: str) -> ConfigError:
     return ConfigError(f"datamesh:{key}: {problem}")
 
 
-def parse_rate_limit(key: str, value: Any) -> RateLimit:
+def parse_rate_limit(key: str, value: object) -> RateLimit:
     """``{requests: 2, period: 1m}`` into a RateLimit; ``key`` names where it came from."""
     if not isinstance(value, Mapping) or set(value) != {"requests", "period"}:
         raise _fail(key, "must be a map with exactly requests and period, e.g. {requests: 2, period: 1m}")
@@ -72,7 +72,7 @@ def parse_rate_limit(key: str, value: Any) -> RateLimit:
     return RateLimit(requests, seconds)
 
 
-def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
+def parse_tiers(raw: DocumentView) -> dict[str, RateLimit]:
     tiers = {}
     for name, value in raw.items():
         if not is_name(name):
@@ -82,8 +82,8 @@ def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
 
 
 def parse_consumers(
-    raw_consumers: Mapping[str, Any],
-    raw_keys: Mapping[str, Any],
+    raw_consumers: DocumentView,
+    raw_keys: DocumentView,
     tiers: Mapping[str, RateLimit],
     products: set[str],
 ) -> tuple[Consumer, ...]:
@@ -130,8 +130,8 @@ class Access:
 
 
 def load_access(
-    consumers: Mapping[str, Any], api_keys: Mapping[str, Any],
-    tiers: Mapping[str, Any], product_names: set[str],
+    consumers: DocumentView, api_keys: DocumentView,
+    tiers: DocumentView, product_names: set[str],
 ) -> Access:
     """Consumers, their keys and tiers, checked against the stack's products."""
     parsed_tiers = parse_tiers(tiers)

@@ -6,12 +6,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ConfigError
+from components.documents import DocumentView
 from components.names import is_dns_label
 from components.products.declarations import Product
 
@@ -36,7 +36,7 @@ def _fail(key: str, problem: str) -> ConfigError:
     return ConfigError(f"datamesh:{key}: {problem}")
 
 
-def parse_anypoint(raw: Mapping[str, Any], client_id: str, client_secret: str,
+def parse_anypoint(raw: DocumentView, client_id: str, client_secret: str,
                    products: tuple[Product, ...]) -> AnypointSettings:
     """Validate ``datamesh:anypoint`` and the two credentials for ``governanceAdapter: anypoint``."""
     known = {"adapterName", "plan", "replicas", "platformUri", "apiIds"}

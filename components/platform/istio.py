@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.documents import merge_values
+from components.documents import Document, merge_values
 from components.platform.edge_tls import TLS_POLICY
 from components.platform.helm import pinned_release
 from components.platform.lifecycle import formerly
@@ -73,7 +72,7 @@ def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Inpu
     }
 
 
-def chart_values(revision: str) -> dict[str, dict[str, Any]]:
+def chart_values(revision: str) -> dict[str, Document]:
     """Default values of the three charts, keyed by chart."""
     rev = {"revision": revision} if revision else {}
     return {
@@ -147,7 +146,7 @@ class IstioArgs:
     release: versions.IstioRelease
     revision: str
     load_balancer_controller: pulumi.Resource
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    values: dict[str, Document] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
     after: tuple[pulumi.Resource, ...] = ()
 

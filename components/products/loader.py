@@ -12,10 +12,9 @@ import graphlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from components.config import RESERVED_NAMESPACES
-from components.documents import merge_values
+from components.documents import Document, DocumentView, merge_values
 from components.inputs import InputError, load_yaml, read_text, show
 from components.names import is_name
 from components.products.checks import (
@@ -53,12 +52,12 @@ class _Parsed:
     files: dict[str, str] = field(default_factory=dict)
     openapi_path: Path = field(default_factory=Path)
     openapi_text: str = ""
-    openapi: dict[str, Any] = field(default_factory=dict)
+    openapi: Document = field(default_factory=dict)
     rewrite: bool = False
     secrets: tuple[SecretRef, ...] = ()
 
 
-def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, root: Path | None = None,
+def parse_declaration(source: Path, overrides: DocumentView | None = None, root: Path | None = None,
                       overrides_key: str = OVERRIDES_KEY) -> Product:
     """Validate one declaration file, with the stack's overrides merged over it.
 
@@ -86,7 +85,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
     return _product(source, doc, parsed)
 
 
-def _document(source: Path, root: Path, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def _document(source: Path, root: Path, overrides: DocumentView | None) -> Document:
     """The declaration's YAML map, the stack's overrides merged over it, valid against the schema."""
     try:
         doc = load_yaml(read_text(source, root))
@@ -109,7 +108,7 @@ def _document(source: Path, root: Path, overrides: Mapping[str, Any] | None) -> 
     return doc
 
 
-def _field_problems(source: Path, doc: Mapping[str, Any]) -> Iterator[Problem | None]:
+def _field_problems(source: Path, doc: DocumentView) -> Iterator[Problem | None]:
     """The checks of single fields, in the order their problems are reported."""
     if doc["name"] != source.stem:
         yield Problem("name", f"{doc['name']!r} must match the file name {show(source.stem)}")
@@ -126,7 +125,7 @@ def _field_problems(source: Path, doc: Mapping[str, Any]) -> Iterator[Problem | 
         yield Problem("consumes", f"{doc['name']!r} cannot consume itself")
 
 
-def _egress(doc: Mapping[str, Any], problems: Problems) -> list[tuple[str, int]]:
+def _egress(doc: DocumentView, problems: Problems) -> list[tuple[str, int]]:
     """(external host, TLS port) per ``egress`` entry; one ServiceEntry per host, so each host once."""
     egress: list[tuple[str, int]] = []
     for entry in doc.get("egress", []):
@@ -140,18 +139,18 @@ def _egress(doc: Mapping[str, Any], problems: Problems) -> list[tuple[str, int]]
     return egress
 
 
-def _route_prefix(doc: Mapping[str, Any]) -> str:
+def _route_prefix(doc: DocumentView) -> str:
     return str(doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"))
 
 
-def _autoscaling(doc: Mapping[str, Any]) -> Autoscaling | None:
+def _autoscaling(doc: DocumentView) -> Autoscaling | None:
     if "autoscaling" not in doc:
         return None
     a = doc["autoscaling"]
     return Autoscaling(a["minReplicas"], a["maxReplicas"], a.get("targetCPUUtilizationPercentage", 70))
 
 
-def _product(source: Path, doc: Mapping[str, Any], parsed: _Parsed) -> Product:
+def _product(source: Path, doc: DocumentView, parsed: _Parsed) -> Product:
     """The ``Product`` of a declaration whose every check passed."""
     releases, mirror = releases_of(doc)
     autoscaling = _autoscaling(doc)
@@ -191,7 +190,7 @@ def _product(source: Path, doc: Mapping[str, Any], parsed: _Parsed) -> Product:
 def load_products(
     directory: Path,
     selected: list[str] | tuple[str, ...],
-    overrides: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, DocumentView],
     config_key: str = "datamesh:products",
     overrides_key: str = OVERRIDES_KEY,
     allow_wildcard_iam: bool | frozenset[str] = False,
@@ -217,7 +216,7 @@ def load_products(
     return _in_dependency_order(products)
 
 
-def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], overrides: Mapping[str, Mapping[str, Any]],
+def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], overrides: Mapping[str, DocumentView],
                      config_key: str, overrides_key: str) -> None:
     """Product names only, and overrides of selected products' overridable fields, valid as the stack's values."""
     for name in selected:

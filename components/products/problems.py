@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import jsonschema
 import pulumi
 
+from components.documents import DocumentView
 from components.inputs import show
 from components.products.schema import DECLARATION_SCHEMA
 
@@ -50,7 +51,7 @@ def fail(source: Path, problem: Problem | tuple[str, str]) -> DeclarationError:
     return DeclarationError(f"{source}: {where}: {what}")
 
 
-def plain(value: Any) -> str:
+def plain(value: object) -> str:
     """A short, printable name as it is; anything else quoted and cut short."""
     return value if isinstance(value, str) and _PLAIN.fullmatch(value) else show(value)
 
@@ -123,7 +124,7 @@ def _did_you_mean(key: str, known: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def schema_problems(doc: object, schema: Mapping[str, Any]) -> list[Problem]:
+def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
     """Every (field, problem) of ``doc`` against ``schema``; unknown keys get a "did you mean"."""
     problems: list[Problem] = []
     for error in Validator(schema).iter_errors(doc):  # in the schema's order, hence stable
@@ -149,7 +150,7 @@ def joined(prefix: str, problems: list[Problem]) -> DeclarationError:
     return DeclarationError(f"{prefix}: {shown}{more}")
 
 
-def schema_error(source: Path, doc: object, schema: Mapping[str, Any] = DECLARATION_SCHEMA,
+def schema_error(source: Path, doc: object, schema: DocumentView = DECLARATION_SCHEMA,
                  prefix: str | None = None) -> DeclarationError | None:
     """The error for every schema problem of ``doc`` (named by ``prefix``, or the file), or None."""
     problems = schema_problems(doc, schema)

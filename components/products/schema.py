@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.documents import Document
 from components.names import NAME_PATTERN
 
 # Istio protocol selection: the Service port is named "<protocol>-api", so Istio
@@ -45,7 +46,7 @@ _RESOURCES = {
     },
 }
 
-DECLARATION_SCHEMA: dict[str, Any] = {
+DECLARATION_SCHEMA: Document = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
@@ -152,7 +153,7 @@ def _without_required(schema: Any) -> Any:
     return schema
 
 
-OVERRIDE_SCHEMA: dict[str, Any] = {
+OVERRIDE_SCHEMA: Document = {
     "type": "object",
     "additionalProperties": False,
     "properties": {k: _without_required(DECLARATION_SCHEMA["properties"][k]) for k in OVERRIDABLE},

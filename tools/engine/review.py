@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.documents import Document
 from tools.engine.graphs import STACK_TYPE, component_of, graph_dot, graph_mermaid
 from tools.engine.valuediff import Change, diff_values, list_key
 
@@ -34,10 +35,10 @@ class Entry:
     identity: str
     label: str
     group: str
-    record: dict[str, Any]
+    record: Document
 
 
-def _k8s_identity(resource: dict[str, Any]) -> tuple[str, str] | None:
+def _k8s_identity(resource: Document) -> tuple[str, str] | None:
     inputs = resource.get("inputs") or {}
     meta = inputs.get("metadata")
     if not resource["type"].startswith("kubernetes:") or not isinstance(meta, dict) or "kind" not in inputs:
@@ -48,7 +49,7 @@ def _k8s_identity(resource: dict[str, Any]) -> tuple[str, str] | None:
     return f"{inputs.get('apiVersion')}/{inputs['kind']}/{where}", f"{inputs['kind']} {where}"
 
 
-def entries(resources: list[dict[str, Any]]) -> dict[str, Entry]:
+def entries(resources: list[Document]) -> dict[str, Entry]:
     by_urn = {r["urn"]: r for r in resources}
     out: dict[str, Entry] = {}
     for r in resources:
@@ -95,7 +96,7 @@ def _money(value: float, signed: bool = False) -> str:
     return f"{sign}${abs(value):,.2f}"
 
 
-def _pulumi_fields(entry: Entry) -> dict[str, Any]:
+def _pulumi_fields(entry: Entry) -> Document:
     r = entry.record
     return {"inputs": r.get("inputs") or {}, "dependencies": sorted(r.get("dependencies") or []),
             "parent": r.get("parent"), "provider": r.get("provider"), "providers": r.get("providers") or {}}
@@ -145,12 +146,12 @@ def _diff_resources(result: RenderDiff, old: dict[str, Entry], new: dict[str, En
                 result.changed_urns.add(new[identity].record["urn"])
 
 
-def _findings(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+def _findings(folder: Path) -> dict[tuple[str, str], Document]:
     report = _read(folder, "policy-report.json", {})
     return {(v["rule"], v["urn"]): v for v in report.get("violations", [])}
 
 
-def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: dict[str, Any] | None) -> None:
+def _diff_cost(result: RenderDiff, old_cost: Document | None, new_cost: Document | None) -> None:
     if old_cost is None or new_cost is None:  # a render from before cost.json: no delta to tell
         result.cost_missing = True
         result.cost_total = (0.0, (new_cost or {}).get("total", 0.0))
