@@ -2,6 +2,6 @@
 
 Base modules (no Pulumi resources; every layer may import them): ``config``,
 ``versions``, ``cidr``, ``names``, ``images``, ``ratelimit``, ``inputs``,
-``documents``. Layers, each importing only those below it: ``platform`` <
+``documents``, ``problems``. Layers, each importing only those below it: ``platform`` <
 ``addons`` < ``products`` < ``governance``.
 """

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from components.documents import Document, DocumentView
+from components.problems import TOP_LEVEL, Problem, message
 
 MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
 LEVELS = (MANDATORY, ADVISORY, DISABLED)
@@ -95,7 +96,11 @@ class Violation:
 
 
 class PolicyConfigError(ValueError):
-    """A policy config that is not what the rules' schemas allow; the message says where."""
+    """A policy config that is not what the rules' schemas allow: its ``problem`` says where and what."""
+
+    def __init__(self, where: str, what: str) -> None:
+        self.problem = Problem(where, what)
+        super().__init__(message([self.problem]))
 
 
 EXEMPTIONS_PROPERTY = {"type": "array", "items": {"type": "string"},
@@ -113,14 +118,14 @@ def _check_entry(key: str, entry: DocumentView, properties: DocumentView) -> Non
     for prop, value in entry.items():
         if prop == "enforcementLevel":
             if value not in LEVELS:
-                raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
+                raise PolicyConfigError(f"{key}.enforcementLevel", f"must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
             continue
         if prop not in properties:
-            raise PolicyConfigError(f"{key}.{str(prop)[:60]}: is not a setting of this policy "
+            raise PolicyConfigError(f"{key}.{str(prop)[:60]}", "is not a setting of this policy "
                                     f"({', '.join(['enforcementLevel', *properties])})")
         wanted = properties[prop].get("type")
         if wanted == "array" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise PolicyConfigError(f"{key}.{prop}: must be a list of strings")
+            raise PolicyConfigError(f"{key}.{prop}", "must be a list of strings")
 
 
 def rule_configs(config: object, rules: Mapping[str, Rule]) -> dict[str, Document]:
@@ -130,17 +135,17 @@ def rule_configs(config: object, rules: Mapping[str, Rule]) -> dict[str, Documen
     malformed exemption must not exempt everything.
     """
     if not isinstance(config, Mapping):
-        raise PolicyConfigError("(top level): must be a map of policy name to level or settings")
+        raise PolicyConfigError(TOP_LEVEL, "must be a map of policy name to level or settings")
     result: dict[str, Document] = {name: {} for name in rules}
     for key, value in config.items():
         if key != "all" and key not in rules:
-            raise PolicyConfigError(f"{str(key)[:60]}: is not a datamesh policy ({', '.join(rules)})")
+            raise PolicyConfigError(str(key)[:60], f"is not a datamesh policy ({', '.join(rules)})")
         if isinstance(value, str):
             entry: Document = {"enforcementLevel": value}
         elif isinstance(value, Mapping):
             entry = dict(value)
         else:
-            raise PolicyConfigError(f"{key}: must be a level ({', '.join(LEVELS)}) or a map of settings")
+            raise PolicyConfigError(str(key), f"must be a level ({', '.join(LEVELS)}) or a map of settings")
         properties = {"exemptions": EXEMPTIONS_PROPERTY} if key == "all" else config_schema(rules[key])["properties"]
         _check_entry(key, entry, properties)
         for name in (rules if key == "all" else [key]):
@@ -162,7 +167,7 @@ def run_rule(rule: Rule, resources: list[Resource], config: DocumentView) -> lis
         found = list(rule.stack_check(resources, ctx))
     patterns = config.get("exemptions", [])
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        raise PolicyConfigError(f"{rule.name}.exemptions: must be a list of strings")  # never iterate a string's letters
+        raise PolicyConfigError(f"{rule.name}.exemptions", "must be a list of strings")  # never iterate a string's letters
     return [(r, m) for r, m in found if not exempt(r, patterns)]
 
 

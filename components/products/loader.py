@@ -17,6 +17,7 @@ from components.config import RESERVED_NAMESPACES
 from components.documents import Document, DocumentView, merge_values
 from components.inputs import InputError, load_yaml, read_text, show
 from components.names import is_name
+from components.problems import message
 from components.products.checks import (
     load_openapi,
     rate_limit,
@@ -66,7 +67,7 @@ def parse_declaration(source: Path, overrides: DocumentView | None = None, root:
     """
     root = root if root is not None else source.parent
     doc = _document(source, root, overrides)
-    problems = Problems(source, frozenset(overrides or {}), f"{overrides_key}: {source.stem}")
+    problems = Problems(source, frozenset(overrides or {}), f"{overrides_key}.{source.stem}")
     for problem in _field_problems(source, doc):
         problems.check(problem)
     parsed = _Parsed()
@@ -224,14 +225,15 @@ def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], ove
             raise DeclarationError(f"{config_key}: {show(name)} is not a product name")
     for name, override in overrides.items():
         if name not in selected:
-            raise DeclarationError(f"{overrides_key}: {plain(name)}: is not a selected product")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{plain(name)}", "is not a selected product")]))
         if not isinstance(override, Mapping):
-            raise DeclarationError(f"{overrides_key}: {name}: must be a map of {', '.join(OVERRIDABLE)}")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{name}", f"must be a map of {', '.join(OVERRIDABLE)}")]))
         unknown = sorted(str(k) for k in set(override) - set(OVERRIDABLE))
         if unknown:
-            raise DeclarationError(f"{overrides_key}: {name}.{plain(unknown[0])}: cannot be overridden; only {', '.join(OVERRIDABLE)}")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{name}.{plain(unknown[0])}",
+                                                    f"cannot be overridden; only {', '.join(OVERRIDABLE)}")]))
         # The stack's values are checked as the stack's, so an error names the stack key, not the product's file.
-        error = schema_error(directory, override, OVERRIDE_SCHEMA, prefix=f"{overrides_key}: {name}")
+        error = schema_error(directory, override, OVERRIDE_SCHEMA, prefix=f"{overrides_key}.{name}")
         if error:
             raise error
 

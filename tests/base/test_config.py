@@ -48,7 +48,7 @@ BAD_CONFIGS = [
     ({"nodeDiskSize": 5}, (), "datamesh:nodeDiskSize", "between 20 and 1000"),  # bare key: project namespace
     ({"datamesh:tags": {"aws:owner": "me"}}, (), "datamesh:tags", "not a usable AWS tag key"),
     ({"datamesh:tags": ["a"]}, (), "datamesh:tags", "must be a map"),
-    ({"datamesh:tags": {"team": 7}}, (), "datamesh:tags", "team: the value must be a string"),
+    ({"datamesh:tags": {"team": 7}}, (), "datamesh:tags.team", "the value must be a string"),
     ({"datamesh:products": ["customer-features", "customer-features"]}, (), "datamesh:products", "twice"),
     ({"datamesh:istioRevision": "1.30"}, (), "datamesh:istioRevision", "DNS label"),
     ({"datamesh:eksSupportType": "standard"}, (), "datamesh:eksSupportType", "STANDARD, EXTENDED"),

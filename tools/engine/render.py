@@ -17,6 +17,7 @@ import yaml
 
 from components.documents import Document
 from components.inputs import InputError, read_text
+from components.problems import Problem, field_path, message
 from policies.rules import (
     LEVELS,
     MANDATORY,
@@ -121,11 +122,11 @@ def load_policy_config(stack: str, path: Path | None) -> Document:
     except RecursionError:
         raise StackConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     except PolicyConfigError as exc:
-        raise StackConfigError(f"{path}: {exc}") from None
+        raise StackConfigError(message([exc.problem], str(path))) from None
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(policy_config_schema()).iter_errors(config))
     if error is not None:  # the same schemas, checked by the JSON Schema library too
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise StackConfigError(f"{path}: {where}: does not match the policy's config schema ({error.validator})")
+        problem = Problem(field_path(error.absolute_path), f"does not match the policy's config schema ({error.validator})")
+        raise StackConfigError(message([problem], str(path)))
     return config
 
 
