@@ -9,7 +9,7 @@ from components.config import ConfigError
 from components.governance.access import key_digest, load_access, parse_rate_limit
 from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
 from components.governance.zero_trust import GATEWAY_PRINCIPAL
-from tests.conftest import DEMO, ROOT, declared, render_variant, selected, stack_file, waits_for
+from tests.conftest import DEMO, ROOT, declared, not_waiting_for, render_variant, selected, stack_file, waits_for
 from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
@@ -85,10 +85,7 @@ def test_products_start_only_after_their_namespace_denies_by_default(dev):
 
 
 def test_policies_wait_for_istiod(dev):
-    istiod = dev.one("kubernetes:helm.sh/v3:Release", "istiod")
-    for r in dev.resources:
-        if r.type.startswith("kubernetes:security.istio.io/"):
-            assert waits_for(dev, r, istiod), r.name
+    assert not_waiting_for(dev, "kubernetes:security.istio.io/", dev.one("kubernetes:helm.sh/v3:Release", "istiod")) == []
 
 
 # --- API keys ----------------------------------------------------------------
