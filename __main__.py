@@ -94,9 +94,8 @@ data_products = {p.name: DataProduct(p.name, DataProductArgs(
 
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
-    ApiGovernance("api-governance", ApiGovernanceArgs(  # its Args still carry the provider (issue 16/17's file)
-        products, access.consumers, key_salt(settings.cluster_name), access.tiers, istio.gateway, ctx.kubernetes,
-        mesh.namespaces))
+    ApiGovernance("api-governance", ApiGovernanceArgs(
+        products, access.consumers, key_salt(settings.cluster_name), access.tiers, istio.gateway, mesh.namespaces), ctx.opts())
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(anypoint, products, mesh.namespaces, data_products), ctx.opts())
 

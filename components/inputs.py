@@ -32,7 +32,7 @@ MAX_DEPTH = 64  # nesting levels in a YAML document
 MAX_INT_DIGITS = 18  # an int64 holds 18 digits safely; no datamesh value comes near
 
 
-def show(value: Any, limit: int = 60) -> str:
+def show(value: object, limit: int = 60) -> str:
     """A value for an error message: quoted, on one line, cut short (a message never carries a whole input)."""
 
     text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
@@ -177,7 +177,7 @@ else:  # pragma: no cover
             _Resolver.__init__(self)
 
 
-def load_yaml(text: str) -> Any:
+def load_yaml(text: str) -> object:
     """One YAML document, safely; ``InputError`` (with a line number, never content) when it is refused."""
     try:
         return yaml.load(text, Loader=SafeLoader)

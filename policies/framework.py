@@ -10,7 +10,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from components.documents import Document, DocumentView
+from components.problems import TOP_LEVEL, Problem, message
 
 MANDATORY, ADVISORY, DISABLED = "mandatory", "advisory", "disabled"
 LEVELS = (MANDATORY, ADVISORY, DISABLED)
@@ -23,7 +25,7 @@ class Resource:
     urn: str
     type: str
     name: str
-    props: Mapping[str, Any]
+    props: DocumentView
 
     @property
     def kind(self) -> str:
@@ -34,7 +36,7 @@ class Resource:
         return self.type.startswith("kubernetes:") and self.kind in kinds
 
     @property
-    def metadata(self) -> Mapping[str, Any]:
+    def metadata(self) -> DocumentView:
         meta = self.props.get("metadata")
         return meta if isinstance(meta, Mapping) else {}
 
@@ -47,7 +49,7 @@ class Resource:
         return str(self.metadata.get("name") or self.name)
 
     @property
-    def spec(self) -> Mapping[str, Any]:
+    def spec(self) -> DocumentView:
         spec = self.props.get("spec")
         return spec if isinstance(spec, Mapping) else {}
 
@@ -56,10 +58,12 @@ class Resource:
 class Context:
     """What a rule may be told through the pack's config."""
 
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: DocumentView = field(default_factory=dict)
 
-    def setting(self, key: str, default: Any) -> Any:
-        return self.config.get(key, default)
+    def setting(self, key: str, default: list[str]) -> list[str]:
+        """A rule's setting, or ``default``: every rule setting is a list of strings (``_check_entry`` holds them to it)."""
+        value: list[str] = self.config.get(key, default)
+        return value
 
 
 ResourceCheck = Callable[[Resource, Context], Iterable[str]]
@@ -74,7 +78,7 @@ class Rule:
     resource_check: ResourceCheck | None = None
     stack_check: StackCheck | None = None
     # Extra config properties (JSON Schema) the rule reads, besides exemptions.
-    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    settings: Mapping[str, DocumentView] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,52 +96,56 @@ class Violation:
 
 
 class PolicyConfigError(ValueError):
-    """A policy config that is not what the rules' schemas allow; the message says where."""
+    """A policy config that is not what the rules' schemas allow: its ``problem`` says where and what."""
+
+    def __init__(self, where: str, what: str) -> None:
+        self.problem = Problem(where, what)
+        super().__init__(message([self.problem]))
 
 
 EXEMPTIONS_PROPERTY = {"type": "array", "items": {"type": "string"},
                        "description": "URNs or resource names (globs) this rule does not apply to"}
 
 
-def config_schema(rule: Rule) -> dict[str, Any]:
+def config_schema(rule: Rule) -> Document:
     """The JSON Schema of one rule's config object: what the pack declares to Pulumi (``policies/pack.py``)
     and what the render validates a config file against (besides ``enforcementLevel``, which Pulumi adds)."""
     return {"type": "object", "properties": {"exemptions": EXEMPTIONS_PROPERTY, **rule.settings}}
 
 
-def _check_entry(key: str, entry: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+def _check_entry(key: str, entry: DocumentView, properties: DocumentView) -> None:
     """Fail closed, with the standard library only: every property known, every list a list of strings."""
     for prop, value in entry.items():
         if prop == "enforcementLevel":
             if value not in LEVELS:
-                raise PolicyConfigError(f"{key}.enforcementLevel: must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
+                raise PolicyConfigError(f"{key}.enforcementLevel", f"must be one of {', '.join(LEVELS)}, got {str(value)[:40]!r}")
             continue
         if prop not in properties:
-            raise PolicyConfigError(f"{key}.{str(prop)[:60]}: is not a setting of this policy "
+            raise PolicyConfigError(f"{key}.{str(prop)[:60]}", "is not a setting of this policy "
                                     f"({', '.join(['enforcementLevel', *properties])})")
         wanted = properties[prop].get("type")
         if wanted == "array" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise PolicyConfigError(f"{key}.{prop}: must be a list of strings")
+            raise PolicyConfigError(f"{key}.{prop}", "must be a list of strings")
 
 
-def rule_configs(config: object, rules: Mapping[str, Rule]) -> dict[str, dict[str, Any]]:
+def rule_configs(config: object, rules: Mapping[str, Rule]) -> dict[str, Document]:
     """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per rule of ``rules`` (by name).
 
     Anything the rules' schemas do not allow is an error, never ignored: a
     malformed exemption must not exempt everything.
     """
     if not isinstance(config, Mapping):
-        raise PolicyConfigError("(top level): must be a map of policy name to level or settings")
-    result: dict[str, dict[str, Any]] = {name: {} for name in rules}
+        raise PolicyConfigError(TOP_LEVEL, "must be a map of policy name to level or settings")
+    result: dict[str, Document] = {name: {} for name in rules}
     for key, value in config.items():
         if key != "all" and key not in rules:
-            raise PolicyConfigError(f"{str(key)[:60]}: is not a datamesh policy ({', '.join(rules)})")
+            raise PolicyConfigError(str(key)[:60], f"is not a datamesh policy ({', '.join(rules)})")
         if isinstance(value, str):
-            entry: dict[str, Any] = {"enforcementLevel": value}
+            entry: Document = {"enforcementLevel": value}
         elif isinstance(value, Mapping):
             entry = dict(value)
         else:
-            raise PolicyConfigError(f"{key}: must be a level ({', '.join(LEVELS)}) or a map of settings")
+            raise PolicyConfigError(str(key), f"must be a level ({', '.join(LEVELS)}) or a map of settings")
         properties = {"exemptions": EXEMPTIONS_PROPERTY} if key == "all" else config_schema(rules[key])["properties"]
         _check_entry(key, entry, properties)
         for name in (rules if key == "all" else [key]):
@@ -149,7 +157,7 @@ def exempt(resource: Resource, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(resource.urn, p) or fnmatch.fnmatchcase(resource.name, p) for p in patterns)
 
 
-def run_rule(rule: Rule, resources: list[Resource], config: Mapping[str, Any]) -> list[tuple[Resource, str]]:
+def run_rule(rule: Rule, resources: list[Resource], config: DocumentView) -> list[tuple[Resource, str]]:
     """A rule's findings, exemptions (``config["exemptions"]``: URN or name globs) left out."""
     ctx = Context(config)
     if rule.resource_check is not None:
@@ -159,11 +167,11 @@ def run_rule(rule: Rule, resources: list[Resource], config: Mapping[str, Any]) -
         found = list(rule.stack_check(resources, ctx))
     patterns = config.get("exemptions", [])
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        raise PolicyConfigError(f"{rule.name}.exemptions: must be a list of strings")  # never iterate a string's letters
+        raise PolicyConfigError(f"{rule.name}.exemptions", "must be a list of strings")  # never iterate a string's letters
     return [(r, m) for r, m in found if not exempt(r, patterns)]
 
 
-def evaluate(rules: tuple[Rule, ...], resources: list[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
+def evaluate(rules: tuple[Rule, ...], resources: list[Resource], config: DocumentView | None = None) -> list[Violation]:
     """Every rule of ``rules`` over ``resources``, with levels and exemptions from ``config``."""
     configs = rule_configs(config or {}, {rule.name: rule for rule in rules})
     violations = []

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -40,9 +40,9 @@ def _stack_validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolati
     return validate
 
 
-def build_policies() -> list[Any]:
+def build_policies() -> list[Policy]:
     """Every rule as a Pulumi policy, with its default enforcement level and config schema."""
-    policies: list[Any] = []
+    policies: list[Policy] = []
     for rule in RULES:
         level = EnforcementLevel(rule.level)
         if rule.resource_check is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
 
+from components.documents import Document, DocumentView
 from components.images import image_pin_problem
 from components.names import PLATFORM_NAMESPACES
 from policies import framework
@@ -65,7 +65,7 @@ def convert_protocol(port: int, name: str, protocol: str, app_protocol: str | No
     return found
 
 
-def istio_protocol(port: Mapping[str, Any]) -> str | None:
+def istio_protocol(port: DocumentView) -> str | None:
     """The protocol Istio selects for a Service port (as in a Kubernetes manifest), or None when it would sniff."""
     number = port.get("port")
     app = port.get("appProtocol")
@@ -78,7 +78,7 @@ def istio_protocol(port: Mapping[str, Any]) -> str | None:
     return None if found == UNSUPPORTED_PROTOCOL else found
 
 
-def suggest_port_name(port: Mapping[str, Any]) -> str:
+def suggest_port_name(port: DocumentView) -> str:
     number = port.get("port")
     suffix = re.sub(r"[^a-z0-9]+", "-", str(port.get("name") or "api").lower()).strip("-") or "api"
     protocol = "https" if number == 443 else "grpc" if number in (9090, 50051) else "http" if number in (80, 8080, 12000) else "tcp"
@@ -165,14 +165,14 @@ def check_namespace_injection(r: Resource, ctx: Context) -> Iterator[str]:
         yield f"namespace {r.k8s_name} must be labelled istio-injection=enabled (or istio.io/rev=<revision>) so its pods join the mesh"
 
 
-def pod_spec(r: Resource) -> Mapping[str, Any]:
+def pod_spec(r: Resource) -> DocumentView:
     if r.kind == "Pod":
         return r.spec
     template = r.spec.get("jobTemplate", {}).get("spec", r.spec) if r.kind == "CronJob" else r.spec
     return (template.get("template") or {}).get("spec") or {}
 
 
-def containers(r: Resource) -> Iterator[Mapping[str, Any]]:
+def containers(r: Resource) -> Iterator[DocumentView]:
     spec = pod_spec(r)
     yield from spec.get("initContainers") or []
     yield from spec.get("containers") or []
@@ -280,7 +280,7 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_NAME = {r.name: r for r in RULES}
 
 
-def rule_configs(config: object) -> dict[str, dict[str, Any]]:
+def rule_configs(config: object) -> dict[str, Document]:
     """Normalise Pulumi policy config (``{"all": level, "<rule>": level | {...}}``) per datamesh rule.
 
     Anything the rules' schemas do not allow is an error, never ignored: a
@@ -289,6 +289,6 @@ def rule_configs(config: object) -> dict[str, dict[str, Any]]:
     return framework.rule_configs(config, RULES_BY_NAME)
 
 
-def evaluate(resources: list[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
+def evaluate(resources: list[Resource], config: DocumentView | None = None) -> list[Violation]:
     """Every datamesh rule over ``resources``, with levels and exemptions from ``config``."""
     return framework.evaluate(RULES, resources, config)

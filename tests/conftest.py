@@ -237,6 +237,11 @@ def waits_for(result: RunResult, later: Registration, earlier: Registration) -> 
     return earlier.urn in closure(result, later.urn)
 
 
+def not_waiting_for(result: RunResult, type_prefix: str, earlier: Registration) -> list[str]:
+    """The names of the resources whose type starts with ``type_prefix`` that do not wait for ``earlier``."""
+    return [r.name for r in result.resources if r.type.startswith(type_prefix) and not waits_for(result, r, earlier)]
+
+
 def written(result: RunResult, out: Path) -> Path:
     """``result`` written as tools.render writes it, into ``out``."""
     write_render(result, out)

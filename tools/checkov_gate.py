@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from components.documents import Document
 from components.inputs import InputError, load_yaml, read_text
 from tools.cli import Exit, OneLineParser
 
@@ -35,16 +36,19 @@ BASELINE_SCHEMA = {"type": "object", "required": ["accepted"], "properties": {"a
     "properties": {"check": {"type": "string", "minLength": 1}, "resources": {"type": "string", "minLength": 1},
                    "reason": {"type": "string", "pattern": "\\S"}}}}}}
 
+# A checkov JSON report: one object, or a list of them (one a framework) when several ran.
+Report = Document | list[Document]
+
 BASELINE = Path(__file__).resolve().parents[1] / "policies" / "checkov" / "baseline.yaml"
 
 
-def failed_checks(report: Any) -> list[dict[str, Any]]:
+def failed_checks(report: Report) -> list[Document]:
     """Every failed check of a checkov JSON report."""
     reports = report if isinstance(report, list) else [report]
     return [f for r in reports for f in (r.get("results") or {}).get("failed_checks", [])]
 
 
-def gate(findings: list[dict[str, Any]], accepted: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def gate(findings: list[Document], accepted: list[Document]) -> tuple[list[Document], list[Document]]:
     """(findings no entry accepts, entries that accepted nothing)."""
     used: set[int] = set()
     open_findings = []
@@ -62,7 +66,7 @@ class GateInputError(ValueError):
     """A report or the baseline that cannot be read or has the wrong shape; the message names the file."""
 
 
-def _load(path: Path, schema: dict[str, Any], what: str, as_yaml: bool = False) -> Any:
+def _load(path: Path, schema: Document, what: str, as_yaml: bool = False) -> Any:
     try:
         text = read_text(path, limit=MAX_REPORT_BYTES)
         doc = load_yaml(text) if as_yaml else json.loads(text)
@@ -77,7 +81,7 @@ def _load(path: Path, schema: dict[str, Any], what: str, as_yaml: bool = False) 
     return doc
 
 
-def scanned(report: Any) -> int:
+def scanned(report: Report) -> int:
     """How many checks a report ran, passed or failed: zero means checkov scanned nothing."""
     reports = report if isinstance(report, list) else [report]
     return sum(len(r["results"].get(k) or []) for r in reports for k in ("passed_checks", "failed_checks"))

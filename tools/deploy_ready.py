@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from components.documents import Document
+
 # Needs PyYAML only (through components.inputs, the same bounded reader and strict YAML loader the
 # render uses on a pull request's stack file), so the workflow's check installs nothing else.
 from components.inputs import InputError, load_yaml, read_text
@@ -46,7 +48,7 @@ def _secure_values(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _secure_values(item, f"{path}[{i}]")
 
 
-def placeholders(config: dict[str, Any]) -> list[str]:
+def placeholders(config: Document) -> list[str]:
     """What in a stack's ``config:`` map still needs a real value, one sentence each."""
     found = [f"{path}: placeholder secret, set it with `pulumi config set --secret`"
              for key, value in config.items() for path, text in _secure_values(value, key) if SECRET_MARKER in text]

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.documents import Document
 from components.inputs import InputError, load_yaml, read_text
 from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, OneLineParser
 
@@ -92,7 +93,7 @@ def post(url: str, key: str | None, timeout: float = 10) -> Response:
     return send(url, key, timeout, "POST", PREDICT_BODY)
 
 
-def send(url: str, key: str | None, timeout: float = 10, method: str = "POST", body: Any = None) -> Response:
+def send(url: str, key: str | None, timeout: float = 10, method: str = "POST", body: object = None) -> Response:
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if key is not None:
         headers["Authorization"] = basic_auth(key)
@@ -120,11 +121,11 @@ class ProductProbe:
     product: str
     method: str
     path: str
-    body: Any
+    body: object
     health_path: str | None  # None: the gateway does not serve it
 
 
-def read_outputs(render: Path | None, outputs: Path | None) -> dict[str, Any]:
+def read_outputs(render: Path | None, outputs: Path | None) -> Document:
     """The stack outputs of a render folder (DIR/outputs.json) or of ``pulumi stack output --json``."""
     path = render / "outputs.json" if render is not None else outputs
     option = "--render" if render is not None else "--outputs"
@@ -140,7 +141,7 @@ def read_outputs(render: Path | None, outputs: Path | None) -> dict[str, Any]:
     return doc
 
 
-def _operation(definition: dict[str, Any]) -> tuple[str, str, Any] | None:
+def _operation(definition: Document) -> tuple[str, str, Any] | None:
     """(method, path, body) of the documented operation smoke calls; None when the document has none."""
     candidates: list[tuple[int, str, str, Any]] = []
     for path, item in (definition.get("paths") or {}).items():
@@ -161,7 +162,7 @@ def _operation(definition: dict[str, Any]) -> tuple[str, str, Any] | None:
     return method.upper(), str(path), body
 
 
-def product_probes(outputs: dict[str, Any], only: list[str]) -> list[ProductProbe]:
+def product_probes(outputs: Document, only: list[str]) -> list[ProductProbe]:
     """Each product's probe from the productUrls and catalog outputs, narrowed to ``only`` when given."""
     names = sorted(outputs["productUrls"])
     unknown = [n for n in only if n not in names]

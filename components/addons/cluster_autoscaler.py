@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.documents import Document, merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
 
 
-def iam_policy_document(cluster_name: str) -> dict[str, Any]:
+def iam_policy_document(cluster_name: str) -> Document:
     """What the autoscaler needs (kubernetes/autoscaler cloudprovider/aws/README.md, "recommended"
     policy), with the two write actions limited to this cluster's Auto Scaling groups, which EKS
     managed node groups tag ``k8s.io/cluster-autoscaler/<cluster>=owned``."""
@@ -51,7 +50,7 @@ def iam_policy_document(cluster_name: str) -> dict[str, Any]:
     }
 
 
-def default_values(cluster_name: str, region: str, kubernetes_version: str, role_arn: pulumi.Input[str]) -> dict[str, Any]:
+def default_values(cluster_name: str, region: str, kubernetes_version: str, role_arn: pulumi.Input[str]) -> Document:
     """Chart values: discover this cluster's node groups by tag, and run the autoscaler of the cluster's minor."""
     return {
         "cloudProvider": "aws",
@@ -89,7 +88,7 @@ class ClusterAutoscalerArgs:
 
     cluster: ClusterContext
     after: tuple[pulumi.Resource, ...] = ()
-    values: dict[str, Any] = field(default_factory=dict)
+    values: Document = field(default_factory=dict)
 
 
 class ClusterAutoscaler(pulumi.ComponentResource):

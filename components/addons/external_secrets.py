@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.documents import Document, merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 
 # Outside the mesh, like the other cluster add-ons: the API server calls its admission webhook
@@ -28,14 +27,14 @@ def secret_arns(oidc_provider_arn: str, region: str, names: Iterable[str]) -> li
     return [f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-??????" for name in sorted(set(names))]
 
 
-def iam_policy_document(arns: list[str]) -> dict[str, Any]:
+def iam_policy_document(arns: list[str]) -> Document:
     """Read the declared secrets, nothing else (the operator's AWS provider calls GetSecretValue and DescribeSecret)."""
     return {"Version": "2012-10-17", "Statement": [{
         "Sid": "ReadDeclaredSecrets", "Effect": "Allow",
         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns}]}
 
 
-def default_values(role_arn: pulumi.Input[str]) -> dict[str, Any]:
+def default_values(role_arn: pulumi.Input[str]) -> Document:
     """Chart values (external-secrets 2.9.0 values.yaml): the controller's service account carries the IRSA role."""
     return {
         "installCRDs": True,
@@ -65,7 +64,7 @@ class ExternalSecretsArgs:
     namespaces: tuple[str, ...]
     cluster: ClusterContext
     after: tuple[pulumi.Resource, ...] = ()
-    values: dict[str, Any] = field(default_factory=dict)
+    values: Document = field(default_factory=dict)
 
 
 class ExternalSecrets(pulumi.ComponentResource):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.platform.helm import merge_values, pinned_release
+from components.documents import Document, merge_values
+from components.platform.helm import pinned_release
 
 NAMESPACE = "kube-system"
 
-DEFAULT_VALUES: dict[str, Any] = {
+DEFAULT_VALUES: Document = {
     # Two replicas and a PDB: the HPAs keep their metrics through a node drain.
     "replicas": 2,
     "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
@@ -33,7 +33,7 @@ class MetricsServerArgs:
     """
 
     after: tuple[pulumi.Resource, ...] = ()
-    values: dict[str, Any] = field(default_factory=dict)
+    values: Document = field(default_factory=dict)
 
 
 class MetricsServer(pulumi.ComponentResource):

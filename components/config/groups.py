@@ -31,7 +31,6 @@ from components.config.schema import (
     SOURCE_URL_PATTERN,
     TAG_KEY_PATTERN,
     TAG_VALUE_PATTERN,
-    ConfigError,
 )
 from components.config.settings import (
     EdgeSettings,
@@ -45,6 +44,7 @@ from components.config.settings import (
 from components.config.values import (
     Values,
     cidr,
+    config_error,
     each,
     fail,
     flag,
@@ -57,6 +57,7 @@ from components.config.values import (
 )
 from components.inputs import show as _show
 from components.names import is_dns_label, is_name
+from components.problems import Problem
 
 
 def check_keys(raw: Mapping[str, str], secret: frozenset[str]) -> None:
@@ -76,9 +77,9 @@ def check_keys(raw: Mapping[str, str], secret: frozenset[str]) -> None:
 
 def region(region: str | None) -> str:
     if not region:
-        raise ConfigError("aws:region: is required (pulumi config set aws:region <region>)")
+        raise config_error(Problem("aws:region", "is required (pulumi config set aws:region <region>)"))
     if not REGION_PATTERN.fullmatch(region):
-        raise ConfigError(f"aws:region: {_show(region)} is not an AWS region name")
+        raise config_error(Problem("aws:region", f"{_show(region)} is not an AWS region name"))
     return region
 
 
@@ -233,9 +234,9 @@ def tags(v: Values) -> tuple[tuple[str, str], ...]:
         if not TAG_KEY_PATTERN.fullmatch(tag_key) or tag_key.lower().startswith("aws:"):
             raise fail("tags", f"{_show(tag_key)} is not a usable AWS tag key")
         if not isinstance(tag_value, str):
-            raise fail("tags", f"{tag_key}: the value must be a string, got {_show(tag_value)}")
+            raise fail(f"tags.{tag_key}", f"the value must be a string, got {_show(tag_value)}")
         if not TAG_VALUE_PATTERN.fullmatch(tag_value):
-            raise fail("tags", f"{tag_key}: {_show(tag_value)} is not a usable AWS tag value")
+            raise fail(f"tags.{tag_key}", f"{_show(tag_value)} is not a usable AWS tag value")
     return tuple(sorted((k, str(value)) for k, value in tags.items()))
 
 
@@ -247,7 +248,7 @@ def products(v: Values) -> tuple[tuple[str, ...], bool | frozenset[str]]:
         "allowWildcardIamProducts", strings(v, "allowWildcardIamProducts"), is_name, "a product name"))
     for name in wildcard_products:
         if name not in products:
-            raise fail("allowWildcardIamProducts", f"{name}: is not a selected product")
+            raise fail("allowWildcardIamProducts", f"{name} is not a selected product")
     return products, True if flag(v, "allowWildcardIam") else frozenset(wildcard_products)
 
 

@@ -8,10 +8,17 @@ from collections.abc import Callable, Mapping
 
 from components.config.schema import NAMESPACE, SECRET_KEYS, ConfigError, Key
 from components.inputs import show as _show
+from components.problems import Problem, message
 
 
 def fail(key: str, problem: str) -> ConfigError:
-    return ConfigError(f"{NAMESPACE}:{key}: {problem}")
+    """The error for one problem of a ``datamesh:*`` key; ``key`` may go on into its value (``consumers.a.tier``)."""
+    return config_error(Problem(f"{NAMESPACE}:{key}", problem))
+
+
+def config_error(problem: Problem) -> ConfigError:
+    """A stack config problem as the error Pulumi prints: "<namespace>:<key>: <what is wrong>"."""
+    return ConfigError(message([problem]))
 
 
 def parse(key: str, spec: Key, raw: str | None) -> object:

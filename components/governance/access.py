@@ -14,9 +14,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from components.config import ConfigError
+from components.config.values import fail
+from components.documents import DocumentView
 from components.names import is_name
 from components.ratelimit import RateLimit, period_seconds
 
@@ -55,35 +55,31 @@ def key_digest(key: str, salt: str) -> str:
     return hashlib.sha256((salt + key).encode()).hexdigest()
 
 
-def _fail(key: str, problem: str) -> ConfigError:
-    return ConfigError(f"datamesh:{key}: {problem}")
-
-
-def parse_rate_limit(key: str, value: Any) -> RateLimit:
+def parse_rate_limit(key: str, value: object) -> RateLimit:
     """``{requests: 2, period: 1m}`` into a RateLimit; ``key`` names where it came from."""
     if not isinstance(value, Mapping) or set(value) != {"requests", "period"}:
-        raise _fail(key, "must be a map with exactly requests and period, e.g. {requests: 2, period: 1m}")
+        raise fail(key, "must be a map with exactly requests and period, e.g. {requests: 2, period: 1m}")
     requests, period = value["requests"], value["period"]
     if not isinstance(requests, int) or isinstance(requests, bool) or not 1 <= requests <= 1_000_000:
-        raise _fail(key, f"requests must be a whole number from 1 to 1000000, got {json.dumps(requests)}")
+        raise fail(key, f"requests must be a whole number from 1 to 1000000, got {json.dumps(requests)}")
     seconds = period_seconds(str(period))
     if seconds is None:
-        raise _fail(key, f"period must be like 30s, 1m or 1h (24h at most), got {json.dumps(period)[:60]}")
+        raise fail(key, f"period must be like 30s, 1m or 1h (24h at most), got {json.dumps(period)[:60]}")
     return RateLimit(requests, seconds)
 
 
-def parse_tiers(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
+def parse_tiers(raw: DocumentView) -> dict[str, RateLimit]:
     tiers = {}
     for name, value in raw.items():
         if not is_name(name):
-            raise _fail("rateLimitTiers", f"{name!r} must be a lowercase name")
-        tiers[name] = parse_rate_limit(f"rateLimitTiers: {name}", value)
+            raise fail("rateLimitTiers", f"{name!r} must be a lowercase name")
+        tiers[name] = parse_rate_limit(f"rateLimitTiers.{name}", value)
     return tiers
 
 
 def parse_consumers(
-    raw_consumers: Mapping[str, Any],
-    raw_keys: Mapping[str, Any],
+    raw_consumers: DocumentView,
+    raw_keys: DocumentView,
     tiers: Mapping[str, RateLimit],
     products: set[str],
 ) -> tuple[Consumer, ...]:
@@ -91,34 +87,34 @@ def parse_consumers(
     consumers = []
     for name, spec in raw_consumers.items():
         if not is_name(name):
-            raise _fail("consumers", f"{name!r} must be a lowercase name (letters, digits, '-')")
+            raise fail("consumers", f"{name!r} must be a lowercase name (letters, digits, '-')")
         if not isinstance(spec, Mapping) or not set(spec) <= {"products", "tier"} or "products" not in spec:
-            raise _fail(f"consumers: {name}", "must be a map with products (a list) and, optionally, tier")
+            raise fail(f"consumers.{name}", "must be a map with products (a list) and, optionally, tier")
         wanted = spec["products"]
         if not isinstance(wanted, list) or not wanted or not all(isinstance(p, str) for p in wanted):
-            raise _fail(f"consumers: {name}.products", "must be a non-empty list of product names")
+            raise fail(f"consumers.{name}.products", "must be a non-empty list of product names")
         for product in wanted:
             if product not in products:
-                raise _fail(f"consumers: {name}.products", f"{product!r:.60} is not a selected product")
+                raise fail(f"consumers.{name}.products", f"{product!r:.60} is not a selected product")
         tier = spec.get("tier")
         if tier is not None and (not isinstance(tier, str) or tier not in tiers):
-            raise _fail(f"consumers: {name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers")
+            raise fail(f"consumers.{name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers")
         keys = raw_keys.get(name)
         if not isinstance(keys, list) or not keys:
-            raise _fail("apiKeys", f"{name}: has no key; set one with --secret")
+            raise fail(f"apiKeys.{name}", "has no key; set one with --secret")
         for i, key in enumerate(keys):
             if not isinstance(key, str) or not _KEY.fullmatch(key):
-                raise _fail("apiKeys", f"{name}[{i}]: a key must be 24 to 256 letters, digits, '.', '_', '~' or '-'")
+                raise fail(f"apiKeys.{name}[{i}]", "a key must be 24 to 256 letters, digits, '.', '_', '~' or '-'")
         consumers.append(Consumer(name, tuple(dict.fromkeys(wanted)), tier, tuple(keys)))
 
     for name in raw_keys:
         if name not in raw_consumers:
-            raise _fail("apiKeys", f"{name if is_name(name) else repr(name)[:60]}: is not a declared consumer")
+            raise fail(f"apiKeys.{name if is_name(name) else repr(name)[:60]}", "is not a declared consumer")
     owners: dict[str, str] = {}
     for consumer in consumers:
         for i, key in enumerate(consumer.keys):
             if key in owners:
-                raise _fail("apiKeys", f"{consumer.name}[{i}]: the same key is already {owners[key]}'s; keys must be unique")
+                raise fail(f"apiKeys.{consumer.name}[{i}]", f"the same key is already {owners[key]}'s; keys must be unique")
             owners[key] = f"{consumer.name}"
     return tuple(consumers)
 
@@ -130,8 +126,8 @@ class Access:
 
 
 def load_access(
-    consumers: Mapping[str, Any], api_keys: Mapping[str, Any],
-    tiers: Mapping[str, Any], product_names: set[str],
+    consumers: DocumentView, api_keys: DocumentView,
+    tiers: DocumentView, product_names: set[str],
 ) -> Access:
     """Consumers, their keys and tiers, checked against the stack's products."""
     parsed_tiers = parse_tiers(tiers)

@@ -6,12 +6,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import ConfigError
+from components.config.values import fail
+from components.documents import DocumentView
 from components.names import is_dns_label
 from components.products.declarations import Product
 
@@ -32,45 +32,41 @@ class AnypointSettings:
     client_secret: str = field(repr=False)
 
 
-def _fail(key: str, problem: str) -> ConfigError:
-    return ConfigError(f"datamesh:{key}: {problem}")
-
-
-def parse_anypoint(raw: Mapping[str, Any], client_id: str, client_secret: str,
+def parse_anypoint(raw: DocumentView, client_id: str, client_secret: str,
                    products: tuple[Product, ...]) -> AnypointSettings:
     """Validate ``datamesh:anypoint`` and the two credentials for ``governanceAdapter: anypoint``."""
     known = {"adapterName", "plan", "replicas", "platformUri", "apiIds"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise _fail(f"anypoint.{unknown[0]}", f"is not a known field ({', '.join(sorted(known))})")
+        raise fail(f"anypoint.{unknown[0]}", f"is not a known field ({', '.join(sorted(known))})")
     for key, value in (("anypointClientId", client_id), ("anypointClientSecret", client_secret)):
         if not value:
-            raise _fail(key, "is required with governanceAdapter anypoint; set it with pulumi config set --secret")
+            raise fail(key, "is required with governanceAdapter anypoint; set it with pulumi config set --secret")
     adapter = raw.get("adapterName", "adapter")
     if not isinstance(adapter, str) or not is_dns_label(adapter):
-        raise _fail("anypoint.adapterName", f"{adapter!r} must be a lowercase DNS name")
+        raise fail("anypoint.adapterName", f"{adapter!r} must be a lowercase DNS name")
     plan = raw.get("plan", "small")
     if plan not in PLANS:
-        raise _fail("anypoint.plan", f"must be one of {', '.join(PLANS)}, got {json.dumps(plan)}")
+        raise fail("anypoint.plan", f"must be one of {', '.join(PLANS)}, got {json.dumps(plan)}")
     replicas = raw.get("replicas", 1)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or not 1 <= replicas <= 10:
-        raise _fail("anypoint.replicas", f"must be a whole number from 1 to 10, got {json.dumps(replicas)}")
+        raise fail("anypoint.replicas", f"must be a whole number from 1 to 10, got {json.dumps(replicas)}")
     uri = raw.get("platformUri", DEFAULT_PLATFORM_URI)
     if not isinstance(uri, str) or not re.fullmatch(r"https://[a-z0-9.-]+(/.*)?", uri):
-        raise _fail("anypoint.platformUri", f"must be an https URL, got {json.dumps(uri)}")
+        raise fail("anypoint.platformUri", f"must be an https URL, got {json.dumps(uri)}")
     api_ids = raw.get("apiIds", {})
     if not isinstance(api_ids, Mapping):
-        raise _fail("anypoint.apiIds", "must be a map of product name to API Manager API id")
+        raise fail("anypoint.apiIds", "must be a map of product name to API Manager API id")
     names = {p.name for p in products}
     for name in api_ids:
         if name not in names:
-            raise _fail(f"anypoint.apiIds.{name}", "is not a selected product")
+            raise fail(f"anypoint.apiIds.{name}", "is not a selected product")
     for product in products:
         api_id = api_ids.get(product.name)
         if api_id is None:
-            raise _fail(f"anypoint.apiIds.{product.name}", "is missing: every governed product needs its API Manager API id")
+            raise fail(f"anypoint.apiIds.{product.name}", "is missing: every governed product needs its API Manager API id")
         if not _API_ID.match(str(api_id)):
-            raise _fail(f"anypoint.apiIds.{product.name}", f"must be a numeric API id, got {json.dumps(api_id)}")
+            raise fail(f"anypoint.apiIds.{product.name}", f"must be a numeric API id, got {json.dumps(api_id)}")
     return AnypointSettings(adapter, plan, replicas, uri, {k: str(v) for k, v in api_ids.items()}, client_id, client_secret)
 
 

@@ -216,7 +216,6 @@ class ApiGovernanceArgs:
         salt: the public salt of the key digests (``access.key_salt``).
         tiers: rate-limit tiers by name.
         gateway: the ingress gateway's release; the filters configure its pods.
-        provider: the cluster's Kubernetes provider.
         namespaces: the product namespaces, by name (each product's own limits live in its namespace).
     """
 
@@ -225,7 +224,6 @@ class ApiGovernanceArgs:
     salt: str
     tiers: dict[str, RateLimit]
     gateway: pulumi.Resource
-    provider: k8s.Provider
     namespaces: dict[str, k8s.core.v1.Namespace]
 
 
@@ -243,6 +241,8 @@ class ApiGovernance(pulumi.ComponentResource):
     in each limited product's namespace an EnvoyFilter putting the same buckets on
     the product's own sidecar, so calls through composites spend them too; and in the
     root namespace an EnvoyFilter giving every sidecar's own answers the same generic bodies.
+
+    Its children take the Kubernetes provider from ``opts`` (``ClusterContext.opts``).
     """
 
     def __init__(self, name: str, args: ApiGovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -251,7 +251,7 @@ class ApiGovernance(pulumi.ComponentResource):
         if undecrypted:
             pulumi.log.warn(f"datamesh:apiKeys: {undecrypted} key(s) not decrypted (an offline render): "
                             "the gateway accepts none of them")
-        self._gateway = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.gateway])
+        self._gateway = pulumi.ResourceOptions(parent=self, depends_on=[args.gateway])
         self._key_check(args)
         self._replies()
         self._product_limits(args)
@@ -307,7 +307,7 @@ class ApiGovernance(pulumi.ComponentResource):
                 self._envoy_filter(
                     f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
                     {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
-                    opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+                    opts=pulumi.ResourceOptions(parent=self))
 
     def _gateway_limits(self, args: ApiGovernanceArgs) -> None:
         """The local rate limiter before the gateway's router, and per product route its buckets."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -236,44 +235,44 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        def rule(suffix: str, **kwargs: Any) -> aws.ec2.SecurityGroupRule:
-            return aws.ec2.SecurityGroupRule(f"{name}-{suffix}", **kwargs,
-                                             opts=pulumi.ResourceOptions(parent=node_sg))
+        def rule(suffix: str, args: aws.ec2.SecurityGroupRuleArgs) -> aws.ec2.SecurityGroupRule:
+            return aws.ec2.SecurityGroupRule(f"{name}-{suffix}", args, opts=pulumi.ResourceOptions(parent=node_sg))
 
         # Every rule is a dependency of the node group: created before the nodes
         # start, deleted only after everything on them (the controller deleting the NLB).
-        rules = [rule(
-            "nodes-self", type="ingress", protocol="-1", from_port=0, to_port=0,
+        rules = [rule("nodes-self", aws.ec2.SecurityGroupRuleArgs(
+            type="ingress", protocol="-1", from_port=0, to_port=0,
             security_group_id=node_sg.id, source_security_group_id=node_sg.id, description="Node to node and pod to pod",
-        ), rule(
-            "nodes-egress", type="egress", protocol="-1", from_port=0, to_port=0, security_group_id=node_sg.id,
+        )), rule("nodes-egress", aws.ec2.SecurityGroupRuleArgs(
+            type="egress", protocol="-1", from_port=0, to_port=0, security_group_id=node_sg.id,
             cidr_blocks=["0.0.0.0/0"], description="Image pulls, AWS APIs, the control plane",
-        )]
+        ))]
         for purpose, port in CONTROL_PLANE_TO_NODE_PORTS.items():
-            rules.append(rule(
-                f"control-plane-{purpose}", type="ingress", protocol="tcp", from_port=port, to_port=port,
+            rules.append(rule(f"control-plane-{purpose}", aws.ec2.SecurityGroupRuleArgs(
+                type="ingress", protocol="tcp", from_port=port, to_port=port,
                 security_group_id=node_sg.id, source_security_group_id=control_plane_sg,
                 description=f"Control plane to {purpose} on {port}",
-            ))
-        rules.append(rule(
-            "nodes-to-api", type="ingress", protocol="tcp", from_port=443, to_port=443,
+            )))
+        rules.append(rule("nodes-to-api", aws.ec2.SecurityGroupRuleArgs(
+            type="ingress", protocol="tcp", from_port=443, to_port=443,
             security_group_id=control_plane_sg, source_security_group_id=node_sg.id,
             description="Nodes to the Kubernetes API",
-        ))
+        )))
         return rules, node_sg
 
     def _api_access_rules(self, control_plane_sg: pulumi.Output[str]) -> list[aws.ec2.SecurityGroupRule]:
         """443 on the control plane's security group from each of ``datamesh:privateAccessSources``."""
         endpoint = self._args.endpoint
-        sources: list[tuple[str, dict[str, Any]]] = [
-            *((f"cidr-{c.replace('/', '-')}", {"cidr_blocks": [c]}) for c in endpoint.private_access_cidrs),
-            *((g, {"source_security_group_id": g}) for g in endpoint.private_access_security_groups),
-        ]
-        return [aws.ec2.SecurityGroupRule(
-            f"{self._name}-api-from-{suffix}", type="ingress", protocol="tcp", from_port=443, to_port=443,
-            security_group_id=control_plane_sg, description="Private access to the Kubernetes API (privateAccessSources)",
-            opts=pulumi.ResourceOptions(parent=self), **source,
-        ) for suffix, source in sources]
+
+        def rule(suffix: str, cidr: str | None = None, group: str | None = None) -> aws.ec2.SecurityGroupRule:
+            return aws.ec2.SecurityGroupRule(
+                f"{self._name}-api-from-{suffix}", type="ingress", protocol="tcp", from_port=443, to_port=443,
+                security_group_id=control_plane_sg, cidr_blocks=[cidr] if cidr else None, source_security_group_id=group,
+                description="Private access to the Kubernetes API (privateAccessSources)",
+                opts=pulumi.ResourceOptions(parent=self))
+
+        return [*(rule(f"cidr-{c.replace('/', '-')}", cidr=c) for c in endpoint.private_access_cidrs),
+                *(rule(g, group=g) for g in endpoint.private_access_security_groups)]
 
     def _node_role(self) -> tuple[list[aws.iam.RolePolicyAttachment], aws.iam.Role]:
         name = self._name

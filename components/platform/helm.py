@@ -10,24 +10,11 @@ packs could see, but its preview orders CRDs badly for charts like Istio's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.documents import DocumentView
 from components.versions import Chart
-
-
-def merge_values(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge Helm values: maps merge key by key, anything else in ``overrides`` wins."""
-    merged: dict[str, Any] = dict(defaults)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_values(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def pinned_release(
@@ -35,7 +22,7 @@ def pinned_release(
     *,
     chart: Chart,
     namespace: pulumi.Input[str],
-    values: Mapping[str, Any],
+    values: DocumentView,
     opts: pulumi.ResourceOptions,
     skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.documents import Document, DocumentView
 from components.platform.context import ClusterContext
 from components.platform.helm import pinned_release
 from components.versions import Chart
@@ -21,7 +21,7 @@ def service_account_subject(namespace: str, service_account: str) -> str:
     return f"system:serviceaccount:{namespace}:{service_account}"
 
 
-def trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
+def trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str) -> Document:
     """A trust policy that lets exactly one service account assume the role.
 
     ``oidc_issuer`` is the issuer without ``https://`` (pulumi-eks ``oidcIssuer``).
@@ -61,7 +61,7 @@ class IrsaRole:
         name: str,
         *,
         chart: Chart,
-        values: Mapping[str, Any],
+        values: DocumentView,
         after: Sequence[pulumi.Resource] = (),
         skip_crds: bool = False,
     ) -> k8s.helm.v3.Release:
@@ -100,7 +100,7 @@ def irsa_role(
     name: str,
     *,
     description: str,
-    policy_document: pulumi.Input[dict[str, Any]],
+    policy_document: pulumi.Input[Document],
     namespace: str,
     service_account: str,
     cluster: ClusterContext,

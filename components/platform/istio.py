@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
 from components.config.istio import REVISION_TAG, IstioRevision, IstioSettings
+from components.documents import Document, DocumentView, merge_values
 from components.platform.edge_tls import TLS_POLICY
-from components.platform.helm import merge_values, pinned_release
+from components.platform.helm import pinned_release
 from components.platform.lifecycle import formerly
 
 SYSTEM_NAMESPACE = "istio-system"
@@ -74,7 +73,7 @@ def tls_annotations(certificate_arn: pulumi.Input[str]) -> dict[str, pulumi.Inpu
     }
 
 
-def chart_values(stable: IstioRevision) -> dict[str, dict[str, Any]]:
+def chart_values(stable: IstioRevision) -> dict[str, Document]:
     """Default values of the three charts, keyed by chart (each istiod adds its own ``revision``)."""
     return {
         # The validating webhook every Istio resource goes through is the stable revision's.
@@ -130,7 +129,7 @@ def chart_values(stable: IstioRevision) -> dict[str, dict[str, Any]]:
     }
 
 
-def revision_tag_webhooks(target: IstioRevision, tag: str = REVISION_TAG) -> dict[str, Any]:
+def revision_tag_webhooks(target: IstioRevision, tag: str = REVISION_TAG) -> Document:
     """The revision tag: the injection webhooks of ``istio.io/rev=<tag>`` namespaces and pods, served by ``target``.
 
     The same webhooks as the istiod chart's ``revisionTags`` (templates/revision-tags-mwc.yaml at
@@ -140,7 +139,7 @@ def revision_tag_webhooks(target: IstioRevision, tag: str = REVISION_TAG) -> dic
     Here moving it is one in-place update. The ``istio.io/rev`` label names the revision whose istiod
     fills in ``caBundle`` (pkg/webhooks/webhookpatch.go), which the program leaves to it.
     """
-    def webhook(prefix: str, namespace_selector: list[dict[str, Any]], object_selector: list[dict[str, Any]]) -> dict[str, Any]:
+    def webhook(prefix: str, namespace_selector: list[Document], object_selector: list[Document]) -> Document:
         return {
             "name": f"{prefix}sidecar-injector.istio.io",
             "clientConfig": {"service": {"name": target.service, "namespace": SYSTEM_NAMESPACE, "path": "/inject", "port": 443}},
@@ -187,7 +186,7 @@ class IstioArgs:
 
     istio: IstioSettings
     load_balancer_controller: pulumi.Resource
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    values: dict[str, Document] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
     after: tuple[pulumi.Resource, ...] = ()
 
@@ -261,7 +260,7 @@ class Istio(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=[istiod])))
 
     def _chart(self, release: str, chart: versions.Chart, namespace: k8s.core.v1.Namespace,
-               values: Mapping[str, Any], after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+               values: DocumentView, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
         return pinned_release(
             release,
             chart=chart,

@@ -6,15 +6,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
 from components import versions
+from components.documents import Document, merge_values
 from components.platform.context import ClusterContext
-from components.platform.helm import merge_values
 from components.platform.irsa import irsa_role
 from components.platform.lifecycle import formerly
 
@@ -25,18 +24,18 @@ IAM_POLICY_PATH = Path(__file__).parent / "iam" / versions.LBC_IAM_POLICY_FILE
 CRDS_PATH = Path(__file__).parent / "crds" / versions.LBC_CRDS_FILE
 
 
-def iam_policy_document() -> dict[str, Any]:
+def iam_policy_document() -> Document:
     """The controller's own IAM policy for the pinned version, unchanged."""
     return json.loads(IAM_POLICY_PATH.read_text())
 
 
-def crd_documents() -> list[dict[str, Any]]:
+def crd_documents() -> list[Document]:
     """The chart's CustomResourceDefinitions for the pinned version, as vendored."""
     return [doc for doc in yaml.safe_load_all(CRDS_PATH.read_text()) if doc]
 
 
 def default_values(cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str],
-                   tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   tags: Mapping[str, str] | None = None) -> Document:
     """Chart values. Region and VPC are given, so the controller never needs IMDS (nodes allow 1 hop).
 
     ``tags``: the stack's tags, on everything the controller creates in AWS (the NLB, its target
@@ -75,7 +74,7 @@ class LoadBalancerControllerArgs:
 
     cluster: ClusterContext
     vpc_id: pulumi.Input[str]
-    values: dict[str, Any] = field(default_factory=dict)
+    values: Document = field(default_factory=dict)
     after: tuple[pulumi.Resource, ...] = ()
 
 

@@ -10,11 +10,11 @@ Secret the pods read through ``secretKeyRef``.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components.documents import Document
 from components.platform.irsa import service_account_role
 from components.products.declarations import Product
 
@@ -28,7 +28,7 @@ TOKEN_SECONDS = 86400  # the webhook's default expiration
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
-def inline_policy(product: Product) -> dict[str, Any] | None:
+def inline_policy(product: Product) -> Document | None:
     """The product's declared statements as an IAM policy document; None when it declares none."""
     if product.aws is None or not product.aws.statements:
         return None
@@ -41,13 +41,13 @@ def inline_policy(product: Product) -> dict[str, Any] | None:
     }
 
 
-def token_volume() -> dict[str, Any]:
+def token_volume() -> Document:
     """The projected service-account token STS accepts (audience sts.amazonaws.com), and only that token."""
     return {"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
         "audience": TOKEN_AUDIENCE, "expirationSeconds": TOKEN_SECONDS, "path": "token"}}]}}
 
 
-def token_mount() -> dict[str, Any]:
+def token_mount() -> Document:
     return {"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT, "readOnly": True}
 
 
@@ -56,17 +56,17 @@ def secret_name(product: Product) -> str:
     return f"{product.name}-secrets"
 
 
-def secret_env(product: Product) -> list[dict[str, Any]]:
+def secret_env(product: Product) -> list[Document]:
     """Container env entries reading each declared secret from that Secret."""
     return [{"name": s.env, "valueFrom": {"secretKeyRef": {"name": secret_name(product), "key": s.env}}}
             for s in product.secrets]
 
 
-def external_secret_spec(product: Product, store: str) -> dict[str, Any]:
+def external_secret_spec(product: Product, store: str) -> Document:
     """An ExternalSecret (external-secrets.io/v1): one Secret key per declared env, from Secrets Manager."""
     data = []
     for s in product.secrets:
-        ref: dict[str, Any] = {"key": s.name}
+        ref: Document = {"key": s.name}
         if s.key:
             ref["property"] = s.key  # a key of a JSON secret; without it the whole secret string
         data.append({"secretKey": s.env, "remoteRef": ref})

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
+from components.documents import Document
 from components.products.declarations import Product
 
 API_VERSION = "backstage.io/v1alpha1"
@@ -44,7 +44,7 @@ def _owner_ref(owner: str, namespace: str) -> str:
 
 
 def entities(products: Iterable[Product], external_urls: dict[str, str] | None = None,
-             environment: str | None = None, source_url: str = "") -> list[dict[str, Any]]:
+             environment: str | None = None, source_url: str = "") -> list[Document]:
     """Group, Domain, System, Component and API entities, in a stable order.
 
     ``environment`` (the stack) names the Backstage namespace; ``source_url`` (a
@@ -66,7 +66,7 @@ def entities(products: Iterable[Product], external_urls: dict[str, str] | None =
     return result
 
 
-def _group(group: str, ns: str) -> dict[str, Any]:
+def _group(group: str, ns: str) -> Document:
     return {
         "apiVersion": API_VERSION, "kind": "Group",
         "metadata": {"name": group, "namespace": ns, "description": f"Owners of data products ({ns})"},
@@ -74,7 +74,7 @@ def _group(group: str, ns: str) -> dict[str, Any]:
     }
 
 
-def _domain_and_system(domain: str, owner: str, ns: str) -> list[dict[str, Any]]:
+def _domain_and_system(domain: str, owner: str, ns: str) -> list[Document]:
     return [{
         "apiVersion": API_VERSION, "kind": "Domain",
         "metadata": {"name": domain, "namespace": ns, "description": f"Data products of the {domain} domain"},
@@ -115,7 +115,7 @@ def _component_annotations(p: Product, source_url: str) -> dict[str, str]:
     return found
 
 
-def _component_and_api(p: Product, urls: dict[str, str], ns: str, source_url: str) -> list[dict[str, Any]]:
+def _component_and_api(p: Product, urls: dict[str, str], ns: str, source_url: str) -> list[Document]:
     links = [{"url": urls[p.name], "title": "Gateway URL", "icon": "cloud"}] if p.name in urls else []
     tags = [p.protocol, p.lifecycle]
     owner = _owner_ref(p.owner, ns)

@@ -12,12 +12,12 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from components.documents import Document, DocumentView
 from components.images import image_pin_problem
 from components.inputs import InputError, load_yaml, read_text, show
 from components.products.model import Mirror, Release, SecretRef
@@ -44,7 +44,7 @@ def read_file(source: Path, where: str, ref: str, root: Path) -> tuple[Path, str
         raise Invalid(where, f"{plain(ref)} {problem}") from None
 
 
-def load_openapi(source: Path, ref: str, root: Path) -> tuple[Path, str, dict[str, Any]]:
+def load_openapi(source: Path, ref: str, root: Path) -> tuple[Path, str, Document]:
     """The OpenAPI document ``ref`` names: its path, text and a valid document."""
     path, text = read_file(source, "openapi", ref, root)
     try:
@@ -64,7 +64,7 @@ def load_openapi(source: Path, ref: str, root: Path) -> tuple[Path, str, dict[st
     return path, text, document
 
 
-def _server_bases(ref: str, prefix: str, document: Mapping[str, Any]) -> set[str]:
+def _server_bases(ref: str, prefix: str, document: DocumentView) -> set[str]:
     """The path of every server URL the document names ("" without servers)."""
     bases = set()
     for i, server in enumerate(document.get("servers") or []):
@@ -76,7 +76,7 @@ def _server_bases(ref: str, prefix: str, document: Mapping[str, Any]) -> set[str
     return bases or {""}
 
 
-def route_rewrite(ref: str, prefix: str, document: Mapping[str, Any]) -> bool:
+def route_rewrite(ref: str, prefix: str, document: DocumentView) -> bool:
     """Whether the gateway must strip ``prefix``: the OpenAPI document and the route must name the same URLs.
 
     The document's ``paths`` are what the product serves; ``servers`` say where the gateway publishes them.
@@ -108,14 +108,14 @@ def image_problem(where: str, image: str) -> Problem | None:
     return Problem(where, f"{show(image)} {problem}") if problem else None
 
 
-def releases_of(doc: Mapping[str, Any]) -> tuple[tuple[Release, ...], Mirror | None]:
+def releases_of(doc: DocumentView) -> tuple[tuple[Release, ...], Mirror | None]:
     """The declared releases and mirror (none: one Deployment of ``image``)."""
     releases = tuple(Release(r["version"], r["image"], r["weight"]) for r in doc.get("releases", []))
     mirror = Mirror(doc["mirror"]["version"], doc["mirror"]["percent"]) if releases and "mirror" in doc else None
     return releases, mirror
 
 
-def release_problem(doc: Mapping[str, Any]) -> Problem | None:
+def release_problem(doc: DocumentView) -> Problem | None:
     """The first problem of the image, or of the releases and the mirror; checks each release's image."""
     if "image" not in doc and "releases" not in doc:
         return Problem("image", "'image' is a required property (or 'releases')")
@@ -185,7 +185,7 @@ def resource_problem(resources: Mapping[str, Mapping[str, str]]) -> Problem | No
     return None
 
 
-def rate_limit(value: Mapping[str, Any] | None) -> RateLimit | None:
+def rate_limit(value: DocumentView | None) -> RateLimit | None:
     if value is None:
         return None
     seconds = period_seconds(value["period"])
@@ -194,7 +194,7 @@ def rate_limit(value: Mapping[str, Any] | None) -> RateLimit | None:
     return RateLimit(value["requests"], seconds)
 
 
-def secret_refs(doc: Mapping[str, Any]) -> tuple[SecretRef, ...]:
+def secret_refs(doc: DocumentView) -> tuple[SecretRef, ...]:
     """The environment variables taken from Secrets Manager; one the declaration already sets is a problem."""
     refs, taken = [], set(doc.get("env", {}))
     for i, entry in enumerate(doc.get("secrets", [])):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons.external_secrets import ExternalSecrets
+from components.documents import Document
 from components.platform.context import ClusterContext
 from components.platform.lifecycle import formerly
 from components.products import aws_access
@@ -92,7 +92,7 @@ class DataProduct(pulumi.ComponentResource):
         p = self._product = args.product
         self._args = args
         self._k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
-        self._meta: dict[str, Any] = {"name": p.name, "namespace": args.namespace.metadata.name, "labels": labels(p),
+        self._meta: Document = {"name": p.name, "namespace": args.namespace.metadata.name, "labels": labels(p),
                       "annotations": product_annotations(p)}
         waits: list[pulumi.Resource] = []  # what the Deployments wait for: the role's grants, the secrets
         account = self._service_account(waits)

@@ -7,9 +7,8 @@ policy as broad as ``*``) needs the stack's consent (``datamesh:allowWildcardIam
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
+from components.documents import DocumentView
 from components.products.model import AwsAccess, Product
 from components.products.problems import Problem
 
@@ -17,7 +16,7 @@ from components.products.problems import Problem
 BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
 
 
-def aws_access(doc: Mapping[str, Any]) -> AwsAccess | None:
+def aws_access(doc: DocumentView) -> AwsAccess | None:
     """The declaration's ``aws`` field (already valid against the schema), or None."""
     if "aws" not in doc:
         return None

@@ -12,12 +12,12 @@ import graphlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from components.config import RESERVED_NAMESPACES
+from components.documents import Document, DocumentView, merge_values
 from components.inputs import InputError, load_yaml, read_text, show
 from components.names import is_name
-from components.platform.helm import merge_values
+from components.problems import message
 from components.products.checks import (
     load_openapi,
     rate_limit,
@@ -53,12 +53,12 @@ class _Parsed:
     files: dict[str, str] = field(default_factory=dict)
     openapi_path: Path = field(default_factory=Path)
     openapi_text: str = ""
-    openapi: dict[str, Any] = field(default_factory=dict)
+    openapi: Document = field(default_factory=dict)
     rewrite: bool = False
     secrets: tuple[SecretRef, ...] = ()
 
 
-def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, root: Path | None = None,
+def parse_declaration(source: Path, overrides: DocumentView | None = None, root: Path | None = None,
                       overrides_key: str = OVERRIDES_KEY) -> Product:
     """Validate one declaration file, with the stack's overrides merged over it.
 
@@ -67,7 +67,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
     """
     root = root if root is not None else source.parent
     doc = _document(source, root, overrides)
-    problems = Problems(source, frozenset(overrides or {}), f"{overrides_key}: {source.stem}")
+    problems = Problems(source, frozenset(overrides or {}), f"{overrides_key}.{source.stem}")
     for problem in _field_problems(source, doc):
         problems.check(problem)
     parsed = _Parsed()
@@ -86,7 +86,7 @@ def parse_declaration(source: Path, overrides: Mapping[str, Any] | None = None, 
     return _product(source, doc, parsed)
 
 
-def _document(source: Path, root: Path, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def _document(source: Path, root: Path, overrides: DocumentView | None) -> Document:
     """The declaration's YAML map, the stack's overrides merged over it, valid against the schema."""
     try:
         doc = load_yaml(read_text(source, root))
@@ -109,7 +109,7 @@ def _document(source: Path, root: Path, overrides: Mapping[str, Any] | None) -> 
     return doc
 
 
-def _field_problems(source: Path, doc: Mapping[str, Any]) -> Iterator[Problem | None]:
+def _field_problems(source: Path, doc: DocumentView) -> Iterator[Problem | None]:
     """The checks of single fields, in the order their problems are reported."""
     if doc["name"] != source.stem:
         yield Problem("name", f"{doc['name']!r} must match the file name {show(source.stem)}")
@@ -126,7 +126,7 @@ def _field_problems(source: Path, doc: Mapping[str, Any]) -> Iterator[Problem | 
         yield Problem("consumes", f"{doc['name']!r} cannot consume itself")
 
 
-def _egress(doc: Mapping[str, Any], problems: Problems) -> list[tuple[str, int]]:
+def _egress(doc: DocumentView, problems: Problems) -> list[tuple[str, int]]:
     """(external host, TLS port) per ``egress`` entry; one ServiceEntry per host, so each host once."""
     egress: list[tuple[str, int]] = []
     for entry in doc.get("egress", []):
@@ -140,18 +140,18 @@ def _egress(doc: Mapping[str, Any], problems: Problems) -> list[tuple[str, int]]
     return egress
 
 
-def _route_prefix(doc: Mapping[str, Any]) -> str:
+def _route_prefix(doc: DocumentView) -> str:
     return str(doc.get("routePrefix", f"/public/api/v1/{doc['name']}/"))
 
 
-def _autoscaling(doc: Mapping[str, Any]) -> Autoscaling | None:
+def _autoscaling(doc: DocumentView) -> Autoscaling | None:
     if "autoscaling" not in doc:
         return None
     a = doc["autoscaling"]
     return Autoscaling(a["minReplicas"], a["maxReplicas"], a.get("targetCPUUtilizationPercentage", 70))
 
 
-def _product(source: Path, doc: Mapping[str, Any], parsed: _Parsed) -> Product:
+def _product(source: Path, doc: DocumentView, parsed: _Parsed) -> Product:
     """The ``Product`` of a declaration whose every check passed."""
     releases, mirror = releases_of(doc)
     autoscaling = _autoscaling(doc)
@@ -191,7 +191,7 @@ def _product(source: Path, doc: Mapping[str, Any], parsed: _Parsed) -> Product:
 def load_products(
     directory: Path,
     selected: list[str] | tuple[str, ...],
-    overrides: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, DocumentView],
     config_key: str = "datamesh:products",
     overrides_key: str = OVERRIDES_KEY,
     allow_wildcard_iam: bool | frozenset[str] = False,
@@ -217,7 +217,7 @@ def load_products(
     return _in_dependency_order(products)
 
 
-def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], overrides: Mapping[str, Mapping[str, Any]],
+def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], overrides: Mapping[str, DocumentView],
                      config_key: str, overrides_key: str) -> None:
     """Product names only, and overrides of selected products' overridable fields, valid as the stack's values."""
     for name in selected:
@@ -225,14 +225,15 @@ def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], ove
             raise DeclarationError(f"{config_key}: {show(name)} is not a product name")
     for name, override in overrides.items():
         if name not in selected:
-            raise DeclarationError(f"{overrides_key}: {plain(name)}: is not a selected product")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{plain(name)}", "is not a selected product")]))
         if not isinstance(override, Mapping):
-            raise DeclarationError(f"{overrides_key}: {name}: must be a map of {', '.join(OVERRIDABLE)}")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{name}", f"must be a map of {', '.join(OVERRIDABLE)}")]))
         unknown = sorted(str(k) for k in set(override) - set(OVERRIDABLE))
         if unknown:
-            raise DeclarationError(f"{overrides_key}: {name}.{plain(unknown[0])}: cannot be overridden; only {', '.join(OVERRIDABLE)}")
+            raise DeclarationError(message([Problem(f"{overrides_key}.{name}.{plain(unknown[0])}",
+                                                    f"cannot be overridden; only {', '.join(OVERRIDABLE)}")]))
         # The stack's values are checked as the stack's, so an error names the stack key, not the product's file.
-        error = schema_error(directory, override, OVERRIDE_SCHEMA, prefix=f"{overrides_key}: {name}")
+        error = schema_error(directory, override, OVERRIDE_SCHEMA, prefix=f"{overrides_key}.{name}")
         if error:
             raise error
 

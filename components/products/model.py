@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from components.documents import DocumentView
 from components.products.schema import PROTOCOLS
 from components.ratelimit import RateLimit
 
@@ -79,7 +79,7 @@ class Product:
     resources: Mapping[str, Mapping[str, str]]
     openapi_path: Path
     openapi_text: str
-    openapi: Mapping[str, Any]
+    openapi: DocumentView
     route_prefix: str
     rate_limit: RateLimit | None
     consumes: tuple[str, ...]

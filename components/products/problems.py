@@ -1,4 +1,7 @@
-"""Problems as data: every check names a ``Problem`` (where, what), and one place turns them into a message.
+"""A declaration's problems: JSON Schema errors as ``Problem``s, and the collector that reports them all at once.
+
+``Problem``, its field paths and its message form are the base layer's (``components.problems``),
+shared with the stack config and the policy config.
 
 A declaration's message is one line: the file, then every problem as "field: what is
 wrong" (at most ``MAX_PROBLEMS``), unknown fields with a "did you mean"; problems in a
@@ -11,51 +14,39 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jsonschema
 import pulumi
 
+from components.documents import DocumentView
 from components.inputs import show
+from components.problems import MAX_PROBLEMS, Invalid, Problem, field_path, message
 from components.products.schema import DECLARATION_SCHEMA
 
-MAX_PROBLEMS = 20  # a declaration's problems reported at once; more are counted, not listed
+__all__ = ["MAX_PROBLEMS", "DeclarationError", "Invalid", "Problem", "Problems", "Validator", "fail", "joined", "plain",
+           "schema_error", "schema_problems"]
 
 
 class DeclarationError(pulumi.RunError):
     """A bad product declaration or selection; Pulumi prints it without a traceback."""
 
 
-class Problem(NamedTuple):
-    """One thing wrong with a declaration: the field (``where``) and what is wrong with it."""
-
-    where: str
-    what: str
-
-
-class Invalid(Exception):  # noqa: N818 - a step's answer, not an error to report as such
-    """Raised by a parsing step that cannot produce its value; carries its ``Problem`` as data."""
-
-    def __init__(self, where: str, what: str) -> None:
-        super().__init__(where, what)
-        self.problem = Problem(where, what)
-
-
 def fail(source: Path, problem: Problem | tuple[str, str]) -> DeclarationError:
     """The error for one problem of ``source``: "<file>: <field>: <problem>"."""
-    where, what = problem
-    return DeclarationError(f"{source}: {where}: {what}")
+    return DeclarationError(message([Problem(*problem)], str(source)))
 
 
-def plain(value: Any) -> str:
+def plain(value: object) -> str:
     """A short, printable name as it is; anything else quoted and cut short."""
     return value if isinstance(value, str) and _PLAIN.fullmatch(value) else show(value)
 
 
 _PLAIN = re.compile(r"[-\w./]{1,100}", re.ASCII)
+_PLAIN_PATH = re.compile(r"[-\w./\[\]]{1,100}", re.ASCII)  # a field path's list items are in brackets
 
 
 # --- JSON Schema problems ------------------------------------------------------
@@ -78,11 +69,6 @@ def _pattern(validator: object, pattern: str, instance: object, schema: object) 
 Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
 
 
-def _field(path: Any) -> str:
-    parts = [str(p) for p in path]
-    return ".".join(parts) if parts else "(top level)"
-
-
 def _type_name(value: object) -> str:
     return {dict: "a map", list: "a list", str: "a string", bool: "true/false", int: "a number",
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
@@ -90,7 +76,7 @@ def _type_name(value: object) -> str:
 
 def _describe(error: jsonschema.ValidationError) -> Problem:
     """(where, what) for a schema error, quoting at most a short excerpt of the value."""
-    where, kind, expected, value = _field(error.absolute_path), error.validator, error.validator_value, error.instance
+    where, kind, expected, value = field_path(error.absolute_path), error.validator, error.validator_value, error.instance
     if kind == "not" and "required" in (expected or {}):
         return Problem("replicas", "set either replicas or autoscaling, not both")
     if kind == "additionalProperties" and isinstance(value, dict):
@@ -123,16 +109,16 @@ def _did_you_mean(key: str, known: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def schema_problems(doc: object, schema: Mapping[str, Any]) -> list[Problem]:
+def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
     """Every (field, problem) of ``doc`` against ``schema``; unknown keys get a "did you mean"."""
     problems: list[Problem] = []
     for error in Validator(schema).iter_errors(doc):  # in the schema's order, hence stable
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = error.schema.get("properties", {})
-            base = _field(error.absolute_path)
             for key in sorted(str(k) for k in set(error.instance) - set(known)):
-                where = key if base == "(top level)" else f"{base}.{key}"
-                problems.append(Problem(plain(where), f"unknown field{_did_you_mean(key, known)}"))
+                where = field_path([*error.absolute_path, key])
+                problems.append(Problem(where if _PLAIN_PATH.fullmatch(where) else show(where),
+                                        f"unknown field{_did_you_mean(key, known)}"))
             continue
         where, message = _describe(error)
         if error.validator == "propertyNames":  # name the offending key, not the map
@@ -144,12 +130,10 @@ def schema_problems(doc: object, schema: Mapping[str, Any]) -> list[Problem]:
 
 def joined(prefix: str, problems: list[Problem]) -> DeclarationError:
     """All problems on one line: "<file>: <field>: <problem>; <field>: <problem> (and N more)"."""
-    shown = "; ".join(f"{where}: {what}" for where, what in problems[:MAX_PROBLEMS])
-    more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
-    return DeclarationError(f"{prefix}: {shown}{more}")
+    return DeclarationError(message(problems, prefix))
 
 
-def schema_error(source: Path, doc: object, schema: Mapping[str, Any] = DECLARATION_SCHEMA,
+def schema_error(source: Path, doc: object, schema: DocumentView = DECLARATION_SCHEMA,
                  prefix: str | None = None) -> DeclarationError | None:
     """The error for every schema problem of ``doc`` (named by ``prefix``, or the file), or None."""
     problems = schema_problems(doc, schema)

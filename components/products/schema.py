@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.documents import Document
 from components.names import NAME_PATTERN
 
 # Istio protocol selection: the Service port is named "<protocol>-api", so Istio
@@ -35,17 +36,19 @@ IAM_ACTION_PATTERN = r"^(\*|[a-z0-9-]{1,64}:[A-Za-z0-9*?]{1,128})$"
 IAM_RESOURCE_PATTERN = r"^(\*|arn:aws[a-z-]*:[a-z0-9-]{1,64}:[a-z0-9-]*:([0-9]{12}|aws)?:[\x21-\x7e]{1,1024})$"
 # Secrets Manager names: letters, digits and /_+=.@- (the console's rule), no trailing "-" plus 6 characters.
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
-_RESOURCES = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["cpu", "memory"],
-    "properties": {
-        "cpu": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
-        "memory": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
-    },
-}
 
-DECLARATION_SCHEMA: dict[str, Any] = {
+
+def _record(required: list[str], properties: Document) -> Document:
+    """A map with these fields only, the ``required`` ones required: the shape of every nested record below."""
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+
+
+_RESOURCES = _record(["cpu", "memory"], {
+    "cpu": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
+    "memory": {"type": "string", "maxLength": 32, "pattern": QUANTITY_PATTERN},
+})
+
+DECLARATION_SCHEMA: Document = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
@@ -67,32 +70,17 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         "appProtocol": {"type": "string", "pattern": r"^[-a-zA-Z0-9./]{1,63}$"},
         "healthPath": {"type": "string", "maxLength": 256, "pattern": r"^/[-a-zA-Z0-9_.~/%]*$"},
         "replicas": {"type": "integer", "minimum": 1, "maximum": 100},
-        "autoscaling": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["minReplicas", "maxReplicas"],
-            "properties": {
-                "minReplicas": {"type": "integer", "minimum": 1, "maximum": 100},
-                "maxReplicas": {"type": "integer", "minimum": 1, "maximum": 100},
-                "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 10, "maximum": 100},
-            },
-        },
-        "resources": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["requests", "limits"],
-            "properties": {"requests": _RESOURCES, "limits": _RESOURCES},
-        },
+        "autoscaling": _record(["minReplicas", "maxReplicas"], {
+            "minReplicas": {"type": "integer", "minimum": 1, "maximum": 100},
+            "maxReplicas": {"type": "integer", "minimum": 1, "maximum": 100},
+            "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 10, "maximum": 100},
+        }),
+        "resources": _record(["requests", "limits"], {"requests": _RESOURCES, "limits": _RESOURCES}),
         "openapi": {"type": "string", "minLength": 1, "maxLength": 256},
-        "rateLimit": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["requests", "period"],
-            "properties": {
-                "requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-                "period": {"type": "string", "pattern": r"^[1-9][0-9]{0,4}(s|m|h)$"},
-            },
-        },
+        "rateLimit": _record(["requests", "period"], {
+            "requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "period": {"type": "string", "pattern": r"^[1-9][0-9]{0,4}(s|m|h)$"},
+        }),
         "routePrefix": {"type": "string", "maxLength": 256, "pattern": r"^/([-a-zA-Z0-9_.~]+/)*$"},
         "consumes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
         # External hosts the product calls over TLS, "host" (port 443) or "host:port"; nothing else leaves the mesh.
@@ -105,39 +93,31 @@ DECLARATION_SCHEMA: dict[str, Any] = {
         "files": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256},
                   "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]{1,253}$", "not": {"enum": [".", ".."]}}},
         # Releases side by side (canaries), the traffic share of each, and shadow traffic to one of them.
-        "releases": {"type": "array", "minItems": 1, "maxItems": MAX_RELEASES, "items": {
-            "type": "object", "additionalProperties": False, "required": ["version", "image", "weight"],
-            "properties": {
-                # A label value (version, app.kubernetes.io/version): no "+", at most 63 characters.
-                "version": {"type": "string", "maxLength": 63, "pattern": RELEASE_VERSION_PATTERN},
-                "image": {"type": "string", "minLength": 1, "maxLength": 512},
-                "weight": {"type": "integer", "minimum": 0, "maximum": 100},
-            }}},
-        "mirror": {"type": "object", "additionalProperties": False, "required": ["version", "percent"],
-                   "properties": {"version": {"type": "string", "maxLength": 63},
-                                  "percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}}},
+        "releases": {"type": "array", "minItems": 1, "maxItems": MAX_RELEASES, "items": _record(["version", "image", "weight"], {
+            # A label value (version, app.kubernetes.io/version): no "+", at most 63 characters.
+            "version": {"type": "string", "maxLength": 63, "pattern": RELEASE_VERSION_PATTERN},
+            "image": {"type": "string", "minLength": 1, "maxLength": 512},
+            "weight": {"type": "integer", "minimum": 0, "maximum": 100},
+        })},
+        "mirror": _record(["version", "percent"], {"version": {"type": "string", "maxLength": 63},
+                                                   "percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}}),
         # AWS access through the product's own IAM role (IRSA); wildcards need the stack's consent.
         "aws": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
             "managedPolicyArns": {"type": "array", "maxItems": 10, "uniqueItems": True,
                                   "items": {"type": "string", "pattern": MANAGED_POLICY_ARN_PATTERN}},
-            "statements": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
-                "type": "object", "additionalProperties": False, "required": ["actions", "resources"],
-                "properties": {
-                    "actions": {"type": "array", "minItems": 1, "uniqueItems": True,
-                                "items": {"type": "string", "pattern": IAM_ACTION_PATTERN}},
-                    "resources": {"type": "array", "minItems": 1, "uniqueItems": True,
-                                  "items": {"type": "string", "pattern": IAM_RESOURCE_PATTERN}},
-                }}},
+            "statements": {"type": "array", "minItems": 1, "maxItems": 20, "items": _record(["actions", "resources"], {
+                "actions": {"type": "array", "minItems": 1, "uniqueItems": True,
+                            "items": {"type": "string", "pattern": IAM_ACTION_PATTERN}},
+                "resources": {"type": "array", "minItems": 1, "uniqueItems": True,
+                              "items": {"type": "string", "pattern": IAM_RESOURCE_PATTERN}},
+            })},
         }},
         # Environment values from AWS Secrets Manager, through the External Secrets Operator.
-        "secrets": {"type": "array", "maxItems": 50, "items": {
-            "type": "object", "additionalProperties": False, "required": ["env", "secretsManager"],
-            "properties": {
-                "env": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
-                "secretsManager": {"type": "object", "additionalProperties": False, "required": ["name"],
-                                   "properties": {"name": {"type": "string", "pattern": SECRET_NAME_PATTERN},
-                                                  "key": {"type": "string", "minLength": 1, "maxLength": 256}}},
-            }}},
+        "secrets": {"type": "array", "maxItems": 50, "items": _record(["env", "secretsManager"], {
+            "env": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+            "secretsManager": _record(["name"], {"name": {"type": "string", "pattern": SECRET_NAME_PATTERN},
+                                                 "key": {"type": "string", "minLength": 1, "maxLength": 256}}),
+        })},
     },
     "not": {"required": ["replicas", "autoscaling"]},
 }
@@ -152,7 +132,7 @@ def _without_required(schema: Any) -> Any:
     return schema
 
 
-OVERRIDE_SCHEMA: dict[str, Any] = {
+OVERRIDE_SCHEMA: Document = {
     "type": "object",
     "additionalProperties": False,
     "properties": {k: _without_required(DECLARATION_SCHEMA["properties"][k]) for k in OVERRIDABLE},

@@ -6,10 +6,10 @@ No Pulumi registration here: ``DataProduct`` (``components.products.data_product
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import pulumi_kubernetes as k8s
 
+from components.documents import Document
 from components.products import aws_access
 from components.products.model import Product, Release, upstream_env_name
 
@@ -58,12 +58,12 @@ def probe(product: Product, period: int) -> dict:
 
 def container(product: Product, upstreams: tuple[Product, ...], image: str | None = None) -> dict:
     env = {**product.env, **{upstream_env_name(u.name): u.mesh_url for u in upstreams}}
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[Document] = [{"name": "tmp", "mountPath": "/tmp"}]
     if product.files:
         mounts.append({"name": "files", "mountPath": FILES_MOUNT, "readOnly": True})
     if product.aws:
         mounts.append(aws_access.token_mount())
-    spec: dict[str, Any] = {
+    spec: Document = {
         "name": "product",
         "image": image or product.image,
         # Unnamed: Istio reads the Service port's name, and probes use the number.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.base.test_bad_inputs import STACK, Project, _exit_code, pristine  # noqa: F401 (pristine: a fixture)
+from tests.base.bad_inputs import STACK, Project, exit_code
 from tools import render as render_cli
 from tools.engine.render import render_stack
 
@@ -100,7 +100,7 @@ SCENARIOS: dict[str, tuple[Callable[[Project], Any], int]] = {
 
 
 @pytest.fixture
-def copy(pristine, tmp_path) -> Project:  # noqa: F811 (pristine: the fixture imported above)
+def copy(pristine, tmp_path) -> Project:  # pristine: the fixture in tests/base/conftest.py
     import shutil
 
     root = tmp_path / "work" / "project"
@@ -122,7 +122,7 @@ def test_no_marker_in_anything_printed_or_written(copy, monkeypatch, capfd, tmp_
         argv += ["--policy-config", str(project.root / "policies" / "custom.json")]
     monkeypatch.setattr(render_cli, "render_stack", functools.partial(render_stack, project_dir=project.root))
     capfd.readouterr()
-    code = _exit_code(render_cli.main, argv)
+    code = exit_code(render_cli.main, argv)
     printed_out, printed_err = capfd.readouterr()
     assert code == expected, printed_err
     written = {str(f): f.read_bytes().decode("utf-8", "replace") for f in out.rglob("*") if f.is_file()} if out.exists() else {}

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from components.governance.access import ConfigError, key_digest, load_access, parse_rate_limit
+from components.config import ConfigError
+from components.governance.access import key_digest, load_access, parse_rate_limit
 from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
 from components.governance.zero_trust import GATEWAY_PRINCIPAL
-from tests.conftest import DEMO, ROOT, declared, render_variant, selected, stack_file, waits_for
+from tests.conftest import DEMO, ROOT, declared, not_waiting_for, render_variant, selected, stack_file, waits_for
 from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
@@ -84,10 +85,7 @@ def test_products_start_only_after_their_namespace_denies_by_default(dev):
 
 
 def test_policies_wait_for_istiod(dev):
-    istiod = dev.one("kubernetes:helm.sh/v3:Release", "istiod")
-    for r in dev.resources:
-        if r.type.startswith("kubernetes:security.istio.io/"):
-            assert waits_for(dev, r, istiod), r.name
+    assert not_waiting_for(dev, "kubernetes:security.istio.io/", dev.one("kubernetes:helm.sh/v3:Release", "istiod")) == []
 
 
 # --- API keys ----------------------------------------------------------------
@@ -148,17 +146,17 @@ def test_no_key_or_placeholder_reaches_the_render(tmp_path):
 @pytest.mark.parametrize(
     ("consumers", "keys", "tiers", "message"),
     [
-        ({"a": {"products": ["nope"]}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.products: 'nope' is not a selected product"),
-        ({"a": {"products": ["p"], "tier": "gold"}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.tier: 'gold' is not a tier"),
-        ({"a": {"products": ["p"]}}, {}, {}, "datamesh:apiKeys: a: has no key"),
-        ({"a": {"products": ["p"]}}, {"a": ["short"]}, {}, "datamesh:apiKeys: a[0]: a key must be 24 to 256"),
+        ({"a": {"products": ["nope"]}}, {"a": [KEY_A]}, {}, "datamesh:consumers.a.products: 'nope' is not a selected product"),
+        ({"a": {"products": ["p"], "tier": "gold"}}, {"a": [KEY_A]}, {}, "datamesh:consumers.a.tier: 'gold' is not a tier"),
+        ({"a": {"products": ["p"]}}, {}, {}, "datamesh:apiKeys.a: has no key"),
+        ({"a": {"products": ["p"]}}, {"a": ["short"]}, {}, "datamesh:apiKeys.a[0]: a key must be 24 to 256"),
         ({"a": {"products": ["p"]}, "b": {"products": ["p"]}}, {"a": [KEY_A], "b": [KEY_A]}, {},
-         "datamesh:apiKeys: b[0]: the same key is already a's"),
-        ({"a": {"products": ["p"]}}, {"a": [KEY_A], "ghost": [KEY_B]}, {}, "datamesh:apiKeys: ghost: is not a declared consumer"),
+         "datamesh:apiKeys.b[0]: the same key is already a's"),
+        ({"a": {"products": ["p"]}}, {"a": [KEY_A], "ghost": [KEY_B]}, {}, "datamesh:apiKeys.ghost: is not a declared consumer"),
         ({"A": {"products": ["p"]}}, {"A": [KEY_A]}, {}, "datamesh:consumers: 'A' must be a lowercase name"),
-        ({"a": {"products": []}}, {"a": [KEY_A]}, {}, "datamesh:consumers: a.products: must be a non-empty list"),
-        ({}, {}, {"gold": {"requests": 0, "period": "1m"}}, "datamesh:rateLimitTiers: gold: requests must be"),
-        ({}, {}, {"gold": {"requests": 5, "period": "1 minute"}}, "datamesh:rateLimitTiers: gold: period must be"),
+        ({"a": {"products": []}}, {"a": [KEY_A]}, {}, "datamesh:consumers.a.products: must be a non-empty list"),
+        ({}, {}, {"gold": {"requests": 0, "period": "1m"}}, "datamesh:rateLimitTiers.gold: requests must be"),
+        ({}, {}, {"gold": {"requests": 5, "period": "1 minute"}}, "datamesh:rateLimitTiers.gold: period must be"),
     ],
 )
 def test_bad_access_configuration(consumers, keys, tiers, message):

@@ -3,6 +3,7 @@
 import json
 
 from components.platform.cluster import NODE_MANAGED_POLICIES
+from tests.conftest import stack_file
 
 RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 
@@ -51,13 +52,13 @@ def test_cluster_spans_both_subnet_kinds_and_nodes_are_private(dev):
 
 
 def test_node_group_size_and_capacity_come_from_config(dev, prod):
-    ng = dev.one("aws:eks/nodeGroup:NodeGroup", "cluster-nodes").inputs
-    assert ng["capacityType"] == "SPOT"
-    assert ng["instanceTypes"] == ["m6a.large", "m5a.large"]
-    assert ng["scalingConfig"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
-    ng = prod.one("aws:eks/nodeGroup:NodeGroup", "cluster-nodes").inputs
-    assert ng["capacityType"] == "ON_DEMAND"
-    assert ng["scalingConfig"] == {"minSize": 3, "desiredSize": 3, "maxSize": 9}
+    for result, stack in ((dev, "dev"), (prod, "prod")):
+        config = stack_file(stack)["config"]
+        ng = result.one("aws:eks/nodeGroup:NodeGroup", "cluster-nodes").inputs
+        assert ng["capacityType"] == config["datamesh:nodeCapacityType"]
+        assert ng["instanceTypes"] == config["datamesh:nodeInstanceTypes"]
+        assert ng["scalingConfig"] == {"minSize": config["datamesh:nodeMinSize"], "desiredSize": config["datamesh:nodeDesiredSize"],
+                                       "maxSize": config["datamesh:nodeMaxSize"]}
 
 
 def test_nodes_require_imdsv2_with_one_hop(dev):

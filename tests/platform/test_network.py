@@ -3,7 +3,16 @@
 import ipaddress
 import json
 
+import pytest
+
+from tests.conftest import render_variant, stack_file
+
 SUBNET = "aws:ec2/subnet:Subnet"
+
+
+@pytest.fixture(scope="module")
+def dev_single_nat(tmp_path_factory):
+    return render_variant(tmp_path_factory.mktemp("single-nat"), {"datamesh:natGateways": "single"})
 
 
 def subnets(result, role):
@@ -38,8 +47,10 @@ def test_subnets_fit_the_vpc_without_overlap(prod):
     assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1:])
 
 
-def test_nat_gateways_follow_the_stack(dev, prod):
-    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
+def test_nat_gateways_follow_the_stack(dev, prod, dev_single_nat):
+    assert len(dev_single_nat.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == {"single": 1, "instance": 0}[
+        stack_file("dev")["config"]["datamesh:natGateways"]]
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
     public_ids = {f"{s.name}-PLACEHOLDER-id" for s in subnets(prod, "elb")}
     assert {n.inputs["subnetId"] for n in prod.of_type("aws:ec2/natGateway:NatGateway")} == public_ids
@@ -57,8 +68,8 @@ def test_private_routes_go_through_nat_and_public_through_the_internet_gateway(p
     assert len(assoc) == 6
 
 
-def test_single_nat_is_shared_by_every_private_route(dev):
-    private = [r for r in dev.of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+def test_single_nat_is_shared_by_every_private_route(dev_single_nat):
+    private = [r for r in dev_single_nat.of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
     assert len(private) == 2 and len({r.inputs["natGatewayId"] for r in private}) == 1
 
 

@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from tests.conftest import closure, declared, selected, waits_for
+from tests.conftest import closure, declared, not_waiting_for, selected, waits_for
 from tools.engine.order import Graph, node
 from tools.engine.render import write_render
 
@@ -147,10 +147,7 @@ def test_istiod_before_every_injected_namespace_and_the_gateway(dev):
 
 
 def test_every_kubernetes_resource_waits_for_the_node_group(dev):
-    nodes = dev.one("aws:eks/nodeGroup:NodeGroup", "cluster-nodes")
-    for r in dev.resources:
-        if r.type.startswith("kubernetes:"):
-            assert waits_for(dev, r, nodes), r.name
+    assert not_waiting_for(dev, "kubernetes:", dev.one("aws:eks/nodeGroup:NodeGroup", "cluster-nodes")) == []
 
 
 def test_closure_follows_dependencies_and_providers(dev):

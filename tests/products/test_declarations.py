@@ -111,12 +111,12 @@ def test_unknown_upstream_that_exists_but_is_not_selected(products_dir):
 def test_selection_and_override_errors_name_the_config_key(products_dir):
     with pytest.raises(DeclarationError, match=r"^datamesh:products: 'fraud' has no declaration"):
         load_products(products_dir, ["fraud"], {})
-    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides: fraud: is not a selected product"):
+    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides.fraud: is not a selected product"):
         load_products(products_dir, DEV_PRODUCTS, {"fraud": {"replicas": 1}})
-    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides: customer-features.image: cannot be overridden"):
+    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides.customer-features.image: cannot be overridden"):
         load_products(products_dir, DEV_PRODUCTS, {"customer-features": {"image": "x:1"}})
     # A bad override is the stack's mistake: named against the stack key, not the product's file.
-    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides: customer-features: replicas: 0 is less than the minimum of 1"):
+    with pytest.raises(DeclarationError, match=r"^datamesh:productOverrides.customer-features: replicas: 0 is less than the minimum of 1"):
         load_products(products_dir, DEV_PRODUCTS, {"customer-features": {"replicas": 0}})
 
 

@@ -68,9 +68,9 @@ def test_products_without_egress_reach_nothing_outside(dev):
 
 
 @pytest.mark.parametrize(("egress", "problem"), [
-    (["https://api.example.com"], "egress.0"),
-    (["*.example.com"], "egress.0"),
-    (["api.example.com:0"], "egress.0"),
+    (["https://api.example.com"], "egress[0]"),
+    (["*.example.com"], "egress[0]"),
+    (["api.example.com:0"], "egress[0]"),
     (["api.example.com:70000"], "egress: 'api.example.com:70000': the port must be 1 to 65535"),
     (["api.example.com", "api.example.com"], "egress"),
     (["api.example.com", "api.example.com:8443"], "egress: 'api.example.com' is declared twice"),

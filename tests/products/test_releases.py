@@ -164,8 +164,8 @@ BAD_RELEASES = [
      "mirror.version", "'2.0.0' is not a declared release"),
     ({"releases": [r("1.0.0", 90), r("1.1.0", 10)], "mirror": {"version": "1.1.0", "percent": 5}},
      "mirror.version", "a mirrored release answers no one, so its weight is 0"),
-    ({"releases": [r("1.0.0", 100.5)]}, "releases.0.weight", "must be an integer"),
-    ({"releases": [r("1.0.0+build", 100)]}, "releases.0.version", "does not match"),
+    ({"releases": [r("1.0.0", 100.5)]}, "releases[0].weight", "must be an integer"),
+    ({"releases": [r("1.0.0+build", 100)]}, "releases[0].version", "does not match"),
     ({"image": IMAGE, "releases": [r("1.0.0", 100)]}, "releases", "either image or releases, not both"),
     ({}, "image", "'image' is a required property (or 'releases')"),
 ]
@@ -245,5 +245,5 @@ def test_a_release_problem_from_the_stack_names_the_stack_key(products_dir):
     with pytest.raises(DeclarationError) as caught:
         load_products(products_dir, DEV_PRODUCTS, {"revenue-predictor": bad})
     message = str(caught.value)
-    assert message.startswith("datamesh:productOverrides: revenue-predictor: releases: the weights add up to 50"), message
+    assert message.startswith("datamesh:productOverrides.revenue-predictor: releases: the weights add up to 50"), message
     assert "revenue-predictor.yaml" not in message

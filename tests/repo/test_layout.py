@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import ROOT
 
-BASE = {"config", "versions", "cidr", "names", "images", "ratelimit", "inputs"}
+BASE = {"config", "versions", "cidr", "names", "images", "ratelimit", "inputs", "documents", "problems"}
 # A layer may import the base and the layers before it in this list, never one after it.
 LAYERS = ["platform", "addons", "products", "governance"]
-STDLIB_ONLY = ["components/images.py", "components/names.py"]
+STDLIB_ONLY = ["components/documents.py", "components/images.py", "components/names.py", "components/problems.py"]
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -56,23 +56,24 @@ def env(monkeypatch):
     monkeypatch.setenv("SMOKE_OTHER_KEY", OTHER)
 
 
-def test_passes_against_a_governed_gateway(env, capsys):
-    server = gateway(rate_limit=True)
+def smoke_against(rate_limit: bool) -> int:
+    """tools.smoke's exit code against a stand-in gateway, limited or not."""
+    server = gateway(rate_limit=rate_limit)
     try:
-        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http", "--gateway-replicas", "1"]) == 0
+        return smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http", "--gateway-replicas", "1"])
     finally:
         server.shutdown()
+
+
+def test_passes_against_a_governed_gateway(env, capsys):
+    assert smoke_against(rate_limit=True) == 0
     out = capsys.readouterr().out
     assert out.count("PASS") == 4 and "4 passed, 0 failed" in out
     assert GOOD not in out and OTHER not in out
 
 
 def test_fails_when_nothing_is_rate_limited(env, capsys):
-    server = gateway(rate_limit=False)
-    try:
-        assert smoke.main(["--gateway", f"127.0.0.1:{server.server_port}", "--scheme", "http", "--gateway-replicas", "1"]) == 1
-    finally:
-        server.shutdown()
+    assert smoke_against(rate_limit=False) == 1
     assert "FAIL  the predictor admits 2 a minute per replica (1), then 429" in capsys.readouterr().out
 
 

@@ -13,13 +13,14 @@ Not modelled: anti-affinity and topology spread, and pods the autoscaler would a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.documents import Document, DocumentView
 from components.products.checks import quantity
 
 TABLE = Path(__file__).with_name("capacity.yaml")
@@ -27,7 +28,7 @@ HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 MI = 1024 * 1024
 
 
-def load_table(path: Path = TABLE) -> dict[str, Any]:
+def load_table(path: Path = TABLE) -> Document:
     return yaml.safe_load(path.read_text())
 
 
@@ -49,7 +50,7 @@ class Capacity:
     allocatable: tuple[int, int, int] = (0, 0, 0)  # millicores, MiB, pods
     needed: int = 0
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Document:
         cpu, memory, pods = self.allocatable
         return {"pods": len(self.pods), "requests": {"cpuMillicores": sum(p.cpu for p in self.pods),
                                                      "memoryMiB": sum(p.memory for p in self.pods)},
@@ -83,7 +84,7 @@ def _at(values: Mapping[str, Any], path: str, default: Any) -> Any:
     return current
 
 
-def allocatable(instance_type: str, table: Mapping[str, Any]) -> tuple[int, int, int]:
+def allocatable(instance_type: str, table: DocumentView) -> tuple[int, int, int]:
     """nodeadm's allocatable for ``instance_type``: (millicores, MiB, max pods)."""
     spec = table["instances"][instance_type]
     cores = int(spec["vcpu"]) * 1000
@@ -154,7 +155,7 @@ def _pack(pods: list[Pod], room: tuple[int, int, int]) -> int:
     return len(nodes)
 
 
-def estimate(resources: list[Mapping[str, Any]], instance_type: str, table: Mapping[str, Any] | None = None) -> Capacity:
+def estimate(resources: Sequence[DocumentView], instance_type: str, table: DocumentView | None = None) -> Capacity:
     """The pods of a render (resources.json) and the nodes of ``instance_type`` they need (before the group's bounds)."""
     table = table or load_table()
     manifests = [r["inputs"] for r in resources if r["type"].startswith("kubernetes:") and "kind" in (r.get("inputs") or {})]

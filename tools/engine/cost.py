@@ -14,10 +14,10 @@ table states.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from components.documents import Document
 from components.versions import KUBERNETES_STANDARD_SUPPORT_ENDS
 from tools.engine import capacity
 from tools.engine.graphs import component_of
@@ -26,30 +26,30 @@ PRICES = Path(__file__).with_name("prices.yaml")
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
 
 
-def load_prices(path: Path = PRICES) -> dict[str, Any]:
+def load_prices(path: Path = PRICES) -> Document:
     return yaml.safe_load(path.read_text())
 
 
-def _v(entry: dict[str, Any]) -> float:
+def _v(entry: Document) -> float:
     return float(entry["value"])
 
 
-def _item(what: str, quantity: float, unit: str, unit_price: float) -> dict[str, Any]:
+def _item(what: str, quantity: float, unit: str, unit_price: float) -> Document:
     return {"what": what, "quantity": quantity, "unit": unit, "unitPrice": unit_price,
             "monthly": round(quantity * unit_price, 2)}
 
 
 class _Estimator:
-    def __init__(self, resources: list[dict[str, Any]], prices: dict[str, Any]) -> None:
+    def __init__(self, resources: list[Document], prices: Document) -> None:
         self.resources = resources
         self.by_urn = {r["urn"]: r for r in resources}
         self.p = prices
         self.hours = float(prices["hoursPerMonth"])
         self.warnings: list[str] = []
         self.capacity_table = capacity.load_table()
-        self.capacity: dict[str, Any] = {}
+        self.capacity: Document = {}
 
-    def cluster(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def cluster(self, r: Document) -> list[Document]:
         inputs = r["inputs"]
         version = str(inputs.get("version", ""))
         ends = KUBERNETES_STANDARD_SUPPORT_ENDS.get(version)
@@ -64,7 +64,7 @@ class _Estimator:
                                _v(logs["ingestionPerGB"])))
         return items
 
-    def node_group(self, r: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+    def node_group(self, r: Document) -> tuple[list[Document], tuple[float, float] | None]:
         inputs = r["inputs"]
         types = inputs.get("instanceTypes") or ["t3.medium"]  # the EKS API's default
         table = self.p["ec2OnDemandPerHour"]
@@ -78,7 +78,7 @@ class _Estimator:
         itype = max(known, key=lambda t: _v(table[t]))
         nodes, sizing = self._nodes(r, types)
         on_demand = _v(table[itype])
-        items: list[dict[str, Any]]
+        items: list[Document]
         span = None
         if inputs.get("capacityType") == "SPOT":
             spot = self.p["spot"]
@@ -94,7 +94,7 @@ class _Estimator:
         self.capacity["monthlyPerNode"] = round(sum(i["monthly"] for i in items) / max(nodes, 1), 2)
         return items, span
 
-    def _nodes(self, r: dict[str, Any], types: list[str]) -> tuple[int, str]:
+    def _nodes(self, r: Document, types: list[str]) -> tuple[int, str]:
         """The node count the pods' requests need, within the group's bounds, and how it was found."""
         scaling = r["inputs"].get("scalingConfig", {})
         low, high = int(scaling.get("minSize", 1)), int(scaling.get("maxSize", 1))
@@ -116,7 +116,7 @@ class _Estimator:
         used = capacity.share(found, nodes)
         return nodes, f"the pods' requests need {found.needed} (bounds {low} to {high}), {used:.0%} of {nodes} nodes' room"
 
-    def _disk_gb(self, node_group: dict[str, Any]) -> int:
+    def _disk_gb(self, node_group: Document) -> int:
         for dep in node_group["dependencies"]:
             lt = self.by_urn.get(dep)
             if lt and lt["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
@@ -125,16 +125,16 @@ class _Estimator:
                         return int(mapping["ebs"]["volumeSize"])
         return int(node_group["inputs"].get("diskSize", 20))  # the EKS API's default
 
-    def nat(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def nat(self, r: Document) -> list[Document]:
         nat = self.p["natGateway"]
         gb = _v(nat["assumedGBPerMonth"])
         return [_item("NAT gateway hours", self.hours, "hours", _v(nat["perHour"])),
                 _item(f"NAT data processed (assumed {gb:g} GB)", gb, "GB", _v(nat["perGBProcessed"]))]
 
-    def eip(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def eip(self, r: Document) -> list[Document]:
         return [_item("public IPv4 address", self.hours, "hours", _v(self.p["publicIPv4PerHour"]))]
 
-    def load_balancer(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def load_balancer(self, r: Document) -> list[Document]:
         nlb = self.p["networkLoadBalancer"]
         lcu = _v(nlb["assumedNLCU"])
         items = [_item("NLB hours", self.hours, "hours", _v(nlb["perHour"])),
@@ -148,7 +148,7 @@ class _Estimator:
                                _v(self.p["publicIPv4PerHour"])))
         return items
 
-    def instance(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def instance(self, r: Document) -> list[Document]:
         """An EC2 instance of the program's own (the NAT instance): its hours, public address and root volume."""
         inputs = r["inputs"]
         itype = str(inputs.get("instanceType", ""))
@@ -162,10 +162,10 @@ class _Estimator:
         items.append(_item(f"{gb} GB gp3 root volume", gb, "GB-months", _v(self.p["ebsGp3PerGBMonth"])))
         return items
 
-    def kms(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+    def kms(self, r: Document) -> list[Document]:
         return [_item("KMS customer-managed key", 1, "key-months", _v(self.p["kmsKeyPerMonth"]))]
 
-    def estimate(self, r: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+    def estimate(self, r: Document) -> tuple[list[Document], tuple[float, float] | None]:
         t = r["type"]
         if t == "eks:index:Cluster":
             return self.cluster(r), None
@@ -184,7 +184,7 @@ class _Estimator:
         return [], None
 
 
-def estimate(resources: list[dict[str, Any]], prices: dict[str, Any] | None = None) -> dict[str, Any]:
+def estimate(resources: list[Document], prices: Document | None = None) -> Document:
     """cost.json: per priced resource its items and monthly figure, the total, and what was assumed."""
     prices = prices or load_prices()
     est = _Estimator(resources, prices)

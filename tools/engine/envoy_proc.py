@@ -7,10 +7,10 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from components.documents import DocumentView
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,7 +29,7 @@ def envoy_binary() -> str:
 class Envoy:
     """A running Envoy on loopback (a context manager): ``port(listener)``, ``admin``, ``config_dump()``."""
 
-    bootstrap: Mapping[str, Any]
+    bootstrap: DocumentView
     concurrency: int = 1
     startup_seconds: float = 30
     log_level: str = "warning"

@@ -17,11 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from components.documents import Document
 from tools.engine.graphs import component_of
 
-Document = dict[str, Any]  # one resources.json record
 CHANGED_DOT = ', style=filled, fillcolor="#ffd966"'
 NEIGHBOUR_DOT = ', style=dashed, color="#888888", fontcolor="#666666"'
 

@@ -5,12 +5,12 @@ Dependencies solid, parents dotted (as `pulumi stack graph`); changed resources 
 
 from __future__ import annotations
 
-from typing import Any
+from components.documents import Document
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
-def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> str:
+def component_of(resource: Document, by_urn: dict[str, Document]) -> str:
     """The top-level component a resource belongs to, as "<Type> <name>" ("stack" for top-level plain resources)."""
     current = resource
     while current["parent"] in by_urn and by_urn[current["parent"]]["type"] != STACK_TYPE:
@@ -20,19 +20,19 @@ def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) ->
     return "stack"
 
 
-def _label(resource: dict[str, Any]) -> str:
+def _label(resource: Document) -> str:
     return f"{resource['type']}\\n{resource['name']}"
 
 
-def _clusters(resources: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _clusters(resources: list[Document]) -> dict[str, list[Document]]:
     by_urn = {r["urn"]: r for r in resources}
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Document]] = {}
     for r in resources:
         groups.setdefault(component_of(r, by_urn), []).append(r)
     return groups
 
 
-def graph_dot(resources: list[dict[str, Any]], highlight: set[str] | frozenset[str] = frozenset()) -> str:
+def graph_dot(resources: list[Document], highlight: set[str] | frozenset[str] = frozenset()) -> str:
     """The dependency graph as Graphviz DOT, one cluster per top-level component; ``highlight``ed URNs filled.
 
     Dependencies solid, parents dotted (as `pulumi stack graph`).
@@ -53,7 +53,7 @@ def graph_dot(resources: list[dict[str, Any]], highlight: set[str] | frozenset[s
     return "\n".join(lines) + "\n"
 
 
-def graph_mermaid(resources: list[dict[str, Any]], highlight: set[str] | frozenset[str] = frozenset()) -> str:
+def graph_mermaid(resources: list[Document], highlight: set[str] | frozenset[str] = frozenset()) -> str:
     """The same graph for Mermaid (renders inline in GitHub markdown), components as subgraphs."""
     ids = {r["urn"]: f"n{i}" for i, r in enumerate(resources)}
     lines = ["graph LR"]

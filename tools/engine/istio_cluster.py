@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from components.documents import Document, DocumentView
+
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
 # What the cluster's API server holds that Istio's service registry reads.
 KUBE_KINDS = ("Namespace", "Service", "ServiceAccount")
@@ -61,8 +63,8 @@ class Render:
     """A render folder's manifests and registered resources."""
 
     path: Path
-    manifests: list[dict[str, Any]]
-    resources: list[dict[str, Any]]
+    manifests: list[Document]
+    resources: list[Document]
 
     @property
     def stack(self) -> str:
@@ -70,13 +72,13 @@ class Render:
             return str(r["urn"]).split(":")[2]
         raise TranslationError(f"{self.path / 'resources.json'}: no resources")
 
-    def releases(self, chart: str) -> list[dict[str, Any]]:
+    def releases(self, chart: str) -> list[Document]:
         return [r for r in self.resources if r["type"] == HELM_RELEASE and (r.get("inputs") or {}).get("chart") == chart]
 
-    def kind(self, kind: str) -> list[dict[str, Any]]:
+    def kind(self, kind: str) -> list[Document]:
         return [m for m in self.manifests if m.get("kind") == kind]
 
-    def injecting_istiod(self) -> dict[str, Any] | None:
+    def injecting_istiod(self) -> Document | None:
         """The istiod release the mesh's pods are injected by, as a cluster would pick it.
 
         With one istiod, that one. With two, the one whose revision the revision tag's webhook
@@ -95,18 +97,18 @@ class Render:
 
 
 def load_render(path: Path) -> Render:
-    manifests: list[dict[str, Any]] = []
+    manifests: list[Document] = []
     for file in sorted((path / "manifests").glob("*.yaml")):
         manifests.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
     resources = json.loads((path / "resources.json").read_text())
     return Render(path, manifests, resources)
 
 
-def _group(obj: Mapping[str, Any]) -> str:
+def _group(obj: DocumentView) -> str:
     return str(obj.get("apiVersion", "")).split("/")[0]
 
 
-def is_istio(obj: Mapping[str, Any]) -> bool:
+def is_istio(obj: DocumentView) -> bool:
     return _group(obj) in ISTIO_GROUPS
 
 
@@ -116,7 +118,7 @@ def _addresses(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterat
             yield str(address)
 
 
-def _container_ports(pod_spec: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+def _container_ports(pod_spec: DocumentView) -> tuple[tuple[str, int], ...]:
     return tuple((p.get("name", ""), int(p["containerPort"])) for c in pod_spec.get("containers", [])
                  for p in c.get("ports") or [])
 
@@ -149,7 +151,7 @@ def workloads(render: Render, network: ipaddress.IPv4Network = POD_NETWORK) -> l
     return found
 
 
-def pod_object(w: Workload) -> dict[str, Any]:
+def pod_object(w: Workload) -> Document:
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": w.name, "namespace": w.namespace, "labels": dict(w.labels)},
@@ -161,20 +163,20 @@ def pod_object(w: Workload) -> dict[str, Any]:
     }
 
 
-def target_port(service_port: Mapping[str, Any], w: Workload) -> int | None:
+def target_port(service_port: DocumentView, w: Workload) -> int | None:
     target = service_port.get("targetPort", service_port["port"])
     if isinstance(target, int):
         return target
     return next((p for n, p in w.ports if n == target), None)
 
 
-def selected(service: Mapping[str, Any], ws: list[Workload]) -> list[Workload]:
+def selected(service: DocumentView, ws: list[Workload]) -> list[Workload]:
     selector = (service.get("spec") or {}).get("selector") or {}
     namespace = service["metadata"]["namespace"]
     return [w for w in ws if selector and w.namespace == namespace and selector.items() <= w.labels.items()]
 
 
-def endpoint_slices(services: list[dict[str, Any]], ws: list[Workload]) -> list[dict[str, Any]]:
+def endpoint_slices(services: list[Document], ws: list[Workload]) -> list[Document]:
     slices = []
     for service in services:
         for port in service["spec"].get("ports") or []:
@@ -195,7 +197,7 @@ def endpoint_slices(services: list[dict[str, Any]], ws: list[Workload]) -> list[
     return slices
 
 
-def documents(objects: Sequence[Mapping[str, Any]]) -> str:
+def documents(objects: Sequence[DocumentView]) -> str:
     return "\n---\n".join(yaml.safe_dump(_without_none(o), sort_keys=True) for o in objects)
 
 
@@ -209,7 +211,7 @@ def _without_none(value: Any) -> Any:
 
 
 
-def with_cluster_ips(services: list[dict[str, Any]], network: ipaddress.IPv4Network) -> tuple[list[dict[str, Any]],
+def with_cluster_ips(services: list[Document], network: ipaddress.IPv4Network) -> tuple[list[Document],
                                                                                               dict[str, str]]:
     """The Services with the cluster IPs the API server would assign (from a loopback /16 of their own)."""
     service_network = ipaddress.ip_network(f"127.{network.network_address.packed[1] + 64 & 0xFF}.0.0/16")

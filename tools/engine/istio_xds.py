@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from components.documents import Document, DocumentView
 from tools.engine.istio_build import GO_PROGRAM as GO_PROGRAM
 from tools.engine.istio_build import IstioBuildError as IstioBuildError
 from tools.engine.istio_build import IstioTools as IstioTools
@@ -79,7 +79,7 @@ def node_id(w: Workload, router: bool) -> str:
 class MeshSpec:
     """What istiod is given, and the workloads the harness will stand in for."""
 
-    spec: dict[str, Any]
+    spec: Document
     workloads: list[Workload]
     gateway: Workload
     service_ips: dict[str, str] = field(default_factory=dict)  # <name>.<namespace>.svc.cluster.local -> cluster IP
@@ -125,7 +125,7 @@ def mesh_spec(render: Render, sidecars: bool = False, network: ipaddress.IPv4Net
     return MeshSpec(spec, ws, gateway, service_ips)
 
 
-def _proxy(name: str, w: Workload, router: bool) -> dict[str, Any]:
+def _proxy(name: str, w: Workload, router: bool) -> Document:
     return {"name": name, "type": "router" if router else "sidecar", "id": f"{w.name}.{w.namespace}", "ip": w.ip,
             "namespace": w.namespace, "serviceAccount": w.service_account, "labels": dict(w.labels)}
 
@@ -138,10 +138,10 @@ class Translation:
     """istiod's output: ``generator`` names the module; ``proxies`` maps a proxy name to its resources."""
 
     generator: dict[str, str]
-    proxies: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    proxies: dict[str, dict[str, list[Document]]] = field(default_factory=dict)
 
 
-def generate(tools: IstioTools, spec: Mapping[str, Any]) -> Translation:
+def generate(tools: IstioTools, spec: DocumentView) -> Translation:
     with tempfile.TemporaryDirectory() as tmp:
         spec_file, out = Path(tmp) / "spec.json", Path(tmp) / "xds.json"
         spec_file.write_text(json.dumps(spec))
@@ -153,7 +153,7 @@ def generate(tools: IstioTools, spec: Mapping[str, Any]) -> Translation:
     return Translation(data["generator"], data["proxies"])
 
 
-def _filter_kind(f: Mapping[str, Any]) -> str | None:
+def _filter_kind(f: DocumentView) -> str | None:
     name = f.get("name", "")
     if name in REMOVED_FILTERS:
         return name
@@ -163,7 +163,7 @@ def _filter_kind(f: Mapping[str, Any]) -> str | None:
     return REMOVED_TYPES.get(type_url)
 
 
-def _strip(filters: list[dict[str, Any]], removed: dict[str, int]) -> list[dict[str, Any]]:
+def _strip(filters: list[Document], removed: dict[str, int]) -> list[Document]:
     kept = []
     for f in filters:
         kind = _filter_kind(f)
@@ -174,8 +174,8 @@ def _strip(filters: list[dict[str, Any]], removed: dict[str, int]) -> list[dict[
     return kept
 
 
-def for_upstream_envoy(resources: Mapping[str, list[dict[str, Any]]], listen_port: int | None = None,
-                       bind_ip: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+def for_upstream_envoy(resources: Mapping[str, list[Document]], listen_port: int | None = None,
+                       bind_ip: str | None = None) -> tuple[dict[str, list[Document]], dict[str, int]]:
     """A copy of one proxy's resources that upstream Envoy loads: ``REMOVED_FILTERS`` taken out, nothing else.
 
     With ``listen_port``, the gateway's (single) HTTP listener is moved to 127.0.0.1 on that
@@ -205,7 +205,7 @@ def for_upstream_envoy(resources: Mapping[str, list[dict[str, Any]]], listen_por
     return out, removed
 
 
-def analyze(tools: IstioTools, render: Render) -> dict[str, Any]:
+def analyze(tools: IstioTools, render: Render) -> Document:
     """``istioctl analyze --use-kube=false`` over the render's manifests: errors, warnings and each message."""
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / "render.yaml"

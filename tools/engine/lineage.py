@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.documents import Document
+
 AUTHZ_TYPE = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
 
 
@@ -33,7 +35,7 @@ def _name(ref: Any) -> str:
     return str(ref or "").split(":", 1)[-1].rsplit("/", 1)[-1]
 
 
-def build(resources: list[dict[str, Any]], outputs: dict[str, Any]) -> Lineage:
+def build(resources: list[Document], outputs: Document) -> Lineage:
     found = outputs.get("catalog")
     catalog: list[Any] = found if isinstance(found, list) else []
     system_domain = {e["metadata"]["name"]: _name(e["spec"].get("domain")) for e in catalog if e.get("kind") == "System"}

@@ -33,8 +33,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
+from components.documents import Document
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK, Envoy, EnvoyRejectedError
 from tools.engine.mesh_stubs import Seen, Stub, backends_bootstrap, handler, tls_context
@@ -75,7 +75,7 @@ class MeshHarness:
         self.translation = istio_xds.generate(self.tools, self.mesh.spec)
         resources, self.removed = istio_xds.for_upstream_envoy(self.translation.proxies["gateway"], listen_port=0)
         self.gateway_resources = resources
-        self.sidecar_resources: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.sidecar_resources: dict[str, dict[str, list[Document]]] = {}
         for w in self.pods:
             resources, removed = istio_xds.for_upstream_envoy(self.translation.proxies[w.name], bind_ip=w.ip)
             self.sidecar_resources[w.name] = resources
@@ -219,12 +219,12 @@ class MeshHarness:
             if stream:
                 stream.close()
 
-    def bootstrap(self, workload: istio_xds.Workload | None = None) -> dict[str, Any]:
+    def bootstrap(self, workload: istio_xds.Workload | None = None) -> Document:
         """The Envoy bootstrap of the gateway pod (or ``workload``'s sidecar): everything but the xDS and SDS
         clusters comes over ADS."""
         host, port = self.xds_address
 
-        def grpc_cluster(name: str) -> dict[str, Any]:
+        def grpc_cluster(name: str) -> Document:
             return {"name": name, "type": "STATIC", "connect_timeout": "1s",
                     "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

@@ -17,8 +17,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
+from components.documents import Document
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK
 from tools.engine.pki import Identity, MeshCA
@@ -128,7 +128,7 @@ def tls_context(identity: Identity, folder: Path, name: str) -> ssl.SSLContext:
 
 
 
-def backends_bootstrap(workloads: list[istio_xds.Workload], ca: MeshCA, ports: dict[str, set[int]]) -> dict[str, Any]:
+def backends_bootstrap(workloads: list[istio_xds.Workload], ca: MeshCA, ports: dict[str, set[int]]) -> Document:
     """One Envoy listening on every workload's pod address and port, terminating Istio mTLS, answering 200."""
     listeners = []
     for w in workloads:

@@ -21,9 +21,12 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import get_root_resource, reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from components.documents import Document, DocumentView
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -42,7 +45,7 @@ class Registration:
     parent: str | None
     provider: str | None
     dependencies: list[str]
-    inputs: dict[str, Any]
+    inputs: Document
     # Components (remote ones like eks:index:Cluster among them) get a map of providers instead.
     providers: dict[str, str] = field(default_factory=dict)
     deleted_with: str | None = None
@@ -54,9 +57,9 @@ class Registration:
     # Input paths whose changes the engine ignores on an existing resource (they apply at creation only).
     ignore_changes: list[str] = field(default_factory=list)
     # Each alias as sent: {"urn": ...} or the spec's fields ({"type": ...}, {"name": ...}, {"parentUrn": ...}).
-    aliases: list[dict[str, Any]] = field(default_factory=list)
+    aliases: list[Document] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Document:
         return {
             "urn": self.urn,
             "type": self.type,
@@ -82,9 +85,9 @@ class RunResult:
     """Everything one mock run registered, in registration order, and the stack outputs."""
 
     resources: list[Registration]
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: Document = field(default_factory=dict)
     # (token, arguments) of every invoke the program made, as the mocks answered them.
-    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    invokes: list[tuple[str, Document]] = field(default_factory=list)
     # What the program logged with pulumi.log.warn, in order (the CLI shows these as warnings).
     warnings: list[str] = field(default_factory=list)
 
@@ -101,7 +104,7 @@ class RunResult:
         return {r.urn: r for r in self.resources}
 
 
-def plain(value: Any) -> Any:
+def plain(value: object) -> object:
     """A wire value as plain JSON: secrets masked, unknowns marked, resource references as URNs."""
     if isinstance(value, dict):
         sig = value.get(rpc._special_sig_key)
@@ -125,10 +128,17 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _alias(alias: Any) -> dict[str, Any]:
+def plain_map(value: DocumentView) -> Document:
+    """A resource's input properties as plain JSON (``plain`` of a map of properties is a map)."""
+    found = plain(value)
+    assert isinstance(found, dict)
+    return found
+
+
+def _alias(alias: Any) -> Document:
     """One alias of a RegisterResource request as JSON: its URN, or its spec's fields."""
     found = json_format.MessageToDict(alias)
-    spec: dict[str, Any] = found.get("spec", found)
+    spec: Document = found.get("spec", found)
     return {key: value for key, value in spec.items() if value != ""}  # parentUrn "": the resource's own parent
 
 
@@ -143,7 +153,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: resource_pb2.RegisterResourceRequest) -> resource_pb2.RegisterResourceResponse:  # noqa: N802 (gRPC name)
         response = super().RegisterResource(request)
         deps = set(request.dependencies)
         for prop in request.propertyDependencies.values():
@@ -156,7 +166,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent=request.parent or None,
             provider=request.provider or None,
             dependencies=sorted(deps),
-            inputs=plain(json_format.MessageToDict(request.object)),
+            inputs=plain_map(json_format.MessageToDict(request.object)),
             providers=dict(request.providers),
             deleted_with=request.deletedWith or None,
             protect=bool(request.protect),
@@ -174,9 +184,9 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self.invokes: list[tuple[str, dict[str, Any]]] = []
+        self.invokes: list[tuple[str, Document]] = []
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, Document]:
         name, state = args.name, dict(args.inputs)
         if args.typ.startswith("pulumi:providers:"):
             return f"{name}-provider-id", state
@@ -224,7 +234,7 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
             ]}}
         return f"{name}-PLACEHOLDER-id", state
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[Document, list[tuple[str, str]] | None]:
         self.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:eks/getAddonVersion:getAddonVersion":
             # EKS answers with the default (or, with mostRecent, the newest) build for that Kubernetes version.
@@ -240,9 +250,9 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
         raise NotImplementedError(f"offline render has no answer for invoke {args.token}")
 
 
-def _resolve_outputs(exports: dict[str, Any]) -> Any:
-    async def resolve() -> dict[str, Any]:
-        result = {}
+def _resolve_outputs(exports: Document) -> Any:
+    async def resolve() -> Document:
+        result: Document = {}
         for key, value in exports.items():
             out = pulumi.Output.from_input(value)
             if await out.is_secret():
@@ -289,7 +299,7 @@ def run_program(
     logger.setLevel(logging.WARNING)
     logger.addHandler(warnings)
     pulumi_mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
-    outputs: dict[str, Any] = {}
+    outputs: Document = {}
 
     async def program_then_outputs() -> None:
         runpy.run_path(str(program), run_name="__main__")

@@ -26,9 +26,10 @@ first, as the engine's snapshot is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from components.documents import DocumentView
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _provider_urn(reference: str | None) -> str | None:
     return reference.rsplit("::", 1)[0] if reference else None
 
 
-def node(record: Mapping[str, Any]) -> Node:
+def node(record: DocumentView) -> Node:
     """A ``Node`` from one ``resources.json`` record."""
     custom = record.get("custom")
     if custom is None:  # older renders: components carry "providers", custom resources a "provider"
@@ -70,7 +71,7 @@ def node(record: Mapping[str, Any]) -> Node:
 class Graph:
     """The dependency graph of one stack, with the engine's creation and deletion schedules."""
 
-    def __init__(self, records: Iterable[Mapping[str, Any] | Node]) -> None:
+    def __init__(self, records: Iterable[DocumentView | Node]) -> None:
         nodes = [r if isinstance(r, Node) else node(r) for r in records]
         self.nodes: dict[str, Node] = {n.urn: n for n in _topological(nodes)}
         self._index = {urn: i for i, urn in enumerate(self.nodes)}

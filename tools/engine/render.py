@@ -15,7 +15,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from components.documents import Document
 from components.inputs import InputError, read_text
+from components.problems import Problem, field_path, message
 from policies.rules import (
     LEVELS,
     MANDATORY,
@@ -64,7 +66,7 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-def manifest(reg: Registration) -> dict[str, Any]:
+def manifest(reg: Registration) -> Document:
     """The Kubernetes object a resource declares, as kubectl would take it, keys in a stable order."""
     obj = _sorted({k: v for k, v in reg.inputs.items() if not k.startswith("__")})
     head = {k: obj.pop(k) for k in ("apiVersion", "kind", "metadata") if k in obj}
@@ -79,24 +81,24 @@ def manifest(reg: Registration) -> dict[str, Any]:
     return {**head, **obj}
 
 
-def manifest_filename(obj: dict[str, Any]) -> str:
+def manifest_filename(obj: Document) -> str:
     meta = obj.get("metadata", {})
     parts = [obj.get("kind", "object").lower(), meta.get("namespace") or "cluster", meta.get("name", "unnamed")]
     return "-".join(re.sub(r"[^a-z0-9.-]+", "-", str(p).lower()) for p in parts) + ".yaml"
 
 
-def check_policies(result: RunResult, config: dict[str, Any]) -> list[Violation]:
+def check_policies(result: RunResult, config: Document) -> list[Violation]:
     """The policy pack's rules over every registered resource (the stack itself aside)."""
     resources = [Resource(r.urn, r.type, r.name, r.inputs) for r in result.resources if r.type != "pulumi:pulumi:Stack"]
     return evaluate(resources, config)
 
 
-def policy_config_schema() -> dict[str, Any]:
+def policy_config_schema() -> Document:
     """A whole policy config file's JSON Schema, built from each rule's (the schemas the pack declares to Pulumi).
 
     Stricter than Pulumi in one way: a property no rule declares is an error, not ignored.
     """
-    def entry(properties: dict[str, Any]) -> dict[str, Any]:
+    def entry(properties: Document) -> Document:
         return {"oneOf": [{"enum": list(LEVELS)}, {
             "type": "object", "additionalProperties": False,
             "properties": {"enforcementLevel": {"enum": list(LEVELS)}, **properties}}]}
@@ -106,7 +108,7 @@ def policy_config_schema() -> dict[str, Any]:
             "properties": {"all": entry({"exemptions": config_schema(RULES[0])["properties"]["exemptions"]}), **rules}}
 
 
-def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
+def load_policy_config(stack: str, path: Path | None) -> Document:
     """``path``, or ``policies/config/<stack>.json`` when there is one: the pack's config format, validated."""
     path = path if path is not None else POLICY_CONFIG_DIR / f"{stack}.json"
     if path.parent == POLICY_CONFIG_DIR and not path.exists():
@@ -121,11 +123,11 @@ def load_policy_config(stack: str, path: Path | None) -> dict[str, Any]:
     except RecursionError:
         raise StackConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     except PolicyConfigError as exc:
-        raise StackConfigError(f"{path}: {exc}") from None
+        raise StackConfigError(message([exc.problem], str(path))) from None
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(policy_config_schema()).iter_errors(config))
     if error is not None:  # the same schemas, checked by the JSON Schema library too
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise StackConfigError(f"{path}: {where}: does not match the policy's config schema ({error.validator})")
+        problem = Problem(field_path(error.absolute_path), f"does not match the policy's config schema ({error.validator})")
+        raise StackConfigError(message([problem], str(path)))
     return config
 
 
@@ -134,7 +136,7 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
     catalog); return resources per type."""
     resources = sorted(result.resources, key=lambda r: r.urn)
     # Every object is checked before anything is written.
-    objects: dict[str, dict[str, Any]] = {}
+    objects: dict[str, Document] = {}
     for reg in resources:
         if is_manifest(reg):
             obj = manifest(reg)
@@ -171,7 +173,7 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
     return dict(Counter(r.type for r in resources))
 
 
-def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
+def write_catalog(entities: list[Document], folder: Path) -> None:
     """The Backstage entities as one catalog-info.yaml, and each API's OpenAPI definition on its own."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -184,7 +186,7 @@ def write_catalog(entities: list[dict[str, Any]], folder: Path) -> None:
             (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
 
 
-def cost_summary(c: dict[str, Any], path: Path) -> str:
+def cost_summary(c: Document, path: Path) -> str:
     """The render's monthly estimate ``c`` (the cost.json ``write_render`` wrote at ``path``) in one line."""
     low, high = c["totalRange"]
     spread = f" (range ${low:,.2f} to ${high:,.2f} with spot prices)" if low != high else ""

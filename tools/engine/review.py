@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.documents import Document
 from tools.engine.graphs import STACK_TYPE, component_of, graph_dot, graph_mermaid
 from tools.engine.review_headlines import Headlines, headline_markdown, headline_text, headlines
 from tools.engine.valuediff import Change, diff_values, list_key
@@ -39,10 +40,10 @@ class Entry:
     identity: str
     label: str
     group: str
-    record: dict[str, Any]
+    record: Document
 
 
-def _k8s_identity(resource: dict[str, Any]) -> tuple[str, str] | None:
+def _k8s_identity(resource: Document) -> tuple[str, str] | None:
     inputs = resource.get("inputs") or {}
     meta = inputs.get("metadata")
     if not resource["type"].startswith("kubernetes:") or not isinstance(meta, dict) or "kind" not in inputs:
@@ -53,7 +54,7 @@ def _k8s_identity(resource: dict[str, Any]) -> tuple[str, str] | None:
     return f"{inputs.get('apiVersion')}/{inputs['kind']}/{where}", f"{inputs['kind']} {where}"
 
 
-def entries(resources: list[dict[str, Any]]) -> dict[str, Entry]:
+def entries(resources: list[Document]) -> dict[str, Entry]:
     by_urn = {r["urn"]: r for r in resources}
     out: dict[str, Entry] = {}
     for r in resources:
@@ -105,7 +106,7 @@ def _money(value: float, signed: bool = False) -> str:
     return f"{sign}${abs(value):,.2f}"
 
 
-def _pulumi_fields(entry: Entry) -> dict[str, Any]:
+def _pulumi_fields(entry: Entry) -> Document:
     r = entry.record
     return {"inputs": r.get("inputs") or {}, "dependencies": sorted(r.get("dependencies") or []),
             "parent": r.get("parent"), "provider": r.get("provider"), "providers": r.get("providers") or {}}
@@ -163,7 +164,7 @@ def _diff_resources(result: RenderDiff, old: dict[str, Entry], new: dict[str, En
                 result.changed_urns.add(new[identity].record["urn"])
 
 
-def diff_policy(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def diff_policy(old: Document, new: Document) -> list[str]:
     """Findings that appeared (+), went away (-) or changed level or message (~); rules the pack no longer
     runs or runs at another default level. Any of them is a change (``--exit-code`` answers 2)."""
     old_f = {(v["rule"], v["urn"]): v for v in old.get("violations", [])}
@@ -181,7 +182,7 @@ def diff_policy(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines + [f"- rule {name} (no longer run)" for name in sorted(set(old_r) - set(new_r))]
 
 
-def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: dict[str, Any] | None) -> None:
+def _diff_cost(result: RenderDiff, old_cost: Document | None, new_cost: Document | None) -> None:
     if old_cost is None or new_cost is None:  # a render from before cost.json: no delta to tell
         result.cost_missing = True
         result.cost_total = (0.0, (new_cost or {}).get("total", 0.0))
@@ -198,7 +199,7 @@ def _diff_cost(result: RenderDiff, old_cost: dict[str, Any] | None, new_cost: di
     result.capacity = capacity_lines(old_cost.get("capacity") or {}, new_cost.get("capacity") or {})
 
 
-def capacity_lines(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def capacity_lines(old: Document, new: Document) -> list[str]:
     """The pods' requests before and after, the nodes they need, and their share of node time in dollars."""
     if not old or not new or (old.get("requests"), old.get("nodes")) == (new.get("requests"), new.get("nodes")):
         return []

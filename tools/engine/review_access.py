@@ -21,14 +21,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from components.documents import Document
 from tools.engine.lineage import build as build_lineage
 
-Resources = list[dict[str, Any]]
+Resources = list[Document]
 _PRINCIPAL = re.compile(r"[^/]+/ns/([^/]+)/sa/([^/]+)")
 _SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 
 
-def k8s_objects(resources: Resources, kind: str) -> list[dict[str, Any]]:
+def k8s_objects(resources: Resources, kind: str) -> list[Document]:
     """The inputs of every Kubernetes object of ``kind`` in the render."""
     return [r["inputs"] for r in resources
             if r["type"].startswith("kubernetes:") and (r.get("inputs") or {}).get("kind") == kind]
@@ -39,12 +40,12 @@ def _where(obj: dict[str, Any]) -> str:
     return f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
 
 
-def app_of(obj: dict[str, Any], labels: dict[str, Any] | None) -> str:
+def app_of(obj: Document, labels: Document | None) -> str:
     """What a workload or a selector names: its ``app`` label, else the object's namespace/name."""
     return str((labels or {}).get("app") or _where(obj))
 
 
-def workloads(resources: Resources) -> list[dict[str, Any]]:
+def workloads(resources: Resources) -> list[Document]:
     """Every object with a pod template (Deployments, StatefulSets, Jobs...)."""
     return [r["inputs"] for r in resources if r["type"].startswith("kubernetes:")
             and isinstance(((r.get("inputs") or {}).get("spec") or {}).get("template"), dict)]
@@ -87,7 +88,7 @@ def _tiers(resources: Resources) -> dict[tuple[str, str], str]:
     return found
 
 
-def access_grants(resources: Resources, outputs: dict[str, Any]) -> dict[tuple[str, str], str]:
+def access_grants(resources: Resources, outputs: Document) -> dict[tuple[str, str], str]:
     """(caller, callee) -> how the caller is limited: the consumer's tier, or "" for a product or workload."""
     tiers = _tiers(resources)
     grants = {(c, p): f"tier: {tiers[(c, p)]}" if (c, p) in tiers else "no tier"

@@ -4,8 +4,8 @@ secrets and env, exposure (``tools.engine.review_access``, ``tools.engine.review
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from components.documents import Document
 from tools.engine.review_access import Resources, access_grants, access_lines, exposure, set_lines
 from tools.engine.review_identity import aws_access, env_by_name, env_lines
 
@@ -31,7 +31,7 @@ class Headlines:
         return [(title, getattr(self, name)) for title, name in SECTIONS if getattr(self, name)]
 
 
-def headlines(old: Resources, new: Resources, old_outputs: dict[str, Any], new_outputs: dict[str, Any]) -> Headlines:
+def headlines(old: Resources, new: Resources, old_outputs: Document, new_outputs: Document) -> Headlines:
     """The headline changes between two renders' resources (and outputs, for the catalog's route prefixes)."""
     return Headlines(
         access=access_lines(access_grants(old, old_outputs), access_grants(new, new_outputs)),

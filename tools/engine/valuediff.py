@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from components.documents import Document
+
 _MISSING = object()
 _SHOW_MAX = 120
 
@@ -45,7 +47,7 @@ def _content_hash(item: Any) -> str:
     return "#" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def list_key(list_name: str, item: dict[str, Any]) -> str:
+def list_key(list_name: str, item: Document) -> str:
     """The identity of one item of the list ``list_name`` (the field holding the list)."""
     meta = item.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("name"), str):  # Kubernetes objects, Backstage entities
@@ -69,12 +71,12 @@ def list_key(list_name: str, item: dict[str, Any]) -> str:
     return _content_hash(item)
 
 
-def _keyed(list_name: str, items: list[Any]) -> dict[str, Any] | None:
+def _keyed(list_name: str, items: list[Any]) -> Document | None:
     """Items by key, in order; duplicates of a key get #2, #3 (matched in order among themselves)."""
     if not items or not all(isinstance(i, dict) for i in items):
         return None
     seen: Counter[str] = Counter()
-    out: dict[str, Any] = {}
+    out: Document = {}
     for item in items:
         key = list_key(list_name, item)
         seen[key] += 1
@@ -114,7 +116,7 @@ class Change:
         return [f"  {self.path}: {_show(self.old)} -> {_show(self.new)}"]
 
 
-def diff_values(old: Any, new: Any, path: str = "", name: str = "") -> list[Change]:
+def diff_values(old: object, new: object, path: str = "", name: str = "") -> list[Change]:
     """Every difference between two JSON values, lists matched by ``list_key`` (``name``: the field holding them)."""
     if old == new:
         return []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from components.products.declarations import Product
 from tools.engine.mesh_harness import MeshHarness
@@ -36,9 +35,9 @@ def _hostile_try(harness: MeshHarness, product: Product, consumer_key: str, host
     """One hostile request and one valid request, sent at the same moment to a fresh one-worker gateway."""
     timings: dict[str, tuple[float, int]] = {}
 
-    def timed(name: str, **kwargs: Any) -> None:
+    def timed(name: str, key: str | None, authorization: str | None = None) -> None:
         started = time.monotonic()
-        reply = call(gateway, probe_path(product), **kwargs)
+        reply = call(gateway, probe_path(product), key, authorization=authorization)
         timings[name] = ((time.monotonic() - started) * 1000, reply.status)
 
     with unenforced(harness) as gateway:  # one worker: a stalled worker would stall the valid request too

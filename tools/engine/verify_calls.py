@@ -11,9 +11,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from components.config import load_settings
+from components.documents import Document
 from components.governance.access import Access, Consumer, is_undecrypted, load_access
 from components.products.declarations import Product, load_products
 from components.ratelimit import RateLimit
@@ -86,7 +86,7 @@ class Case:
     got: str = ""
     ok: bool | None = None
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> Document:
         return {"case": self.kind, "consumer": self.consumer, "product": self.product, "via": self.via,
                 "release": self.release, "expect": self.expect, "got": self.got, "ok": self.ok}
 
@@ -95,7 +95,7 @@ class Case:
 class Reply:
     status: int
     headers: dict[str, str]
-    echo: dict[str, Any] | None
+    echo: Document | None
     body_size: int = 0
 
 
