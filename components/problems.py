@@ -11,6 +11,7 @@ line an error carries: ``<source>: <where>: <what>; <where>: <what> (and N more)
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -46,3 +47,9 @@ def message(problems: Sequence[Problem], source: str = "", most: int = MAX_PROBL
     shown = "; ".join(f"{where}: {what}" for where, what in problems[:most])
     more = f" (and {len(problems) - most} more)" if len(problems) > most else ""
     return f"{source}: {shown}{more}" if source else f"{shown}{more}"
+
+
+def did_you_mean(value: str, known: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``value``, or "" when none is close."""
+    close = difflib.get_close_matches(value, [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 
 from components.documents import Document, DocumentView
 from components.images import image_pin_problem
+from components.istio_protocol import UNSUPPORTED_PROTOCOL, convert_protocol
+from components.istio_protocol import suggest_port_name as name_for
 from components.names import PLATFORM_NAMESPACES
 from policies import framework
 from policies.framework import ADVISORY, LEVELS, MANDATORY, Context, PolicyConfigError, Resource, Rule, Violation, config_schema, run_rule
@@ -23,46 +25,11 @@ from policies.framework import ADVISORY, LEVELS, MANDATORY, Context, PolicyConfi
 __all__ = ["ADVISORY", "LEVELS", "MANDATORY", "PLATFORM_NAMESPACES", "RULES", "RULES_BY_NAME", "Context", "PolicyConfigError",
            "Resource", "Rule", "Violation", "config_schema", "evaluate", "rule_configs", "run_rule"]
 
-# Istio's protocol selection for a Service port: ConvertProtocol in istio/istio
-# pkg/config/kube/conversion.go with protocol.Parse (pkg/config/protocol/instance.go),
-# read at 1.30.3 and unchanged from 1.28.10 to 1.31.0-rc.0. Values are Istio's protocol.Instance names.
-ISTIO_PARSE = {
-    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP", "http_proxy": "HTTP_PROXY",
-    "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo", "redis": "Redis", "mysql": "MySQL",
-}
-# Kubernetes' standard appProtocol values, honoured only through appProtocol, matched exactly.
-ISTIO_K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
-ISTIO_WELL_KNOWN_PORTS = frozenset({25, 53, 3306, 27017})  # SMTP, DNS, MySQL, MongoDB: TCP when unnamed
-UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
 INJECTION_LABELS = ("istio-injection", "istio.io/rev")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 
 
 # --- istio-port-naming -------------------------------------------------------
-
-
-def convert_protocol(port: int, name: str, protocol: str, app_protocol: str | None) -> str:
-    """The protocol Istio selects for a Service port, exactly as Istio's ConvertProtocol does.
-
-    UDP wins; a set appProtocol alone decides (the port name is then ignored, even
-    when appProtocol is unknown); "grpc-web" is matched as a prefix, case aside;
-    otherwise the part before the first "-" is looked up, case aside. Unknown is
-    ``UNSUPPORTED_PROTOCOL`` (Istio sniffs), except on the well-known ports (TCP).
-    """
-    if protocol == "UDP":
-        return "UDP"
-    if app_protocol is not None:
-        name = app_protocol
-        if name in ISTIO_K8S_APP_PROTOCOLS:
-            return ISTIO_K8S_APP_PROTOCOLS[name]
-    # Go slices bytes; port names and appProtocols are ASCII in a valid Service, so bytes and characters agree.
-    if len(name) >= len("grpc-web") and name[: len("grpc-web")].lower() == "grpc-web":
-        return "GRPC-Web"
-    prefix = name.split("-", 1)[0]
-    found = ISTIO_PARSE.get(prefix.lower(), UNSUPPORTED_PROTOCOL)
-    if found == UNSUPPORTED_PROTOCOL and port in ISTIO_WELL_KNOWN_PORTS:
-        return "TCP"
-    return found
 
 
 def istio_protocol(port: DocumentView) -> str | None:
@@ -79,10 +46,11 @@ def istio_protocol(port: DocumentView) -> str | None:
 
 
 def suggest_port_name(port: DocumentView) -> str:
+    """A name selecting the protocol the port number suggests, keeping the given name's other words."""
     number = port.get("port")
-    suffix = re.sub(r"[^a-z0-9]+", "-", str(port.get("name") or "api").lower()).strip("-") or "api"
     protocol = "https" if number == 443 else "grpc" if number in (9090, 50051) else "http" if number in (80, 8080, 12000) else "tcp"
-    return f"{protocol}-{suffix}"[:15]
+    given = re.sub(r"[^a-z0-9]+", "-", str(port.get("name") or "").lower()).strip("-")
+    return name_for(given, protocol) if given else f"{protocol}-api"
 
 
 def mesh_namespaces(resources: list[Resource], ctx: Context) -> set[str]:

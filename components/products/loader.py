@@ -9,6 +9,7 @@ selection as a whole can break: unknown upstreams, overlapping routes, cycles, w
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 from components.config import RESERVED_NAMESPACES
 from components.documents import Document, DocumentView, merge_values
 from components.inputs import InputError, load_yaml, read_text, show
+from components.istio_protocol import UNSUPPORTED_PROTOCOL, convert_protocol, suggest_port_name
 from components.names import is_name
-from components.problems import message
+from components.problems import did_you_mean, message
 from components.products.checks import (
     load_openapi,
     rate_limit,
@@ -124,6 +126,46 @@ def _field_problems(source: Path, doc: DocumentView) -> Iterator[Problem | None]
         yield Problem("autoscaling.minReplicas", f"{scaling['minReplicas']} is above maxReplicas {scaling['maxReplicas']}")
     if doc["name"] in doc.get("consumes", []):
         yield Problem("consumes", f"{doc['name']!r} cannot consume itself")
+    yield from env_problems(doc)
+    yield port_name_problem(doc)
+
+
+# env names that look like credentials: they belong under secrets:, never in a manifest or in Pulumi state.
+CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
+
+
+def env_problems(doc: DocumentView) -> Iterator[Problem]:
+    """A credential-looking ``env`` name without a ``notSecret`` reason; a ``notSecret`` for no ``env`` value."""
+    env, not_secret = doc.get("env", {}), doc.get("notSecret", {})
+    for name in env:
+        if CREDENTIAL_NAME.search(name) and name not in not_secret:
+            yield Problem(f"env.{name}", "looks like a credential: a plain env value ends up in the manifests and in "
+                          "Pulumi state; take it from AWS Secrets Manager under secrets: (docs/data-products.md, "
+                          "\"Secrets\"), or, if it is not secret, say why under notSecret: {" + name + ": <reason>}")
+    for name in not_secret:
+        if name not in env:
+            yield Problem(f"notSecret.{name}", f"names no env value{did_you_mean(name, env)}")
+
+
+def port_name_problem(doc: DocumentView) -> Problem | None:
+    """A ``portName`` (or ``appProtocol``) from which Istio would not select the declared protocol."""
+    name, app = doc.get("portName"), doc.get("appProtocol")
+    wanted = PROTOCOLS.get(doc["protocol"], "")
+    if name is None and app is None:
+        return None  # the default, "<protocol>-api"
+    if name == "" and app is None:
+        return Problem("portName", f"'' leaves the port unnamed, and Istio then selects no protocol; leave portName out "
+                                   f"(the default is {wanted + '-api'!r}) or set appProtocol")
+    selected = convert_protocol(int(doc.get("port", DATAIKU_PORT)), str(name or ""), "TCP", app)
+    field = "appProtocol" if app is not None else "portName"
+    given = app if app is not None else name
+    if selected.lower() == wanted.lower():
+        return None
+    if selected == UNSUPPORTED_PROTOCOL:
+        why = "selects no Istio protocol (Istio reads the part before the first '-': http, http2, grpc, https, tcp, ...)"
+    else:
+        why = f"selects {selected}, not the declared protocol {doc['protocol']!r}"
+    return Problem(field, f"{show(given)} {why}; use e.g. {suggest_port_name(str(given or ''), wanted)!r}")
 
 
 def _egress(doc: DocumentView, problems: Problems) -> list[tuple[str, int]]:

@@ -11,7 +11,6 @@ most a short excerpt of a value (``components.inputs.show``), never a file's con
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pulumi
 
 from components.documents import DocumentView
 from components.inputs import show
-from components.problems import MAX_PROBLEMS, Invalid, Problem, field_path, message
+from components.problems import MAX_PROBLEMS, Invalid, Problem, did_you_mean, field_path, message
 from components.products.schema import DECLARATION_SCHEMA
 
 __all__ = ["MAX_PROBLEMS", "DeclarationError", "Invalid", "Problem", "Problems", "Validator", "fail", "joined", "plain",
@@ -89,7 +88,8 @@ def _describe(error: jsonschema.ValidationError) -> Problem:
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
         return Problem(where, f"must be {'an' if wanted[0] in 'aeiou' else 'a'} {wanted}, got {_type_name(value)}")
     if kind == "pattern":
-        return Problem(where, f"{show(value)} does not match {expected}")
+        words = error.schema.get("description")
+        return Problem(where, f"{show(value)} is not {words}" if words else f"{show(value)} does not match {expected}")
     if kind == "enum":
         return Problem(where, f"{show(value)} is not one of {', '.join(map(str, expected))}")
     if kind in ("minimum", "maximum"):
@@ -105,8 +105,7 @@ def _describe(error: jsonschema.ValidationError) -> Problem:
 
 
 def _did_you_mean(key: str, known: Any) -> str:
-    close = difflib.get_close_matches(key, [str(k) for k in known], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(key, known)
 
 
 def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
@@ -123,7 +122,9 @@ def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
         where, message = _describe(error)
         if error.validator == "propertyNames":  # name the offending key, not the map
             bad = [k for k in error.instance if list(Validator(error.validator_value).iter_errors(k))]
-            message = f"the key {show(bad[0])} is not allowed here" if bad else message
+            words = error.validator_value.get("description") if isinstance(error.validator_value, dict) else None
+            message = (f"the key {show(bad[0])} is not allowed here" + (f": it must be {words}" if words else "")
+                       if bad else message)
         problems.append(Problem(where, message))
     return list(dict.fromkeys(problems))
 

@@ -35,6 +35,7 @@ MANAGED_POLICY_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=
 IAM_ACTION_PATTERN = r"^(\*|[a-z0-9-]{1,64}:[A-Za-z0-9*?]{1,128})$"
 IAM_RESOURCE_PATTERN = r"^(\*|arn:aws[a-z-]*:[a-z0-9-]{1,64}:[a-z0-9-]*:([0-9]{12}|aws)?:[\x21-\x7e]{1,1024})$"
 # Secrets Manager names: letters, digits and /_+=.@- (the console's rule), no trailing "-" plus 6 characters.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 
 
@@ -88,7 +89,10 @@ DECLARATION_SCHEMA: Document = {
         "command": {"type": "array", "items": {"type": "string"}},
         "args": {"type": "array", "items": {"type": "string"}},
         "env": {"type": "object", "additionalProperties": {"type": "string"},
-                "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
+                "propertyNames": {"pattern": ENV_NAME_PATTERN}},
+        # env names that look like credentials but are not secret, each with the reason (shown in the review).
+        "notSecret": {"type": "object", "additionalProperties": {"type": "string", "minLength": 10, "maxLength": 500},
+                      "propertyNames": {"pattern": ENV_NAME_PATTERN}},
         # ConfigMap keys: Kubernetes refuses "." and ".." as keys.
         "files": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256},
                   "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]{1,253}$", "not": {"enum": [".", ".."]}}},
@@ -114,13 +118,50 @@ DECLARATION_SCHEMA: Document = {
         }},
         # Environment values from AWS Secrets Manager, through the External Secrets Operator.
         "secrets": {"type": "array", "maxItems": 50, "items": _record(["env", "secretsManager"], {
-            "env": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+            "env": {"type": "string", "pattern": ENV_NAME_PATTERN, "maxLength": 128},
             "secretsManager": _record(["name"], {"name": {"type": "string", "pattern": SECRET_NAME_PATTERN},
                                                  "key": {"type": "string", "minLength": 1, "maxLength": 256}}),
         })},
     },
     "not": {"required": ["replicas", "autoscaling"]},
 }
+
+
+# Each pattern in words: a message (and an editor's hover) says what is expected, not the regular expression.
+PATTERN_WORDS = {
+    NAME_PATTERN: "a name of lowercase letters, digits and '-', starting with a letter and not ending with '-', "
+                  "40 characters at most (e.g. customer-features)",
+    r"^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$": "a semantic version like 1.4.0 (or 1.4.0-rc.1)",
+    r"^([A-Za-z0-9]([-A-Za-z0-9]{0,13}[A-Za-z0-9])?)?$": "a port name of letters, digits and '-', 15 characters at most, "
+                                                         "not starting or ending with '-' (e.g. http or http-api)",
+    r"^[-a-zA-Z0-9./]{1,63}$": "an application protocol like http, kubernetes.io/h2c (letters, digits, '-', '.', '/')",
+    r"^/[-a-zA-Z0-9_.~/%]*$": "a path starting with '/' (letters, digits and - _ . ~ / %), e.g. /healthz",
+    r"^[1-9][0-9]{0,4}(s|m|h)$": "a period like 30s, 1m or 1h (a whole number, then s, m or h)",
+    r"^/([-a-zA-Z0-9_.~]+/)*$": "a path starting and ending with '/', segments of letters, digits and - _ . ~ "
+                               "(e.g. /public/api/v1/my-product/)",
+    EGRESS_PATTERN: "a host name like api.example.com, optionally with :port (1 to 99999)",
+    ENV_NAME_PATTERN: "an environment variable name: letters, digits and '_', not starting with a digit",
+    r"^[-._a-zA-Z0-9]{1,253}$": "a file name of letters, digits and - _ . (253 characters at most)",
+    RELEASE_VERSION_PATTERN: "a release version like 1.4.0 or 1.4.0-canary.1 (no '+')",
+    MANAGED_POLICY_ARN_PATTERN: "an IAM managed policy ARN like arn:aws:iam::aws:policy/Name or "
+                                "arn:aws:iam::123456789012:policy/Name",
+    IAM_ACTION_PATTERN: "an IAM action like s3:GetObject (service:Action, '*' and '?' allowed in the action)",
+    IAM_RESOURCE_PATTERN: "an ARN like arn:aws:s3:::bucket/* (or '*')",
+    SECRET_NAME_PATTERN: "a Secrets Manager name of letters, digits and / _ + = . @ - (512 characters at most)",
+    QUANTITY_PATTERN: "a Kubernetes quantity like 250m or 0.5 (CPU), 512Mi or 1Gi (memory)",
+}
+
+
+def _with_words(schema: Any) -> Any:
+    """``schema`` with each pattern's words as its ``description`` (JSON Schema's annotation for people)."""
+    if isinstance(schema, dict):
+        found = {k: _with_words(v) for k, v in schema.items()}
+        if isinstance(schema.get("pattern"), str) and "description" not in schema:
+            found["description"] = PATTERN_WORDS[schema["pattern"]]
+        return found
+    if isinstance(schema, list):
+        return [_with_words(v) for v in schema]
+    return schema
 
 
 def _without_required(schema: Any) -> Any:
@@ -132,6 +173,7 @@ def _without_required(schema: Any) -> Any:
     return schema
 
 
+DECLARATION_SCHEMA = _with_words(DECLARATION_SCHEMA)
 OVERRIDE_SCHEMA: Document = {
     "type": "object",
     "additionalProperties": False,

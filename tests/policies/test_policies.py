@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.istio_protocol import convert_protocol
 from policies.rules import (
     ADVISORY,
     MANDATORY,
@@ -13,7 +14,6 @@ from policies.rules import (
     RULES_BY_NAME,
     PolicyConfigError,
     Resource,
-    convert_protocol,
     evaluate,
     rule_configs,
 )
@@ -66,7 +66,9 @@ def test_port_names_istio_cannot_read_fail_naming_service_and_port(port):
     [v] = findings("istio-port-naming", [namespace("sales"), service("s", [port])])
     assert v.level == MANDATORY and "Service sales/s" in v.message
     assert (f"port {port['name']!r}" if "name" in port else "unnamed port 0") in v.message
-    assert "e.g. 'http-" in v.message  # a suggested name
+    # A suggested name that selects HTTP (these ports' numbers are HTTP's), without repeating a protocol word.
+    suggested = v.message.split("e.g. '")[1].split("'")[0]
+    assert convert_protocol(port["port"], suggested, "TCP", None) == "HTTP" and suggested.count("http") == 1
 
 
 def test_port_naming_only_applies_in_mesh_namespaces():
@@ -247,18 +249,42 @@ def render_with_port(project_copy, **port_fields):
     return [v for v in check_policies(render_stack("dev", project_dir=project_copy), {}) if v.level == MANDATORY]
 
 
-@pytest.mark.parametrize("port_fields", [{"portName": "web"}, {"portName": "httpfoo"}, {"portName": ""}])
-def test_render_refuses_a_product_port_istio_cannot_read(project_copy, port_fields):
-    [v] = render_with_port(project_copy, **port_fields)
-    assert v.rule == "istio-port-naming" and "Service sales/revenue-predictor" in v.message
-    name = port_fields["portName"]
-    assert (f"port {name!r}" if name else "unnamed port 0 (12000)") in v.message
+@pytest.mark.parametrize(("port_fields", "suggestion"), [
+    ({"portName": "web"}, "http"), ({"portName": "httpfoo"}, "http"), ({"portName": ""}, "http-api"),
+    ({"portName": "api-http"}, "http-api"), ({"portName": "grpc-web"}, "http"), ({"portName": "tcp-db"}, "http-db"),
+])
+def test_a_product_port_istio_would_not_read_as_declared_is_a_declaration_error(project_copy, port_fields, suggestion):
+    # Where the mistake is: the declaration's portName, exit 2 before anything renders, with a name that works.
+    from components.products.declarations import DeclarationError
+
+    declared = yaml.safe_load((project_copy / "products" / "revenue-predictor.yaml").read_text())
+    assert declared["protocol"] == "http"  # the suggestions below select it
+    with pytest.raises(DeclarationError) as caught:
+        render_with_port(project_copy, **port_fields)
+    message = str(caught.value)
+    assert message.startswith(f"{project_copy / 'products' / 'revenue-predictor.yaml'}: portName: "), message
+    assert f"{suggestion!r}" in message and "istio-port-naming" not in message
 
 
-@pytest.mark.parametrize("port_fields", [{"portName": "http-api"}, {"portName": "grpc-web"}, {"portName": "HTTP"},
-                                         {"portName": "tcp-db"}, {"portName": "", "appProtocol": "http"}])
+@pytest.mark.parametrize("port_fields", [{"portName": "http-api"}, {"portName": "HTTP"}, {"portName": "http"},
+                                         {"portName": "", "appProtocol": "http"}])
 def test_render_accepts_product_ports_istio_reads(project_copy, port_fields):
     assert render_with_port(project_copy, **port_fields) == []
+
+
+def test_the_policy_rule_still_judges_every_other_service(project_copy):
+    # A Service the declarations do not make (here one a team adds beside its product) is the rule's.
+    from tools.engine.render import check_policies, render_stack
+
+    result = render_stack("dev", project_dir=project_copy)
+    [product] = [r for r in result.resources if r.type == "kubernetes:core/v1:Service" and r.name == "revenue-predictor"]
+    bad = Resource("urn:x", "kubernetes:core/v1:Service", "extra", {
+        "metadata": {"name": "extra", "namespace": product.inputs["metadata"]["namespace"]},
+        "spec": {"ports": [{"name": "web", "port": 8080}]}})
+    mine = [Resource(r.urn, r.type, r.name, r.inputs) for r in result.resources if r.type != "pulumi:pulumi:Stack"]
+    assert not [v for v in check_policies(result, {}) if v.rule == "istio-port-naming"]
+    found = [v for v in evaluate([*mine, bad], {}) if v.rule == "istio-port-naming"]
+    assert [v.urn for v in found] == ["urn:x"] and "e.g. 'http'" in found[0].message
 
 
 def test_render_exit_code_for_a_policy_failure(tmp_path, capsys, monkeypatch):

@@ -54,16 +54,16 @@ BAD_DECLARATIONS = [
     ("revenue-predictor", setter(resources={"requests": {"cpu": "2", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}}),
      "resources.requests.cpu", "above the limit"),
     ("revenue-predictor", setter(resources={"requests": {"cpu": "lots", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}}),
-     "resources.requests.cpu", "does not match"),
-    ("revenue-predictor", setter(version="v1"), "version", "does not match"),
+     "resources.requests.cpu", "is not a Kubernetes quantity like 250m"),
+    ("revenue-predictor", setter(version="v1"), "version", "is not a semantic version like 1.4.0"),
     ("revenue-predictor", setter(name="revenue"), "name", "must match the file name"),
     ("revenue-predictor", setter(domain="kube-system"), "domain", "platform namespace"),
     ("revenue-predictor", setter(routePrefix="/public/api/v1/"), "routePrefix", "overlaps customer-features"),
-    ("revenue-predictor", setter(routePrefix="public"), "routePrefix", "does not match"),
+    ("revenue-predictor", setter(routePrefix="public"), "routePrefix", "is not a path starting and ending with '/'"),
     ("revenue-predictor", setter(replica=2), "replica", "unknown field (did you mean 'replicas'?)"),
     ("revenue-predictor", setter(openapi="openapi/missing.yaml"), "openapi", "does not exist"),
     ("revenue-predictor", setter(files={"server.py": "demo/nope.py"}), "files.server.py", "does not exist"),
-    ("revenue-predictor", setter(env={"bad-name": "x"}), "env", "does not match"),
+    ("revenue-predictor", setter(env={"bad-name": "x"}), "env", "'bad-name' is not an environment variable name"),
 ]
 
 

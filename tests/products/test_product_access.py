@@ -176,10 +176,11 @@ def test_wildcards_are_refused_unless_the_stack_allows(products_dir, aws, field,
 
 
 BAD_ACCESS = [
-    ({"aws": {"managedPolicyArns": ["AdministratorAccess"]}}, "aws.managedPolicyArns[0]", "does not match"),
-    ({"aws": {"statements": [{"actions": ["s3 GetObject"], "resources": [BUCKET]}]}}, "aws.statements[0].actions[0]", "does not match"),
+    ({"aws": {"managedPolicyArns": ["AdministratorAccess"]}}, "aws.managedPolicyArns[0]", "is not an IAM managed policy ARN"),
+    ({"aws": {"statements": [{"actions": ["s3 GetObject"], "resources": [BUCKET]}]}}, "aws.statements[0].actions[0]",
+     "is not an IAM action like s3:GetObject"),
     ({"aws": {"statements": [{"actions": ["s3:GetObject"], "resources": ["my-bucket"]}]}}, "aws.statements[0].resources[0]",
-     "does not match"),
+     "is not an ARN like arn:aws:s3:::bucket/*"),
     ({"aws": {}}, "aws", "is not valid"),
     ({"secrets": [{"env": "X", "secretsManager": {"key": "k"}}]}, "secrets[0].secretsManager", "'name' is a required property"),
     ({"secrets": [{"env": "DEMO_ROLE", "secretsManager": {"name": "datamesh/x"}}]}, "secrets[0].env", "'DEMO_ROLE' is set twice"),

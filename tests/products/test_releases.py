@@ -165,7 +165,7 @@ BAD_RELEASES = [
     ({"releases": [r("1.0.0", 90), r("1.1.0", 10)], "mirror": {"version": "1.1.0", "percent": 5}},
      "mirror.version", "a mirrored release answers no one, so its weight is 0"),
     ({"releases": [r("1.0.0", 100.5)]}, "releases[0].weight", "must be an integer"),
-    ({"releases": [r("1.0.0+build", 100)]}, "releases[0].version", "does not match"),
+    ({"releases": [r("1.0.0+build", 100)]}, "releases[0].version", "is not a release version like 1.4.0"),
     ({"image": IMAGE, "releases": [r("1.0.0", 100)]}, "releases", "either image or releases, not both"),
     ({}, "image", "'image' is a required property (or 'releases')"),
 ]
