@@ -57,7 +57,7 @@ from components.config.values import (
 )
 from components.inputs import show as _show
 from components.names import is_dns_label, is_name
-from components.problems import Problem
+from components.problems import Problem, did_you_mean
 
 
 def check_keys(raw: Mapping[str, str], secret: frozenset[str]) -> None:
@@ -123,7 +123,8 @@ def releases(v: Values) -> tuple[str, str, dict[str, str]]:
     addon_versions: dict[str, str] = {}
     for addon, version in mapping(v, "eksAddonVersions").items():
         if addon not in versions.EKS_MANAGED_ADDONS:
-            raise fail("eksAddonVersions", f"{_show(addon)} is not a managed add-on ({', '.join(versions.EKS_MANAGED_ADDONS)})")
+            raise fail("eksAddonVersions", f"{_show(addon)} is not a managed add-on ({', '.join(versions.EKS_MANAGED_ADDONS)})"
+                                          f"{did_you_mean(str(addon), versions.EKS_MANAGED_ADDONS)}")
         if not isinstance(version, str) or not ADDON_VERSION_PATTERN.fullmatch(version):
             raise fail(f"eksAddonVersions.{addon}", f"{_show(version)} is not an EKS add-on version like v1.19.2-eksbuild.1")
         addon_versions[addon] = version
@@ -248,7 +249,7 @@ def products(v: Values) -> tuple[tuple[str, ...], bool | frozenset[str]]:
         "allowWildcardIamProducts", strings(v, "allowWildcardIamProducts"), is_name, "a product name"))
     for name in wildcard_products:
         if name not in products:
-            raise fail("allowWildcardIamProducts", f"{name} is not a selected product")
+            raise fail("allowWildcardIamProducts", f"{name} is not a selected product{did_you_mean(name, products)}")
     return products, True if flag(v, "allowWildcardIam") else frozenset(wildcard_products)
 
 

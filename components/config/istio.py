@@ -15,6 +15,7 @@ from components import versions
 from components.config.values import Values, fail, mapping, text
 from components.inputs import show as _show
 from components.names import is_dns_label
+from components.problems import did_you_mean
 
 # The revision tag every mesh namespace and the gateway use: it points at one revision.
 REVISION_TAG = "stable"
@@ -122,7 +123,8 @@ def istio(v: Values, k8s: str) -> IstioSettings:
     stable_name = _revision_name("istioStableRevision", stable)
     if stable_name not in {r.name for r in revisions}:
         raise fail("istioStableRevision", f"{_show(stable)} is not an installed revision "
-                   f"({', '.join(r.label for r in revisions)}). The '{REVISION_TAG}' tag every mesh namespace uses must "
+                   f"({', '.join(r.label for r in revisions)}){did_you_mean(stable, [r.label for r in revisions])}. "
+                   f"The '{REVISION_TAG}' tag every mesh namespace uses must "
                    "point at an installed istiod: a revision is removed only after the tag has moved off it and the "
                    "workloads have restarted (docs/operating.md, \"Istio, by revision\")")
     return IstioSettings(tuple(revisions), stable_name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from components.config.values import fail
 from components.documents import DocumentView
 from components.names import is_name
+from components.problems import did_you_mean
 from components.ratelimit import RateLimit, period_seconds
 
 # Basic-auth usernames cannot hold ':'; a key long enough not to be guessed.
@@ -95,10 +96,11 @@ def parse_consumers(
             raise fail(f"consumers.{name}.products", "must be a non-empty list of product names")
         for product in wanted:
             if product not in products:
-                raise fail(f"consumers.{name}.products", f"{product!r:.60} is not a selected product")
+                raise fail(f"consumers.{name}.products", f"{product!r:.60} is not a selected product{did_you_mean(product, products)}")
         tier = spec.get("tier")
         if tier is not None and (not isinstance(tier, str) or tier not in tiers):
-            raise fail(f"consumers.{name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers")
+            raise fail(f"consumers.{name}.tier", f"{tier!r:.60} is not a tier of datamesh:rateLimitTiers"
+                                                    f"{did_you_mean(str(tier), tiers)}")
         keys = raw_keys.get(name)
         if not isinstance(keys, list) or not keys:
             raise fail(f"apiKeys.{name}", "has no key; set one with --secret")
@@ -109,7 +111,8 @@ def parse_consumers(
 
     for name in raw_keys:
         if name not in raw_consumers:
-            raise fail(f"apiKeys.{name if is_name(name) else repr(name)[:60]}", "is not a declared consumer")
+            raise fail(f"apiKeys.{name if is_name(name) else repr(name)[:60]}", f"is not a declared consumer"
+                       f"{did_you_mean(str(name), raw_consumers)}")
     owners: dict[str, str] = {}
     for consumer in consumers:
         for i, key in enumerate(consumer.keys):

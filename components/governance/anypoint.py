@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.config.values import fail
 from components.documents import DocumentView
 from components.names import is_dns_label
+from components.problems import did_you_mean
 from components.products.declarations import Product
 
 PLANS = ("small", "medium", "large")
@@ -60,7 +61,7 @@ def parse_anypoint(raw: DocumentView, client_id: str, client_secret: str,
     names = {p.name for p in products}
     for name in api_ids:
         if name not in names:
-            raise fail(f"anypoint.apiIds.{name}", "is not a selected product")
+            raise fail(f"anypoint.apiIds.{name}", f"is not a selected product{did_you_mean(str(name), names)}")
     for product in products:
         api_id = api_ids.get(product.name)
         if api_id is None:

@@ -20,6 +20,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from components.documents import Document, DocumentView
 from components.images import image_pin_problem
 from components.inputs import InputError, load_yaml, read_text, show
+from components.problems import did_you_mean
 from components.products.model import Mirror, Release, SecretRef
 from components.products.problems import Invalid, Problem, plain
 from components.products.schema import QUANTITY_PATTERN
@@ -142,7 +143,8 @@ def release_problem(doc: DocumentView) -> Problem | None:
 def _mirror_problem(mirror: Mirror, releases: tuple[Release, ...]) -> Problem | None:
     target = next((r for r in releases if r.version == mirror.version), None)
     if target is None:
-        return Problem("mirror.version", f"{show(mirror.version)} is not a declared release")
+        return Problem("mirror.version", f"{show(mirror.version)} is not a declared release"
+                                         f"{did_you_mean(str(mirror.version), [r.version for r in releases])}")
     if target.weight:
         return Problem("mirror.version", f"{mirror.version!r} has weight {target.weight}; "
                        "a mirrored release answers no one, so its weight is 0")

@@ -118,7 +118,8 @@ def _field_problems(source: Path, doc: DocumentView) -> Iterator[Problem | None]
     if doc["domain"] in RESERVED_NAMESPACES:
         yield Problem("domain", f"{doc['domain']!r} names a platform namespace; products run in their domain's namespace")
     if doc["protocol"] not in PROTOCOLS:
-        yield Problem("protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
+        yield Problem("protocol", f"{show(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}"
+                                  f"{did_you_mean(str(doc['protocol']), PROTOCOLS)}")
     yield release_problem(doc)  # checks the image of each release (or the one image) too
     yield resource_problem(doc["resources"])
     scaling = doc.get("autoscaling")
@@ -267,7 +268,8 @@ def _check_selection(directory: Path, selected: list[str] | tuple[str, ...], ove
             raise DeclarationError(f"{config_key}: {show(name)} is not a product name")
     for name, override in overrides.items():
         if name not in selected:
-            raise DeclarationError(message([Problem(f"{overrides_key}.{plain(name)}", "is not a selected product")]))
+            raise DeclarationError(message([Problem(f"{overrides_key}.{plain(name)}",
+                                                    f"is not a selected product{did_you_mean(str(name), selected)}")]))
         if not isinstance(override, Mapping):
             raise DeclarationError(message([Problem(f"{overrides_key}.{name}", f"must be a map of {', '.join(OVERRIDABLE)}")]))
         unknown = sorted(str(k) for k in set(override) - set(OVERRIDABLE))
@@ -287,7 +289,8 @@ def _check_unselected(directory: Path, products: Mapping[str, Product], allow_wi
             unselected = parse_declaration(source, root=directory)
             for upstream in unselected.consumes:
                 if not (directory / f"{upstream}.yaml").is_file():
-                    raise fail(source, ("consumes", f"{upstream!r} is not a declared product"))
+                    declared = [p.stem for p in directory.glob("*.yaml")]
+                    raise fail(source, ("consumes", f"{upstream!r} is not a declared product{did_you_mean(upstream, declared)}"))
             if allow_wildcard_iam is not True:
                 _check_wildcards(unselected)
 
@@ -305,7 +308,8 @@ def _check_upstreams_and_routes(directory: Path, products: Mapping[str, Product]
         for upstream in p.consumes:
             if upstream not in products:
                 known = "is not a selected product" if (directory / f"{upstream}.yaml").exists() else "is not a declared product"
-                raise fail(p.source, ("consumes", f"{upstream!r} {known}"))
+                names = products if "selected" in known else [s.stem for s in directory.glob("*.yaml")]
+                raise fail(p.source, ("consumes", f"{upstream!r} {known}{did_you_mean(upstream, names)}"))
         for other, prefix in routes.items():
             if p.route_prefix.startswith(prefix) or prefix.startswith(p.route_prefix):
                 raise fail(p.source, ("routePrefix", f"{p.route_prefix} overlaps {other}'s {prefix}"))
