@@ -114,5 +114,6 @@ for key, value in {
     "vpcId": network.vpc_id, "publicSubnetIds": network.public_subnet_ids, "privateSubnetIds": network.private_subnet_ids,
     "oidcProviderArn": cluster.oidc_provider_arn, "istioVersion": settings.istio.version,
     "meshNamespaces": list(mesh.namespaces), "ingressGatewayHostname": gateway_host, "gatewayUrl": gateway_url,
+    "consumers": {c.name: {"products": list(c.products), "tier": c.tier} for c in access.consumers},  # no keys
 }.items():
     pulumi.export(key, value)

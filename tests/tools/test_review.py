@@ -93,7 +93,7 @@ def test_adding_a_consumer_to_a_product_reads_as_insertions_at_the_gateway_and_t
     code, out = diff_lines(dev_render, new)
     assert code == 2
     tier = stack_file(DEMO)["config"]["datamesh:rateLimitTiers"][consumers["partner-portal"]["tier"]]
-    limit = f"tier: {tier['requests']} requests per {period_seconds(tier['period'])}s"
+    limit = f"tier {consumers['partner-portal']['tier']}: {tier['requests']} requests per {period_seconds(tier['period'])}s"
     assert out.pop(0) == "== access" and out.pop(0) == f"    `partner-portal` ({limit}) may now call `customer-features`"
     rate_limit_route = ("spec.configPatches[HTTP_ROUTE 80 *:80 customer-features].patch.value.typed_per_filter_config"
                         ".envoy.filters.http.local_ratelimit.descriptors[consumer=partner-portal]")
@@ -111,7 +111,10 @@ def test_adding_a_consumer_to_a_product_reads_as_insertions_at_the_gateway_and_t
     assert sum('"retry-after", "value": "6"' in line for line in out) == 2
     callers = out.index("~ AuthorizationPolicy customer/customer-features-callers")
     assert out[callers - 1] == "== ZeroTrust zero-trust" and out[callers + 1].endswith('.values: "partner-portal"')
-    assert out[-1].startswith("0 to add, 4 to change, 0 to delete") and len(out) == 15
+    # And the consumers output: who may call what, with which tier (no keys).
+    outputs = out.index("== stack outputs")
+    assert out[outputs + 1] == '    + consumers.partner-portal.products: "customer-features"', out[outputs:]
+    assert out[-1].startswith("0 to add, 4 to change, 0 to delete; 1 output change(s)") and len(out) == 17
 
 
 def test_bumping_an_image_is_one_line(dev_render, tmp_path):
@@ -146,8 +149,9 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     assert code == 2
     # First what a reviewer must not miss (golden text in test_review_headlines.py), then the detail.
     detail = out.index("== ApiGovernance api-governance")
-    tier = config["datamesh:rateLimitTiers"][config["datamesh:consumers"]["analytics"]["tier"]]
-    limit = f"tier: {tier['requests']} requests per {period_seconds(tier['period'])}s"
+    tier_name = config["datamesh:consumers"]["analytics"]["tier"]
+    tier = config["datamesh:rateLimitTiers"][tier_name]
+    limit = f"tier {tier_name}: {tier['requests']} requests per {period_seconds(tier['period'])}s"
     assert out[0] == "== access" and f"    `analytics` ({limit}) may now call `{name}`" in out[:detail]
     assert f"    + route prefix /public/api/v1/{name}/ on hosts * via istio-ingress/datamesh -> " \
            f"{name}.customer.svc.cluster.local:12000 (customer/{name})" in out[out.index("== exposure"):detail]
@@ -166,7 +170,8 @@ def test_adding_a_product_reads_as_the_product_and_its_governance(dev_render, tm
     assert out[capacity + 1].startswith("    pods ")
     body = [line.strip() for line in out[:capacity] if line.startswith("    ")]
     assert all(line.startswith("+ ") and name in line for line in body), body
-    assert out[-1].startswith(f"{len(added)} to add, 2 to change, 0 to delete; 3 output change(s); 0 policy finding change(s)")
+    # The product's URL, its catalog entries, and the consumer who may call it now (the consumers output).
+    assert out[-1].startswith(f"{len(added)} to add, 2 to change, 0 to delete; 4 output change(s); 0 policy finding change(s)")
     assert len(out) < 30
 
 

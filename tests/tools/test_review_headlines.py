@@ -81,7 +81,8 @@ def test_the_headline_sections_come_first_in_order(change):
 
 def test_access_lines_name_each_caller_and_callee(change):
     made, tier = change["made"], change["tier"]
-    limit = f"tier: {tier['requests']} requests per {period_seconds(tier['period'])}s"
+    tier_name = sorted(change["config"]["datamesh:rateLimitTiers"])[0]  # the one the fixture gave the tiered consumer
+    limit = f"tier {tier_name}: {tier['requests']} requests per {period_seconds(tier['period'])}s"
     grants = {(made["consumer"], made["product"]): "no tier",  # the documented consumer has no tier
               (change["tiered"], made["product"]): limit,
               (made["product"], made["upstream"]): ""}  # the product's declared `consumes`
@@ -164,7 +165,7 @@ def test_a_tier_change_reads_as_one_line(change, tmp_path):
         made["stack"].write_text(stack)
 
     def limit(name):
-        return f"tier: {tiers[name]['requests']} requests per {period_seconds(tiers[name]['period'])}s"
+        return f"tier {name}: {tiers[name]['requests']} requests per {period_seconds(tiers[name]['period'])}s"
 
     assert section(diff_renders(change["after"], retiered), "access") == [
         f"`{change['tiered']}` calling `{made['product']}`: {limit(old)} -> {limit(new)}"]

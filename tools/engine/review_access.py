@@ -91,8 +91,9 @@ def _tiers(resources: Resources) -> dict[tuple[str, str], str]:
 def access_grants(resources: Resources, outputs: Document) -> dict[tuple[str, str], str]:
     """(caller, callee) -> how the caller is limited: the consumer's tier, or "" for a product or workload."""
     tiers = _tiers(resources)
-    grants = {(c, p): f"tier: {tiers[(c, p)]}" if (c, p) in tiers else "no tier"
-              for c, p in build_lineage(resources, outputs).may_call}
+    named = {name: spec.get("tier") for name, spec in (outputs.get("consumers") or {}).items() if isinstance(spec, dict)}
+    grants = {(c, p): (f"tier {named[c]}: {tiers[(c, p)]}" if named.get(c) else f"tier: {tiers[(c, p)]}")
+              if (c, p) in tiers else "no tier" for c, p in build_lineage(resources, outputs).may_call}
     gateways = {(g.get("metadata") or {}).get("namespace") for g in k8s_objects(resources, "Gateway")}
     runs_as = _runs_as(resources)
     for policy in k8s_objects(resources, "AuthorizationPolicy"):
