@@ -115,6 +115,8 @@ def filter_config(domain: str, stat_prefix: str, closed: bool, limited_headers: 
         "filter_enabled": _percent(ENABLED_RUNTIME_KEY),
         "filter_enforced": _percent(ENFORCED_RUNTIME_KEY),
         "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        # No x-envoy-ratelimited on a 429: the gateway tells clients nothing of its internals (x-datamesh-* instead).
+        "disable_x_envoy_ratelimited_header": True,
         "response_headers_to_add": limited_headers,
         "rate_limit_service": {"grpc_service": {"envoy_grpc": {"cluster_name": CLUSTER_NAME}, "timeout": SERVICE_TIMEOUT},
                                "transport_api_version": "V3"},
