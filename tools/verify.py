@@ -107,6 +107,14 @@ def _in_own_namespace(argv: list[str]) -> int:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
+def _mode(is_global: bool, replicas: int) -> dict[str, object]:
+    """The report's lines on the rate-limit mode: in global mode, the replicas and the service that ran."""
+    if not is_global:
+        return {"substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS}
+    return {"rateLimits": "global", "gatewayReplicas": replicas, "rateLimitService": pinned_ratelimit(),
+            "substitutions": {**istio_xds.LOOPBACK_SUBSTITUTIONS, **SUBSTITUTIONS}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
@@ -115,13 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-file", type=Path, help="the stack file the render was made from (tools.render --config)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
     parser.add_argument("--no-sidecars", action="store_true", help="run the gateway only (no root or iptables needed)")
-    parser.add_argument("--gateway-replicas", type=int, default=2,
-                        help="gateway Envoys for the global rate limit's cases (global mode only; 1 to 8)")
+    parser.add_argument("--gateway-replicas", type=int, default=2, help="gateways for global mode's cases (1 to 8)")
     args = parser.parse_args(argv)
-    if not 20 <= args.samples <= 10_000:
-        parser.error("--samples must be from 20 to 10000")
-    if not 1 <= args.gateway_replicas <= 8:
-        parser.error("--gateway-replicas must be from 1 to 8")
+    for flag, value, low, high in (("--samples", args.samples, 20, 10_000), ("--gateway-replicas", args.gateway_replicas, 1, 8)):
+        if not low <= value <= high:
+            parser.error(f"{flag} must be from {low} to {high}")
     try:
         if args.out is not None:
             check_output_file(args.out)
@@ -162,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         report = {"generator": f"{generator['module']}@{generator['version']}", "stack": want.stack,
                   "sidecars": sidecars,
-                  **({"rateLimits": "global", "gatewayReplicas": args.gateway_replicas,
-                      "rateLimitService": pinned_ratelimit(), "substitutions": {**istio_xds.LOOPBACK_SUBSTITUTIONS, **SUBSTITUTIONS}}
-                     if want.rate_limits.is_global else {"substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS}),
+                  **_mode(want.rate_limits.is_global, args.gateway_replicas),
                   "analyze": analysis, "removedFilters": {name: {"count": n, "why": istio_xds.REMOVED_FILTERS[name]}
                                                           for name, n in sorted(removed.items())},
                   "cases": [c.report() for c in cases],

@@ -149,7 +149,7 @@ def unit_problems(product_limits: Mapping[str, RateLimit | None], overridden: se
                   tiers: Mapping[str, RateLimit]) -> ConfigError | None:
     """The first limit whose period envoyproxy/ratelimit cannot count in (global mode), naming where it is declared."""
     units = ", ".join(f"{s}s ({u})" for s, u in SERVICE_UNITS.items())
-    where = [(f"rateLimitTiers: {name}", limit) for name, limit in tiers.items()]
+    where: list[tuple[str, RateLimit | None]] = [(f"rateLimitTiers: {name}", limit) for name, limit in tiers.items()]
     for name, limit in product_limits.items():
         key = f"productOverrides: {name}.rateLimit" if name in overridden else f"products: {name}.rateLimit (products/{name}.yaml)"
         where.append((key, limit))
