@@ -99,7 +99,8 @@ class RateLimitService(pulumi.ComponentResource):
                                                                     "namespace": SERVICE_NAMESPACE},
                                        data=config_files(args.products, args.consumers, args.tiers), opts=self._k8s)
         self.deployment = self._deployment(name, url, tls, secret, config)
-        k8s.core.v1.Service(name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
+        k8s.core.v1.Service(  # type: ignore[call-overload]
+            name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
                             spec={"selector": {"app": SERVICE_NAME}, "ports": [
                                 {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
                                 {"name": "http-health", "port": HTTP_PORT, "targetPort": HTTP_PORT}]}, opts=self._k8s)
@@ -116,7 +117,8 @@ class RateLimitService(pulumi.ComponentResource):
             "securityContext": _HARDENED,
             "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         }
-        return k8s.apps.v1.Deployment(name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
+        return k8s.apps.v1.Deployment(  # type: ignore[call-overload]
+            name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
                                       spec={"replicas": 2, "selector": {"matchLabels": {"app": SERVICE_NAME}},
                                             "template": {"metadata": {"labels": LABELS}, "spec": {
                                                 "containers": [container],
@@ -129,11 +131,13 @@ class RateLimitService(pulumi.ComponentResource):
                      "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
                      "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
                      "securityContext": {**_HARDENED, "runAsUser": 999}}
-        k8s.apps.v1.Deployment(REDIS_NAME, metadata={"name": REDIS_NAME, "namespace": SERVICE_NAMESPACE, "labels": labels},
+        k8s.apps.v1.Deployment(  # type: ignore[call-overload]
+            REDIS_NAME, metadata={"name": REDIS_NAME, "namespace": SERVICE_NAMESPACE, "labels": labels},
                                spec={"replicas": 1, "selector": {"matchLabels": labels},
                                      "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
                                opts=self._k8s)
-        k8s.core.v1.Service(REDIS_NAME, metadata={"name": REDIS_NAME, "namespace": SERVICE_NAMESPACE, "labels": labels},
+        k8s.core.v1.Service(
+            REDIS_NAME, metadata={"name": REDIS_NAME, "namespace": SERVICE_NAMESPACE, "labels": labels},
                             spec={"selector": labels, "ports": [{"name": "tcp-redis", "port": REDIS_PORT}]}, opts=self._k8s)
         return f"{REDIS_NAME}.{SERVICE_NAMESPACE}.svc.cluster.local:{REDIS_PORT}"
 

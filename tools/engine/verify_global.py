@@ -35,7 +35,7 @@ SETTLE_SECONDS = 1.0  # twice the filter's timeout (global_limits.SERVICE_TIMEOU
 
 
 def _http_filters(resources: dict[str, list[dict[str, Any]]], listener: str) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for lis in resources.get("listeners", []):
         if lis.get("name") != listener:
             continue
