@@ -10,7 +10,7 @@ from components.addons.eks_addons import ManagedAddons, ManagedAddonsArgs
 from components.addons.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from components.addons.metrics_server import MetricsServer, MetricsServerArgs
 from components.config import from_pulumi
-from components.governance.access import key_salt, load_access, uncalled_products
+from components.governance.access import key_salt, stack_access, uncalled_products
 from components.governance.anypoint import AnypointAdapter, AnypointAdapterArgs, parse_anypoint
 from components.governance.api_governance import ApiGovernance, ApiGovernanceArgs
 from components.governance.observability import Observability, ObservabilityArgs
@@ -31,7 +31,7 @@ settings = from_pulumi()
 products = load_products(Path(__file__).parent / "products", settings.products, settings.product_overrides,
                          allow_wildcard_iam=settings.allow_wildcard_iam)
 gov = settings.governance
-access = load_access(gov.consumers, gov.api_keys, gov.rate_limit_tiers, {p.name for p in products})
+access = stack_access(settings, products)  # in global mode, every limit's period is checked too
 for warning in (*settings.warnings, *uncalled_products(access, [p.name for p in products])):
     pulumi.log.warn(warning)
 anypoint = parse_anypoint(gov.anypoint, gov.anypoint_client_id, gov.anypoint_client_secret,
@@ -94,8 +94,8 @@ data_products = {p.name: DataProduct(p.name, DataProductArgs(
 
 # 8. API governance: keys and rate limits at the gateway, or Anypoint's adapter bound to the products.
 if anypoint is None:
-    ApiGovernance("api-governance", ApiGovernanceArgs(
-        products, access.consumers, key_salt(settings.cluster_name), access.tiers, istio.gateway, mesh.namespaces), ctx.opts())
+    ApiGovernance("api-governance", ApiGovernanceArgs(products, access.consumers, key_salt(settings.cluster_name), access.tiers,
+                                                      istio.gateway, mesh.namespaces, gov.rate_limits, cluster, network), ctx.opts())
 else:
     AnypointAdapter("anypoint", AnypointAdapterArgs(anypoint, products, mesh.namespaces, data_products), ctx.opts())
 

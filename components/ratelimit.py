@@ -38,3 +38,13 @@ def period_seconds(period: str) -> int | None:
         return None
     seconds = int(match.group(1)) * _SECONDS[match.group(2)]
     return seconds if seconds <= MAX_PERIOD_SECONDS else None
+
+
+# The units envoyproxy/ratelimit counts in (its config's ``unit``), by their length in seconds: its windows are
+# fixed, aligned to the unit, so a period that is not one of these cannot be expressed there.
+SERVICE_UNITS = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+
+
+def service_unit(limit: RateLimit) -> str | None:
+    """The rate-limit service's unit for ``limit``'s period (``1m``, ``60s``: minute), or None if it has none."""
+    return SERVICE_UNITS.get(limit.period_seconds)

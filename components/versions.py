@@ -160,3 +160,20 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS = {
 # (installCRDs), so Helm upgrades them with the chart. Serves external-secrets.io/v1.
 EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io",
                                "external-secrets/external-secrets tag helm-chart-2.9.0, commit cc5bfbc2 (2026-08-08)")
+
+# The global rate limit's parts (datamesh:rateLimits: global; components/governance/rate_limit_service.py).
+# envoyproxy/ratelimit has no releases after v1.4.0: its .github/workflows/main.yaml pushes, for every commit
+# on main, docker.io/envoyproxy/ratelimit:<the commit's short SHA> (Makefile: git rev-parse --short=8). The
+# pin is commit 3fb702589d36 (2026-01-22, "bump go version 1.25.6"), the same commit tools/ratelimit/go.mod
+# builds for tools.verify (v1.4.1-0.20260122083618-3fb702589d36, the newest the Go module proxy served);
+# a test keeps the two in step. Its digest could not be read from here: pin it with @sha256 after a pull.
+RATELIMIT_COMMIT = "3fb702589d36ba7cb46ca33ba462a13e35ffc048"
+RATELIMIT_IMAGE = f"docker.io/envoyproxy/ratelimit:{RATELIMIT_COMMIT[:8]}"
+RATELIMIT_SOURCE = "envoyproxy/ratelimit commit 3fb70258, .github/workflows/main.yaml + Makefile (tag = short SHA)"
+# dev's in-cluster Redis: Docker's official image, docker-library/official-images library/redis at
+# commit 32dbe4eb (2026-08-18): "Tags: 8.10.1-alpine, 8.10-alpine, 8-alpine, ...".
+REDIS_IMAGE = "docker.io/library/redis:8.10.1-alpine"
+REDIS_SOURCE = "docker-library/official-images library/redis, commit 32dbe4eb"
+# prod's ElastiCache replication group: Redis OSS 7.1, the newest Redis OSS engine ElastiCache offers
+# (its "Supported Redis OSS versions" page); TLS in transit and AUTH need 6.0 or later.
+ELASTICACHE_ENGINE_VERSION = "7.1"

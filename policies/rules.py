@@ -205,7 +205,9 @@ def check_products_governed(resources: list[Resource], ctx: Context) -> Iterator
             for patch in r.spec.get("configPatches") or []:
                 route = (((patch.get("match") or {}).get("routeConfiguration") or {}).get("vhost") or {}).get("route") or {}
                 value = (patch.get("patch") or {}).get("value") or {}
-                if route.get("name") and "envoy.filters.http.local_ratelimit" in (value.get("typed_per_filter_config") or {}):
+                local = "envoy.filters.http.local_ratelimit" in (value.get("typed_per_filter_config") or {})
+                global_ = bool((value.get("route") or {}).get("rate_limits"))  # rateLimits: global
+                if route.get("name") and (local or global_):
                     limited.add(("*", route["name"]))  # gateway routes are named after their product
         elif r.is_k8s("ServiceBinding"):  # Anypoint: API Manager applies the rate limit
             limited.add((r.namespace, str((r.spec.get("parameters") or {}).get("service"))))

@@ -1,6 +1,7 @@
 """Verify a render's governance with Istio's own translation, in real Envoy, offline.
 
     python -m tools.verify --render DIR [--keys FILE] [--out FILE] [--stack-file FILE] [--samples N] [--no-sidecars]
+                           [--gateway-replicas N]
 
 Builds (once, cached) Istio's translation and istioctl from the Istio module pinned in
 tools/istiod/go.mod, runs ``istioctl analyze`` over the render, turns the render into
@@ -16,6 +17,11 @@ used (tools.render --config). An offline render never decrypts keys, and its gat
 accepts none of the placeholders it sees instead: verify checks exactly that. To prove
 allowed access, limits and canaries, render with ``tools.render --test-keys FILE`` and
 pass ``--keys FILE``.
+
+A render in global mode (``datamesh:rateLimits: global``) runs with the real rate-limit service
+(built from the module pinned in tools/ratelimit/go.mod) and Debian's redis-server on 127.0.0.1,
+and adds its cases on --gateway-replicas gateway Envoys (default 2): exact counts for every tier
+and product limit under concurrent load, and the failure policy with Redis stopped.
 
 Run as root with ``ip`` and ``iptables`` (Debian: iproute2, iptables), it re-runs
 itself in a network namespace of its own and runs every workload's sidecar as
@@ -46,6 +52,8 @@ from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_FAILED, EXIT_OK, 
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import EnvoyRejectedError
 from tools.engine.mesh_harness import MeshHarness
+from tools.engine.ratelimit_build import pinned_ratelimit
+from tools.engine.ratelimit_proc import SUBSTITUTIONS, RateLimitBackendError
 from tools.engine.stackconfig import StackConfigError
 from tools.engine.verify import DEFAULT_SAMPLES, intent, run_cases, table
 
@@ -99,6 +107,14 @@ def _in_own_namespace(argv: list[str]) -> int:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
+def _mode(is_global: bool, replicas: int) -> dict[str, object]:
+    """The report's lines on the rate-limit mode: in global mode, the replicas and the service that ran."""
+    if not is_global:
+        return {"substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS}
+    return {"rateLimits": "global", "gatewayReplicas": replicas, "rateLimitService": pinned_ratelimit(),
+            "substitutions": {**istio_xds.LOOPBACK_SUBSTITUTIONS, **SUBSTITUTIONS}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
@@ -107,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-file", type=Path, help="the stack file the render was made from (tools.render --config)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
     parser.add_argument("--no-sidecars", action="store_true", help="run the gateway only (no root or iptables needed)")
+    parser.add_argument("--gateway-replicas", type=int, default=2, help="gateways for global mode's cases (1 to 8)")
     args = parser.parse_args(argv)
-    if not 20 <= args.samples <= 10_000:
-        parser.error("--samples must be from 20 to 10000")
+    for flag, value, low, high in (("--samples", args.samples, 20, 10_000), ("--gateway-replicas", args.gateway_replicas, 1, 8)):
+        if not low <= value <= high:
+            parser.error(f"{flag} must be from {low} to {high}")
     try:
         if args.out is not None:
             check_output_file(args.out)
@@ -134,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         built = time.monotonic()
         analysis = istio_xds.analyze(tools, render)
         with MeshHarness(render, tools, sidecars=sidecars) as harness:
-            cases = run_cases(harness, want, args.samples)
+            cases = run_cases(harness, want, args.samples, args.gateway_replicas)
             generator = harness.translation.generator
             removed = harness.removed
-    except (istio_xds.IstioBuildError, istio_xds.TranslationError, EnvoyRejectedError, OSError) as exc:
+    except (istio_xds.IstioBuildError, istio_xds.TranslationError, EnvoyRejectedError, RateLimitBackendError, OSError) as exc:
         print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return EXIT_CANNOT_FINISH
     failed = [c for c in cases if c.ok is False]
@@ -150,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         report = {"generator": f"{generator['module']}@{generator['version']}", "stack": want.stack,
                   "sidecars": sidecars,
+                  **_mode(want.rate_limits.is_global, args.gateway_replicas),
                   "analyze": analysis, "removedFilters": {name: {"count": n, "why": istio_xds.REMOVED_FILTERS[name]}
                                                           for name, n in sorted(removed.items())},
-                  "substitutions": istio_xds.LOOPBACK_SUBSTITUTIONS,
                   "cases": [c.report() for c in cases],
                   "seconds": {"build": round(built - started, 2), "total": round(time.monotonic() - started, 2)}}
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -36,6 +36,7 @@ from components.config.settings import (
     JsonMap,
     NetworkSettings,
     NodeSettings,
+    RateLimitSettings,
     Settings,
 )
 from components.config.values import flag, parse, text
@@ -43,7 +44,7 @@ from components.config.values import flag, parse, text
 __all__ = [
     "ADAPTERS", "CAPACITY_TYPES", "LOG_TYPES", "NAMESPACE", "NAT_MODES", "RESERVED_NAMESPACES", "SCHEMA", "SECRET_KEYS",
     "ConfigError", "EdgeSettings", "EndpointSettings", "GovernanceSettings", "JsonMap", "Key", "NetworkSettings",
-    "NodeSettings", "Settings", "from_pulumi", "load_settings", "raw_config", "secret_config_keys",
+    "NodeSettings", "RateLimitSettings", "Settings", "from_pulumi", "load_settings", "raw_config", "secret_config_keys",
 ]
 
 

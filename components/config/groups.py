@@ -14,6 +14,7 @@ from components.cidr import CidrError, overlaps, plan_subnets
 from components.config.schema import (
     ADAPTERS,
     ADDON_VERSION_PATTERN,
+    CACHE_NODE_TYPE_PATTERN,
     CAPACITY_TYPES,
     CLUSTER_NAME_PATTERN,
     DOMAIN_PATTERN,
@@ -23,6 +24,10 @@ from components.config.schema import (
     LOG_TYPES,
     MAX_PRIVATE_ACCESS_SOURCES,
     NAT_MODES,
+    RATE_LIMIT_FAILURE,
+    RATE_LIMIT_MODES,
+    RATE_LIMIT_REDIS,
+    REDIS_AUTH_TOKEN_PATTERN,
     REGION_PATTERN,
     RESERVED_NAMESPACES,
     SCHEMA,
@@ -31,6 +36,7 @@ from components.config.schema import (
     SOURCE_URL_PATTERN,
     TAG_KEY_PATTERN,
     TAG_VALUE_PATTERN,
+    UNDECRYPTED,
 )
 from components.config.settings import (
     EdgeSettings,
@@ -39,6 +45,7 @@ from components.config.settings import (
     JsonMap,
     NetworkSettings,
     NodeSettings,
+    RateLimitSettings,
     is_graviton,
 )
 from components.config.values import (
@@ -264,7 +271,29 @@ def governance(v: Values, raw: Mapping[str, str], secret: frozenset[str]) -> Gov
         adapter=adapter, observability=flag(v, "observability"), consumers=mapping(v, "consumers"),
         rate_limit_tiers=mapping(v, "rateLimitTiers"), anypoint=mapping(v, "anypoint"), api_keys=mapping(v, "apiKeys"),
         anypoint_client_id=text(v, "anypointClientId"), anypoint_client_secret=text(v, "anypointClientSecret"),
+        rate_limits=rate_limits(v, adapter),
     )
+
+
+def rate_limits(v: Values, adapter: str) -> RateLimitSettings:
+    """datamesh:rateLimits and, for global mode, its failure policy and Redis (the token is checked, never quoted)."""
+    mode, failure, redis = text(v, "rateLimits"), text(v, "rateLimitFailure"), text(v, "rateLimitRedis")
+    for key, value, allowed in (("rateLimits", mode, RATE_LIMIT_MODES), ("rateLimitFailure", failure, RATE_LIMIT_FAILURE),
+                                ("rateLimitRedis", redis, RATE_LIMIT_REDIS)):
+        if value not in allowed:
+            raise fail(key, f"must be one of {', '.join(allowed)}, got {_show(value)}")
+    node_type, token = text(v, "rateLimitRedisNodeType"), text(v, "rateLimitRedisAuthToken")
+    if not CACHE_NODE_TYPE_PATTERN.fullmatch(node_type):
+        raise fail("rateLimitRedisNodeType", f"{_show(node_type)} is not an ElastiCache node type like cache.t4g.small")
+    if mode == "global" and adapter != "istio":
+        raise fail("rateLimits", "global needs governanceAdapter istio (the Anypoint adapter applies its own policies)")
+    if mode == "global" and redis == "elasticache":
+        if not token:
+            raise fail("rateLimitRedisAuthToken", "is required with rateLimits global and rateLimitRedis elasticache: "
+                       "pulumi config set --secret datamesh:rateLimitRedisAuthToken \"$(openssl rand -hex 32)\"")
+        if not token.startswith(UNDECRYPTED) and not REDIS_AUTH_TOKEN_PATTERN.fullmatch(token):
+            raise fail("rateLimitRedisAuthToken", "must be 16 to 128 printable characters without '/', '\"', '@' or space")
+    return RateLimitSettings(mode, failure, redis, node_type, token)
 
 
 def overrides(v: Values) -> dict[str, JsonMap]:

@@ -69,6 +69,18 @@ SCHEMA: dict[str, Key] = {
     "consumers": Key("object", "API consumers: name -> {products: [...], tier: <rateLimitTiers key>}.", {}),
     "apiKeys": Key("object", "Secret. Consumer name -> list of API keys (several allow rotation). Set with --secret.", {}),
     "rateLimitTiers": Key("object", "Per-consumer rate limits: tier -> {requests: N, period: 1m}.", {}),
+    "rateLimits": Key("string", "Where rate limits are counted: 'local' (each gateway replica and sidecar keeps its own "
+                      "buckets: approximate across replicas) or 'global' (the rate-limit service and Redis: exact across "
+                      "every replica and sidecar).", "local"),
+    "rateLimitFailure": Key("string", "With rateLimits global, what the gateway and sidecars answer when the rate-limit "
+                            "service or its Redis is down: 'open' (admit) or 'closed' (refuse with 503).", "open"),
+    "rateLimitRedis": Key("string", "With rateLimits global, the rate-limit service's Redis: 'elasticache' (created by the "
+                          "program: TLS, encryption at rest, AUTH, private subnets) or 'in-cluster' (one pod, no "
+                          "persistence: dev only).", "elasticache"),
+    "rateLimitRedisNodeType": Key("string", "With rateLimitRedis elasticache: the cache node type (one primary and, "
+                                  "with two or more zones, one replica).", "cache.t4g.small"),
+    "rateLimitRedisAuthToken": Key("string", "Secret. With rateLimitRedis elasticache: the Redis AUTH token (16 to 128 "
+                                   "printable characters, no '/', '\"', '@' or space). Set with --secret.", ""),
     "governanceAdapter": Key("string", "Who governs the APIs: 'istio' (Istio resources only) or 'anypoint' (MuleSoft's adapter).", "istio"),
     "anypoint": Key("object", "With governanceAdapter anypoint: {plan: small|medium|large, replicas: N, apiIds: {product: id}}.", {}),
     "anypointClientId": Key("string", "Secret. Anypoint connected-app client id, with governanceAdapter anypoint.", ""),
@@ -87,8 +99,16 @@ SCHEMA: dict[str, Key] = {
                      "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
 }
 # Keys whose values must come from `pulumi config set --secret`; no other key may.
-SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
+SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret", "rateLimitRedisAuthToken"})
 ADAPTERS = ("istio", "anypoint")
+# What an offline render sees in place of a secure: value it cannot decrypt (tools/engine/stackconfig.py).
+UNDECRYPTED = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+RATE_LIMIT_MODES = ("local", "global")
+RATE_LIMIT_FAILURE = ("open", "closed")
+RATE_LIMIT_REDIS = ("elasticache", "in-cluster")
+CACHE_NODE_TYPE_PATTERN = re.compile(r"cache\.[a-z][a-z0-9]{1,10}\.[a-z0-9]{1,12}")
+# ElastiCache AUTH tokens: printable ASCII, 16 to 128, without '/', '"', '@' or space.
+REDIS_AUTH_TOKEN_PATTERN = re.compile(r"[!#-.0-?A-~]{16,128}")
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")

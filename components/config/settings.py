@@ -78,6 +78,21 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """Where limits are counted (datamesh:rateLimits) and, in global mode, the failure policy and the Redis."""
+
+    mode: str = "local"  # local | global
+    failure: str = "open"  # open | closed: Envoy's failure_mode_deny is closed
+    redis: str = "elasticache"  # elasticache | in-cluster
+    redis_node_type: str = "cache.t4g.small"
+    redis_auth_token: str = field(repr=False, default="")  # secret: never in a message, an output or a file
+
+    @property
+    def is_global(self) -> bool:
+        return self.mode == "global"
+
+
+@dataclass(frozen=True)
 class GovernanceSettings:
     """Who governs the APIs, and the raw consumer, key, tier and Anypoint maps
     (checked against the products by components.governance.access and .anypoint)."""
@@ -91,6 +106,7 @@ class GovernanceSettings:
     api_keys: JsonMap = field(repr=False, default_factory=dict)
     anypoint_client_id: str = field(repr=False, default="")
     anypoint_client_secret: str = field(repr=False, default="")
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from components.config import ConfigError, Settings
+from components.config.schema import UNDECRYPTED as UNDECRYPTED
 from components.config.values import fail
 from components.documents import DocumentView
 from components.names import is_name
 from components.problems import did_you_mean
-from components.ratelimit import RateLimit, period_seconds
+from components.products.declarations import Product
+from components.ratelimit import SERVICE_UNITS, RateLimit, period_seconds, service_unit
 
 # Basic-auth usernames cannot hold ':'; a key long enough not to be guessed.
 _KEY = re.compile(r"^[A-Za-z0-9._~-]{24,256}$")
@@ -33,9 +36,7 @@ class Consumer:
     keys: tuple[str, ...] = field(repr=False)  # plaintext here; the cluster gets only their digests
 
 
-# What an offline render sees in place of a secure: value it cannot decrypt (tools/engine/stackconfig.py).
-# Such a "key" is printed in the repository: the gateway must accept none.
-UNDECRYPTED = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
+# An undecrypted key (UNDECRYPTED, components/config/schema.py) is printed in the repository: the gateway must accept none.
 
 
 def is_undecrypted(key: str) -> bool:
@@ -142,3 +143,31 @@ def uncalled_products(access: Access, product_names: list[str]) -> list[str]:
     callable_ = {name for consumer in access.consumers for name in consumer.products}
     return [f"datamesh:consumers: no consumer may call {name}; add it to a consumer's products"
             for name in product_names if name not in callable_]
+
+
+def unit_problems(product_limits: Mapping[str, RateLimit | None], overridden: set[str],
+                  tiers: Mapping[str, RateLimit]) -> ConfigError | None:
+    """The first limit whose period envoyproxy/ratelimit cannot count in (global mode), naming where it is declared."""
+    units = ", ".join(f"{s}s ({u})" for s, u in SERVICE_UNITS.items())
+    where: list[tuple[str, RateLimit | None]] = [(f"rateLimitTiers.{name}", limit) for name, limit in tiers.items()]
+    for name, limit in product_limits.items():
+        key = f"productOverrides.{name}.rateLimit" if name in overridden else f"products.{name}.rateLimit (products/{name}.yaml)"
+        where.append((key, limit))
+    for key, limit in where:
+        if limit is not None and service_unit(limit) is None:
+            return fail(key, f"a period of {limit.period_seconds}s has no unit in the global rate-limit service "
+                              f"(rateLimits: global); use one of {units}")
+    return None
+
+
+def stack_access(settings: Settings, products: Sequence[Product]) -> Access:
+    """The stack's consumers, keys and tiers (``load_access``); with ``rateLimits: global``, every limit's period
+    must also be a unit the rate-limit service counts in."""
+    gov = settings.governance
+    access = load_access(gov.consumers, gov.api_keys or {}, gov.rate_limit_tiers, {p.name for p in products})
+    if gov.rate_limits.is_global:
+        overridden = {name for name, o in settings.product_overrides.items() if isinstance(o, Mapping) and "rateLimit" in o}
+        problem = unit_problems({p.name: p.rate_limit for p in products}, overridden, access.tiers)
+        if problem is not None:
+            raise problem
+    return access

@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config import RateLimitSettings
 from components.governance.access import Consumer, RateLimit, is_undecrypted, key_digest
+from components.governance.gateway_match import CONSUMER_HEADER as CONSUMER_HEADER
+from components.governance.gateway_match import GATEWAY_PORT as GATEWAY_PORT
+from components.governance.gateway_match import GATEWAY_VHOST as GATEWAY_VHOST
+from components.governance.gateway_match import HEADER_PREFIX as HEADER_PREFIX
+from components.governance.gateway_match import RATE_LIMITED_HEADER as RATE_LIMITED_HEADER
+from components.governance.gateway_match import STAT_PREFIX as STAT_PREFIX
+from components.governance.gateway_match import route_patch, stat_prefix
+from components.governance.global_limits import global_gateway_patches, global_sidecar_patches
 from components.governance.lua_sha256 import SHA256_LUA
-from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS, SYSTEM_NAMESPACE
+from components.governance.rate_limit_service import RateLimitService, RateLimitServiceArgs
+from components.platform.cluster import Cluster
+from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
+from components.platform.network import Network
 from components.products.declarations import Product
 
-HEADER_PREFIX = "x-datamesh-"  # only the gateway sets these; a client's are dropped
-CONSUMER_HEADER = HEADER_PREFIX + "consumer"
-RATE_LIMITED_HEADER = HEADER_PREFIX + "rate-limited"
 REALM = "datamesh"
 MAX_CREDENTIALS = 4  # Authorization values per request; more answer 401
 # A longer Authorization header is refused before it is parsed. A key is 48 hex characters
 # (docs/governance.md), 74 bytes as a Basic value; four of them fit with room to spare.
 MAX_AUTHORIZATION_BYTES = 1024
 KEY_FILTER_LUA = Template((Path(__file__).parent / "lua" / "api_keys.lua").read_text())
-STAT_PREFIX = "http_local_rate_limiter"
-# The port the shared Gateway serves HTTP on (TLS, when on, ends at the NLB in front of it).
-GATEWAY_PORT = next(p["number"] for p in SERVED_PORTS if p["protocol"] == "HTTP")
-GATEWAY_VHOST = f"*:{GATEWAY_PORT}"  # Istio names the gateway's virtual host <host>:<port>
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 LOCAL_RATE_LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 LUA = "envoy.filters.http.lua"
@@ -58,10 +63,6 @@ def lua_key_filter(consumers: tuple[Consumer, ...], salt: str) -> str:
     return SHA256_LUA + "\n" + KEY_FILTER_LUA.substitute(
         salt=json.dumps(salt), entries=entries, max_header=MAX_AUTHORIZATION_BYTES, max_credentials=MAX_CREDENTIALS,
         realm=REALM, prefix_length=len(HEADER_PREFIX), header_prefix=HEADER_PREFIX, consumer_header=CONSUMER_HEADER)
-
-
-def stat_prefix(product: Product) -> str:
-    return f"{STAT_PREFIX}_{product.name.replace('-', '_')}"
 
 
 def bucket(limit: RateLimit) -> dict:
@@ -102,12 +103,7 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
             for c in tiered if c.tier
         ],
     }
-    return {
-        "applyTo": "HTTP_ROUTE",
-        "match": {"context": "GATEWAY", "routeConfiguration": {
-            "portNumber": GATEWAY_PORT, "vhost": {"name": GATEWAY_VHOST, "route": {"name": product.name}}}},
-        "patch": {"operation": "MERGE", "value": {"typed_per_filter_config": {LOCAL_RATE_LIMIT: config}}},
-    }
+    return route_patch(product, {"typed_per_filter_config": {LOCAL_RATE_LIMIT: config}})
 
 
 # Locally generated answers (the key filter's 401, RBAC's 403, no route's 404, the limiter's 429, and
@@ -217,6 +213,8 @@ class ApiGovernanceArgs:
         tiers: rate-limit tiers by name.
         gateway: the ingress gateway's release; the filters configure its pods.
         namespaces: the product namespaces, by name (each product's own limits live in its namespace).
+        rate_limits: datamesh:rateLimits: local (Envoy's local limiter) or global (the rate-limit service).
+        cluster, network: where the global mode's Redis goes (ElastiCache) and who may reach it.
     """
 
     products: tuple[Product, ...]
@@ -225,6 +223,9 @@ class ApiGovernanceArgs:
     tiers: dict[str, RateLimit]
     gateway: pulumi.Resource
     namespaces: dict[str, k8s.core.v1.Namespace]
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    cluster: Cluster | None = None
+    network: Network | None = None
 
 
 class ApiGovernance(pulumi.ComponentResource):
@@ -254,8 +255,11 @@ class ApiGovernance(pulumi.ComponentResource):
         self._gateway = pulumi.ResourceOptions(parent=self, depends_on=[args.gateway])
         self._key_check(args)
         self._replies()
-        self._product_limits(args)
-        self._gateway_limits(args)
+        if args.rate_limits.is_global:
+            self._global_limits(args)
+        else:
+            self._product_limits(args)
+            self._gateway_limits(args)
         self.register_outputs({})
 
     def _envoy_filter(self, name: str, namespace: str | pulumi.Output[str], spec: dict,
@@ -308,6 +312,28 @@ class ApiGovernance(pulumi.ComponentResource):
                     f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
                     {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
                     opts=pulumi.ResourceOptions(parent=self))
+
+    def _global_limits(self, args: ApiGovernanceArgs) -> None:
+        """The rate-limit service and its Redis, then the same EnvoyFilters as the local mode's, calling it."""
+        if args.cluster is None or args.network is None:
+            raise ValueError("ApiGovernance: rateLimits global needs the cluster and the network")
+        service = RateLimitService("ratelimit", RateLimitServiceArgs(
+            args.rate_limits, args.products, args.consumers, args.tiers, args.cluster.context, args.network.vpc_id,
+            args.network.private_subnet_ids, args.cluster.node_security_group_id, args.network.zones, after=[args.gateway]),
+            pulumi.ResourceOptions(parent=self))  # the cluster's AWS and Kubernetes providers, from this component's opts
+        closed = args.rate_limits.failure == "closed"
+        for product in args.products:
+            patches = global_sidecar_patches(product, args.products, args.consumers, args.tiers, closed)
+            if patches:
+                self._envoy_filter(
+                    f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
+                    {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": patches},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[service.deployment]))
+        patches = global_gateway_patches(args.products, args.consumers, args.tiers, closed)
+        if patches:
+            self._envoy_filter("datamesh-rate-limits", INGRESS_NAMESPACE, {
+                "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)}, "configPatches": patches},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service.deployment]))
 
     def _gateway_limits(self, args: ApiGovernanceArgs) -> None:
         """The local rate limiter before the gateway's router, and per product route its buckets."""

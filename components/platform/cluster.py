@@ -130,6 +130,7 @@ class Cluster(pulumi.ComponentResource):
         launch_template = self._launch_template(node_sg)
         self.node_group = self._node_group(node_role, launch_template, [self.eks, *attachments, *rules])
         self.cluster_name = args.cluster_name
+        self.node_security_group_id = node_sg.id  # what may reach the nodes' neighbours (the rate-limit Redis)
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         self.oidc_provider_arn = self.eks.oidc_provider_arn
         self.oidc_issuer = self.eks.oidc_issuer

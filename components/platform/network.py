@@ -93,6 +93,7 @@ class Network(pulumi.ComponentResource):
             public_subnets.append(public)
             private_subnets.append(private)
         self.vpc_id = vpc.id
+        self.zones = len(args.plan.subnets)
         self.egress_path = path
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])

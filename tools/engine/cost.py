@@ -6,7 +6,8 @@ groups by instance type and capacity type, at the node count the pods' requests 
 (tools/engine/capacity.py; the desired size is ignored on an existing stack anyway),
 with their root volumes;
 NAT gateways, or a NAT instance; Elastic IPs; NLBs (a Service of type LoadBalancer) with their public
-IPv4 addresses; KMS keys. Everything else the program creates is free or billed by
+IPv4 addresses; KMS keys; ElastiCache replication groups by node type and node count (the
+global rate limit's Redis). Everything else the program creates is free or billed by
 use the render cannot see. Usage figures (NAT GB, NLCU, log GB) are assumptions the
 table states.
 """
@@ -165,6 +166,15 @@ class _Estimator:
     def kms(self, r: Document) -> list[Document]:
         return [_item("KMS customer-managed key", 1, "key-months", _v(self.p["kmsKeyPerMonth"]))]
 
+    def elasticache(self, r: Document) -> list[Document]:
+        inputs = r["inputs"]
+        node_type, nodes = str(inputs.get("nodeType", "")), int(inputs.get("numCacheClusters", 1))
+        table = self.p["elastiCacheNodePerHour"]
+        if node_type not in table:
+            self.warnings.append(f"{r['name']}: no price for cache node type {node_type} in prices.yaml")
+            return []
+        return [_item(f"{nodes} x {node_type} ElastiCache node (Redis)", nodes * self.hours, "node-hours", _v(table[node_type]))]
+
     def estimate(self, r: Document) -> tuple[list[Document], tuple[float, float] | None]:
         t = r["type"]
         if t == "eks:index:Cluster":
@@ -179,6 +189,8 @@ class _Estimator:
             return self.kms(r), None
         if t == "aws:ec2/instance:Instance":
             return self.instance(r), None
+        if t == "aws:elasticache/replicationGroup:ReplicationGroup":
+            return self.elasticache(r), None
         if t == "kubernetes:core/v1:Service" and (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
             return self.load_balancer(r), None
         return [], None

@@ -137,7 +137,13 @@ def workloads(render: Render, network: ipaddress.IPv4Network = POD_NETWORK) -> l
                   "service.istio.io/canonical-name": name}
         account = (values.get("serviceAccount") or {}).get("name") or name
         found.append(Workload(f"{name}-0", inputs.get("namespace", "default"), labels, account, next(ips), ()))
+    # A namespace the render declares without the injection label holds no mesh workload (the global rate
+    # limit's service and Redis in istio-system): istiod gives its pods no sidecar, the harness no stub.
+    outside = {n["metadata"]["name"] for n in render.kind("Namespace")
+               if not {"istio-injection", "istio.io/rev"} & set(n["metadata"].get("labels") or {})}
     for deployment in sorted(render.kind("Deployment"), key=lambda d: (d["metadata"]["namespace"], d["metadata"]["name"])):
+        if deployment["metadata"]["namespace"] in outside:
+            continue
         template = deployment["spec"]["template"]
         labels = dict(template["metadata"].get("labels") or {})
         labels.setdefault("service.istio.io/canonical-name", labels.get("app", deployment["metadata"]["name"]))

@@ -35,10 +35,13 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from components.documents import Document
+from components.governance.global_limits import CLUSTER_NAME as RATE_LIMIT_CLUSTER
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK, Envoy, EnvoyRejectedError
 from tools.engine.mesh_stubs import Seen, Stub, backends_bootstrap, handler, tls_context
 from tools.engine.pki import Identity, MeshCA
+from tools.engine.ratelimit_proc import LOOPBACK as RL_LOOPBACK
+from tools.engine.ratelimit_proc import RateLimitBackend, service_objects
 
 # Istio's bootstrap runtime defaults (pkg/bootstrap/config.go, extractRuntimeFlags, at the pinned
 # Istio commit): fragments are stripped, not rejected; RE2 programs are bounded.
@@ -47,6 +50,7 @@ ISTIO_RUNTIME = {
     "envoy.reloadable_features.http_reject_path_with_fragment": False,
 }
 XDS_CLUSTER = "xds-grpc"
+WINDOW_START_MARGIN = 5  # seconds: global mode starts no case in a minute's last seconds
 SDS_CLUSTER = "sds-grpc"
 
 
@@ -68,6 +72,7 @@ class MeshHarness:
         self._backend_envoy: Envoy | None = None
         self.tools = tools or istio_xds.build_istio_tools()
         self.stubs: dict[tuple[str, int], Stub] = {}
+        self.limits: RateLimitBackend | None = None  # global mode: the real rate-limit service and Redis
         self._translate(istio_xds.POD_NETWORK)
 
     def _translate(self, network: ipaddress.IPv4Network) -> None:
@@ -115,6 +120,11 @@ class MeshHarness:
         def secrets(identity: Identity) -> dict[str, str]:
             return {"certChain": identity.cert_chain, "privateKey": identity.private_key, "rootCert": identity.root_cert}
 
+        objects = service_objects(self.render)
+        if objects is not None:  # global mode: point the filter's cluster at the real service (its ports chosen now)
+            self.limits = RateLimitBackend(*objects)
+            for resources in (self.gateway_resources, *self.sidecar_resources.values()):
+                _point_at_service(resources, self.limits.grpc_port)
         self.node = istio_xds.node_id(self.mesh.gateway, router=True)
         nodes = {self.node: {"resources": self.gateway_resources, "secrets": secrets(ca.issue(self.mesh.gateway.identity))}}
         for w in self.pods:
@@ -133,6 +143,8 @@ class MeshHarness:
         host, _, port = line.rpartition(":")
         self.xds_address = (host, int(port))
         try:
+            if self.limits is not None:
+                self.limits.__enter__()
             self._start_stubs(ca, folder)
             if self.sidecars:
                 self._intercept()
@@ -203,6 +215,8 @@ class MeshHarness:
             stub.server.shutdown()
             stub.server.server_close()
         self.stubs.clear()
+        if self.limits is not None and getattr(self.limits, "_tmp", None) is not None:
+            self.limits.__exit__()
         self._stop_server()
         self._tmp.cleanup()
 
@@ -251,8 +265,22 @@ class MeshHarness:
 
     @contextmanager
     def gateway(self, concurrency: int = 1) -> Iterator[GatewayEnvoy]:
-        """A fresh gateway Envoy (and, with ``sidecars``, fresh sidecars: fresh buckets everywhere), configured over
-        ADS; refuses to start if Envoy rejected any of it."""
+        """A fresh gateway Envoy (and, with ``sidecars``, fresh sidecars: fresh buckets everywhere; in global mode,
+        Redis emptied), configured over ADS; refuses to start if Envoy rejected any of it."""
+        with self.gateways(1, concurrency) as replicas:
+            yield replicas[0]
+
+    @contextmanager
+    def gateways(self, replicas: int, concurrency: int = 1) -> Iterator[list[GatewayEnvoy]]:
+        """``replicas`` gateway Envoys served the same configuration (the pods of one gateway Deployment), sharing
+        one set of fresh sidecars; each replica's ``sidecars`` lists them."""
+        if self.limits is not None:
+            # The service counts in fixed windows on the clock: start a case well inside a minute (and so inside
+            # an hour and a day), so the calls of one case land in one window.
+            left = 60 - time.time() % 60
+            if left < WINDOW_START_MARGIN:
+                time.sleep(left + 0.05)
+            self.limits.flush()
         with ExitStack() as stack:
             sidecars = []
             for w in self.pods:
@@ -260,9 +288,12 @@ class MeshHarness:
                 sidecar = GatewayEnvoy(envoy, "virtualInbound")
                 sidecar.wait_ready()
                 sidecars.append(sidecar)
-            envoy = stack.enter_context(Envoy(self.bootstrap(), concurrency=concurrency))
-            running = GatewayEnvoy(envoy, self.listener, sidecars=sidecars)
-            running.wait_ready()
+            running = []
+            for _ in range(replicas):
+                envoy = stack.enter_context(Envoy(self.bootstrap(), concurrency=concurrency))
+                replica = GatewayEnvoy(envoy, self.listener, sidecars=sidecars)
+                replica.wait_ready()
+                running.append(replica)
             yield running
 
     def stop_backends(self, app: str) -> None:
@@ -279,6 +310,16 @@ class MeshHarness:
     def clear_seen(self) -> None:
         for stub in self.stubs.values():
             stub.seen.clear()
+
+
+def _point_at_service(resources: dict[str, list[Document]], port: int) -> None:
+    """The rate-limit service's cluster (an EnvoyFilter's, by DNS name) at the real service on loopback
+    (``ratelimit_proc.SUBSTITUTIONS``); nothing else of it changes."""
+    for cluster in resources.get("clusters", []):
+        if cluster.get("name") == RATE_LIMIT_CLUSTER:
+            cluster["type"] = "STATIC"
+            cluster["load_assignment"] = {"cluster_name": RATE_LIMIT_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": RL_LOOPBACK, "port_value": port}}}}]}]}
 
 
 @dataclass

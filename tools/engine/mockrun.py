@@ -228,6 +228,8 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
                 }]
             if args.typ == "aws:route53/record:Record":
                 state["fqdn"] = args.inputs.get("name")
+            if args.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+                state["primaryEndpointAddress"] = f"master.{name}-PLACEHOLDER.cache.amazonaws.com"
         if args.typ == "kubernetes:core/v1:Service" and state.get("spec", {}).get("type") == "LoadBalancer":
             state["status"] = {"loadBalancer": {"ingress": [
                 {"hostname": f"PLACEHOLDER-{name}.elb.{self.region}.amazonaws.com"}

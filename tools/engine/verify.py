@@ -37,6 +37,11 @@ Cases (each: consumer, product, via, release, expect, got, ok):
   (``MeshHarness(sidecars=True)``: root and iptables, in a network namespace
   ``tools.verify`` makes); without them they are listed with ``ok: null``.
 
+With ``datamesh:rateLimits: global`` (the render runs the real rate-limit service and Redis,
+``ratelimit_proc``), the cases above run against it, and ``verify_global`` adds the translation
+check, exact counts across several gateway replicas under concurrent load, and the failure policy
+with Redis stopped (``"fault": "redis-stopped"``).
+
 Access and canary cases run with the limiter's own runtime switch
 (``local_rate_limit_enforced``, a key the generated config declares) at 0, so
 that spending tokens there cannot turn an access answer into a 429; limit cases
@@ -59,13 +64,14 @@ from tools.engine.verify_calls import DEFAULT_SAMPLES as DEFAULT_SAMPLES
 from tools.engine.verify_calls import Case as Case
 from tools.engine.verify_calls import Intent as Intent
 from tools.engine.verify_calls import intent as intent
+from tools.engine.verify_global import global_cases
 
 
-def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES) -> list[Case]:
+def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES, replicas: int = 2) -> list[Case]:
     return [*keys_case(want), *access_cases(harness, want), *limit_cases(harness, want), *canary_cases(harness, want, samples),
             *hostile_cases(harness, want), *hygiene_cases(harness, want), *composite_cases(harness, want),
-            *composite_limit_cases(harness, want),
-            *error_cases(harness, want)]
+            *composite_limit_cases(harness, want), *global_cases(harness, want, replicas),
+            *error_cases(harness, want)]  # last: it stops a product's backends
 
 
 def table(cases: list[Case]) -> str:

@@ -9,12 +9,13 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import load_settings
+from components.config import RateLimitSettings, load_settings
 from components.documents import Document
-from components.governance.access import Access, Consumer, is_undecrypted, load_access
+from components.governance.access import Access, Consumer, is_undecrypted, stack_access
+from components.governance.global_limits import ENFORCED_RUNTIME_KEY as GLOBAL_ENFORCED
 from components.products.declarations import Product, load_products
 from components.ratelimit import RateLimit
 from tools.engine.envoy_proc import LOOPBACK
@@ -25,6 +26,7 @@ CONSUMER_HEADER = "x-datamesh-consumer"
 RATE_LIMITED_HEADER = "x-datamesh-rate-limited"
 WRONG_KEY = "not-a-key-of-this-stack"
 ENFORCED_RUNTIME_KEY = "local_rate_limit_enforced"
+GLOBAL_ENFORCED_RUNTIME_KEY = GLOBAL_ENFORCED
 DEFAULT_SAMPLES = 400
 SIGMAS = 4
 HOSTILE_BUDGET_MS = 50
@@ -44,6 +46,7 @@ class Intent:
     stack: str
     products: tuple[Product, ...]
     access: Access
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @property
     def callers(self) -> list[Consumer]:
@@ -70,9 +73,7 @@ def intent(project: Path, stack: str, stack_file: Path | None = None, keys: Mapp
     settings = load_settings(raw, stack, config.values.get("aws:region"), secret)
     products = load_products(project / "products", settings.products, settings.product_overrides,
                              allow_wildcard_iam=settings.allow_wildcard_iam)
-    gov = settings.governance
-    access = load_access(gov.consumers, gov.api_keys or {}, gov.rate_limit_tiers, {p.name for p in products})
-    return Intent(stack, products, access)
+    return Intent(stack, products, stack_access(settings, products), settings.governance.rate_limits)
 
 
 @dataclass
@@ -85,10 +86,12 @@ class Case:
     expect: str
     got: str = ""
     ok: bool | None = None
+    fault: str | None = None  # what was broken while the case ran (global mode: "redis-stopped")
 
     def report(self) -> Document:
-        return {"case": self.kind, "consumer": self.consumer, "product": self.product, "via": self.via,
-                "release": self.release, "expect": self.expect, "got": self.got, "ok": self.ok}
+        out = {"case": self.kind, "consumer": self.consumer, "product": self.product, "via": self.via,
+               "release": self.release, "expect": self.expect, "got": self.got, "ok": self.ok}
+        return out if self.fault is None else {**out, "fault": self.fault}
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def key_of(consumer: Consumer) -> str:
 def unenforced(harness: MeshHarness) -> Iterator[GatewayEnvoy]:
     with harness.gateway() as gateway:
         gateway.runtime(ENFORCED_RUNTIME_KEY, "0")
+        gateway.runtime(GLOBAL_ENFORCED_RUNTIME_KEY, "0")  # the global filter's switch (global mode)
         yield gateway
 
 
