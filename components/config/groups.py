@@ -99,11 +99,15 @@ def support_warnings(k8s: str, support: str) -> tuple[str, ...]:
             "(docs/operating.md, \"Kubernetes, one minor up\"), or set EXTENDED (billed extra).",)
 
 
-def releases(v: Values) -> tuple[str, str, dict[str, str]]:
-    """Kubernetes, the EKS support type and the add-on pins (Istio's revisions: components/config/istio.py)."""
+def releases(v: Values, eks: bool = True) -> tuple[str, str, dict[str, str]]:
+    """Kubernetes, the EKS support type and the add-on pins (Istio's revisions: components/config/istio.py).
+
+    An existing cluster (``eks=False``) names its Kubernetes minor only: it has no EKS support type or add-ons."""
     k8s = text(v, "kubernetesVersion")
     if k8s not in versions.KUBERNETES_VERSIONS:
         raise fail("kubernetesVersion", f"{_show(k8s)} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
+    if not eks:
+        return k8s, text(v, "eksSupportType"), {}
     support = text(v, "eksSupportType")
     if support not in versions.EKS_SUPPORT_TYPES:
         raise fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {_show(support)}")

@@ -26,6 +26,18 @@ class Key:
 
 
 SCHEMA: dict[str, Key] = {
+    "cluster": Key("string", "Stack kind: 'eks' (the program makes the network, the EKS cluster, its add-ons and the load "
+                   "balancer controller) or 'existing' (a cluster you already run, reached through kubeconfig; "
+                   "docs/existing-clusters.md).", "eks"),
+    "kubeconfig": Key("string", "Secret. With cluster existing: the kubeconfig (its contents) the program deploys with. "
+                      "Set with --secret.", ""),
+    "istio": Key("string", "'install' (the program installs Istio's charts) or 'existing' (with cluster existing: Istio is "
+                 "already there; istioVersion and istioRevision name the revision, checked against the live istiod at up).",
+                 "install"),
+    "oidcProviderArn": Key("string", "With cluster existing: the cluster's IAM OIDC provider ARN, for products' AWS access "
+                           "(IRSA). Empty: a product declaring aws: or secrets: is refused on that stack.", ""),
+    "skipAwait": Key("boolean", "With cluster existing: annotate every Kubernetes object pulumi.com/skipAwait, so the "
+                     "provider does not wait for readiness; only for a control plane without nodes (a local one).", False),
     "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
     "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
     "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion. "
@@ -86,7 +98,9 @@ SCHEMA: dict[str, Key] = {
                      "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
 }
 # Keys whose values must come from `pulumi config set --secret`; no other key may.
-SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret"})
+SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret", "kubeconfig"})
+CLUSTER_KINDS = ("eks", "existing")
+ISTIO_MODES = ("install", "existing")
 ADAPTERS = ("istio", "anypoint")
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -96,6 +110,7 @@ RESERVED_NAMESPACES = frozenset(PLATFORM_NAMESPACES)
 # Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
 REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")
+OIDC_PROVIDER_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[A-Za-z0-9.-]{1,253}(/[A-Za-z0-9._-]{1,128}){0,4}", re.ASCII)
 IAM_PRINCIPAL_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}", re.ASCII)
 INSTANCE_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
 TAG_KEY_PATTERN = re.compile(r"[\w .:/=+\-@]{1,128}")
