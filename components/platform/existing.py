@@ -92,6 +92,8 @@ def skip_await(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransf
     their own), annotated so the provider does not wait for a readiness that no kubelet will bring."""
     if not args.type_.startswith("kubernetes:") or args.type_.startswith("kubernetes:helm.sh/"):
         return None
+    if args.opts is not None and args.opts.id is not None:
+        return None  # a read (the live istiod) has no inputs to annotate
     props = args.props
     if isinstance(props, dict) and "metadata" in props:
         return pulumi.ResourceTransformationResult({**props, "metadata": _with_skip_await(props["metadata"])}, args.opts)

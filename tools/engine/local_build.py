@@ -3,7 +3,7 @@
 ``build_local_engine()`` builds, each once per version of its Go program (cached by the hash of
 its folder's go.mod, go.sum and Go files, under ``$DATAMESH_CACHE``, ``$XDG_CACHE_HOME`` or
 ``~/.cache``, in ``datamesh/local-engine/<binary>-<hash>``), with ``nice -n 19``, ``-trimpath``
-and ``CGO_ENABLED=0``, and Go's build cache in ``datamesh/local-go-build`` (what CI keeps between runs):
+and ``CGO_ENABLED=0``, and Go's build cache in ``$GOCACHE`` if set, else ``datamesh/local-go-build``:
 
 | binary | module (go.mod of its folder) |
 | --- | --- |
@@ -103,8 +103,9 @@ def _program_hash(directory: Path) -> str:
 
 
 def go_env() -> dict[str, str]:
-    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false",
-            "GOCACHE": str(_ensure(_cache_root() / "local-go-build"))}
+    """Go's build cache is ``$GOCACHE`` when the environment sets it (a CI cache), else datamesh/local-go-build."""
+    cache = os.environ.get("GOCACHE") or str(_ensure(_cache_root() / "local-go-build"))
+    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false", "GOCACHE": cache}
 
 
 def _go(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -116,10 +117,12 @@ def _go(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _module_dir(directory: Path, module: str) -> Path:
-    done = _go(["list", "-m", "-f", "{{.Dir}}", module], directory)
-    if done.returncode != 0 or not done.stdout.strip():
-        raise LocalBuildError(f"go list -m {module}: {(done.stderr or done.stdout).strip()[-300:]}")
-    return Path(done.stdout.strip())
+    """Where the module proxy's copy of ``module`` (at the version ``directory``'s go.mod selects) is, downloaded if need be."""
+    done = _go(["mod", "download", "-json", module], directory)
+    found = json.loads(done.stdout or "{}").get("Dir") if done.returncode == 0 else None
+    if not found:
+        raise LocalBuildError(f"go mod download {module}: {(done.stderr or done.stdout).strip()[-300:]}")
+    return Path(found)
 
 
 def _provider_sources(binary: Binary, version: str, into: Path) -> None:
