@@ -62,8 +62,11 @@ class Project:
 
     def copy_program(self) -> None:
         self.dir.mkdir(parents=True)
-        for name in ("__main__.py", "Pulumi.yaml", "requirements.txt"):
+        for name in ("__main__.py", "requirements.txt"):
             shutil.copy(ROOT / name, self.dir / name)
+        project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+        project["backend"] = {"url": self.env["PULUMI_BACKEND_URL"]}  # the project's file://~ would win over the login
+        (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         ignore = shutil.ignore_patterns("__pycache__", "venv", ".venv")
         for name in ("components", "products", "policies"):
             shutil.copytree(ROOT / name, self.dir / name, ignore=ignore)
@@ -98,7 +101,7 @@ class Project:
     def init(self, kubeconfig: str) -> str:
         self.copy_program()
         self.write_config((90, 10))
-        for args in (("stack", "init", STACK, "--secrets-provider", "passphrase"),
+        for args in (("login", self.env["PULUMI_BACKEND_URL"]), ("stack", "init", STACK, "--secrets-provider", "passphrase"),
                      ("config", "set", "--secret", "datamesh:kubeconfig", kubeconfig),
                      ("config", "set", "--secret", "--path", "datamesh:apiKeys.analytics[0]", "local-engine-test-key-0")):
             done = self.pulumi(*args, "--stack", STACK) if args[0] == "config" else self.pulumi(*args)
