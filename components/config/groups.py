@@ -133,6 +133,8 @@ def network(v: Values, region: str) -> NetworkSettings:
     if overlaps(vpc_cidr, service_cidr):
         raise fail("serviceCidr", f"{service_cidr} overlaps vpcCidr {vpc_cidr}")
     zones = unique("availabilityZones", strings(v, "availabilityZones"))
+    if not zones:  # required for EKS; the default is empty only for existing-cluster stacks (cluster_kind.EKS_ONLY)
+        raise fail("availabilityZones", f"is required ({SCHEMA['availabilityZones'].description})")
     if not 2 <= len(zones) <= 6:
         raise fail("availabilityZones", f"EKS needs 2 to 6 zones, got {len(zones)}")
     for zone in zones:
@@ -245,7 +247,8 @@ def products(v: Values) -> tuple[tuple[str, ...], bool | frozenset[str]]:
 
 def governance(v: Values, raw: Mapping[str, str], secret: frozenset[str]) -> GovernanceSettings:
     for key in sorted(SECRET_KEYS):
-        if key in raw and key not in secret:
+        # The CLI passes Pulumi.yaml's defaults (empty) as plain values; only a value that was set must be secret.
+        if key in raw and key not in secret and v[key] != SCHEMA[key].default:
             raise fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
     adapter = text(v, "governanceAdapter")
     if adapter not in ADAPTERS:

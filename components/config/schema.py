@@ -54,7 +54,8 @@ SCHEMA: dict[str, Key] = {
                                "use the tag. Required with two revisions.", ""),
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
-    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),
+    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6). "
+                             "Required for an EKS stack; empty by default only so that an existing-cluster stack needs none.", []),
     "natGateways": Key("string", "NAT gateways: 'single' (one, cheap) or 'perAz' (one per zone, highly available).", "single"),
     "nodeCapacityType": Key("string", "Managed node group capacity: ON_DEMAND or SPOT.", "ON_DEMAND"),
     "nodeInstanceTypes": Key("array", "EC2 instance types for worker nodes (more than one helps SPOT).", ["m6i.large"]),

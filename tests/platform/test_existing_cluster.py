@@ -137,8 +137,12 @@ def test_an_existing_cluster_needs_no_aws_region_unless_products_use_aws():
 
 
 def test_defaults_of_the_other_kind_pass_as_the_cli_sends_them():
-    """The CLI passes Pulumi.yaml's defaults: an EKS key at its default is no error on an existing stack."""
-    assert _settings(vpcCidr="10.0.0.0/16", natGateways="single", protect="false").cluster.existing
+    """The CLI passes Pulumi.yaml's defaults: an EKS key at its default is no error on an existing stack, and
+    an empty secret key (its default, in plain text) is none either (found running the real engine)."""
+    assert _settings(vpcCidr="10.0.0.0/16", natGateways="single", protect="false", availabilityZones="[]",
+                     anypointClientId="", anypointClientSecret="", apiKeys="{}").cluster.existing
+    with pytest.raises(ConfigError, match=r"^datamesh:anypointClientId: must be a secret"):
+        _settings(anypointClientId="abc")
 
 
 def test_aws_access_without_an_oidc_provider_is_refused_naming_product_and_key():

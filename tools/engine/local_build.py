@@ -136,7 +136,6 @@ def _provider_sources(binary: Binary, version: str, into: Path) -> None:
     (into / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
     (into / "terraform-mapping-embed.json").write_text(json.dumps(json.loads((cmd / "terraform-mapping.json").read_text()),
                                                                   separators=(",", ":")))
-    shutil.copy(cmd / "helm-mapping.json", into / "helm-mapping.json")
 
 
 def _build_one(binary: Binary, out: Path) -> None:
@@ -171,7 +170,7 @@ def build_binary(binary: Binary, result: BuildResult) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f"{binary.name}-", dir=_ensure(out.parent)))
     try:
         _build_one(binary, staging)
-    except LocalBuildError as exc:
+    except (LocalBuildError, OSError, ValueError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         result.failures[binary.name] = f"{result.versions[binary.name]}: {exc}"
     else:

@@ -74,10 +74,11 @@ class Project:
         (self.dir / ".venv").symlink_to(venv)
         (self.dir / "policies" / "venv").symlink_to(venv)
 
-    def pulumi(self, *args: str, timeout: float = 1200, step: str = "") -> subprocess.CompletedProcess[str]:
+    def pulumi(self, *args: str, timeout: float = 1200, step: str = "", stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``pulumi ARGS --non-interactive`` in the copy (a secret value goes in on ``stdin``, never in the log)."""
         started = time.monotonic()
         done = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=self.dir, env=self.env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+                              text=True, timeout=timeout, check=False, input=stdin)
         if step:
             self.times[step] = round(time.monotonic() - started, 1)
         (self.folder / "pulumi.log").open("a").write(f"$ pulumi {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
@@ -101,10 +102,12 @@ class Project:
     def init(self, kubeconfig: str) -> str:
         self.copy_program()
         self.write_config((90, 10))
-        for args in (("login", self.env["PULUMI_BACKEND_URL"]), ("stack", "init", STACK, "--secrets-provider", "passphrase"),
-                     ("config", "set", "--secret", "datamesh:kubeconfig", kubeconfig),
-                     ("config", "set", "--secret", "--path", "datamesh:apiKeys.analytics[0]", "local-engine-test-key-0")):
-            done = self.pulumi(*args, "--stack", STACK) if args[0] == "config" else self.pulumi(*args)
+        for args, stdin in ((("login", self.env["PULUMI_BACKEND_URL"]), None),
+                            (("stack", "init", STACK, "--secrets-provider", "passphrase"), None),
+                            (("config", "set", "--secret", "datamesh:kubeconfig", "--stack", STACK), kubeconfig),
+                            (("config", "set", "--secret", "--path", "datamesh:apiKeys.analytics[0]", "--stack", STACK),
+                             "local-engine-test-key-0")):
+            done = self.pulumi(*args, stdin=stdin)
             if done.returncode != 0:
                 return f"pulumi {' '.join(args[:3])}: {one_line(done.stderr or done.stdout)}"
         return "ok"

@@ -80,8 +80,8 @@ def run(report: dict[str, Any], keep: Path | None) -> None:
         install_istio(api, istio_crds(), str(version))
         report["times"]["control_plane"] = round(time.monotonic() - started, 1)
         project = Project(folder, bin_dir(build), report["times"])
-        report["engine"] = project.version()
         ready = project.init(kubeconfig)
+        report["engine"] = project.version()
         if ready != "ok":
             for step in STEPS:
                 report["steps"][step] = f"not run: {ready}"
