@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -93,8 +94,7 @@ class Project:
             yaml.safe_load(self.config_file().read_text())
         config = doc["config"]
         for key in ("datamesh:kubeconfig", "datamesh:apiKeys"):
-            if (isinstance(config.get(key), dict) and "secure" in config[key]) or (key == "datamesh:apiKeys" and \
-                    "REPLACE-BEFORE" in json.dumps(config.get(key))):
+            if "REPLACE-BEFORE-PULUMI-UP" in json.dumps(config.get(key)):  # the shipped placeholders, not real ciphertexts
                 config.pop(key)
         config["datamesh:productOverrides"] = {CANARY: {"releases": _releases(weights)}}
         self.config_file().write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -106,7 +106,7 @@ class Project:
                             (("stack", "init", STACK, "--secrets-provider", "passphrase"), None),
                             (("config", "set", "--secret", "datamesh:kubeconfig", "--stack", STACK), kubeconfig),
                             (("config", "set", "--secret", "--path", "datamesh:apiKeys.analytics[0]", "--stack", STACK),
-                             "local-engine-test-key-0")):
+                             secrets.token_hex(16))):
             done = self.pulumi(*args, stdin=stdin)
             if done.returncode != 0:
                 return f"pulumi {' '.join(args[:3])}: {one_line(done.stderr or done.stdout)}"
