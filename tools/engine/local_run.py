@@ -58,7 +58,8 @@ class Project:
             path.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                     "PULUMI_HOME": str(home), "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE, "PULUMI_SKIP_UPDATE_CHECK": "true",
-                    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_BACKEND_URL": f"file://{state}",
+                    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_DEBUG_COMMANDS": "true",
+                    "PULUMI_BACKEND_URL": f"file://{state}",
                     "PULUMI_PYTHON_CMD": sys.executable, "NO_COLOR": "1"}
 
     def copy_program(self) -> None:
@@ -216,7 +217,8 @@ def update_in_place(project: Project) -> str:
 def state_graph(project: Project) -> Graph:
     """The stack's dependency graph as the engine recorded it (``pulumi stack export``)."""
     exported = json.loads(project.pulumi("stack", "export", "--stack", STACK).stdout)
-    return Graph(exported["deployment"].get("resources") or [])
+    records = exported["deployment"].get("resources") or []
+    return Graph([{**r, "name": r["urn"].rsplit("::", 1)[-1]} for r in records])  # the state has no "name"
 
 
 def compare_delete_order(graph: Graph, deleted: list[str]) -> dict[str, Any]:
