@@ -162,3 +162,18 @@ def test_aws_access_without_an_oidc_provider_is_refused_naming_product_and_key()
     with_arn = load_settings({"cluster": "existing", "kubeconfig": "x", "kubernetesVersion": "1.35", "istioVersion": "1.30.5",
                               "allowPlainHttp": "true", "oidcProviderArn": ARN}, "local", "eu-west-1", frozenset({"kubeconfig"}))
     refuse_without_oidc([changed], with_arn.cluster)  # with the cluster's OIDC provider, products may use AWS
+
+
+@pytest.mark.parametrize(("image", "problem"), [
+    ("docker.io/istio/pilot:1.30.5", None),
+    ("docker.io/istio/pilot:1.30.2-distroless", None),
+    (None, None),  # not known yet (a preview): the read at up decides
+    ("docker.io/istio/pilot:1.29.1", "it runs Istio 1.29.1, not 1.30.5"),
+    ("registry.example.com/pilot@sha256:abc", "carries no Istio version tag"),
+])
+def test_the_live_istiod_must_run_the_configured_minor(image, problem):
+    from components.platform.istio_existing import live_version_problem
+
+    revision = _settings(istio="existing").istio.stable
+    found = live_version_problem(image, revision, "1.35")
+    assert found is None if problem is None else (found is not None and problem in found)
