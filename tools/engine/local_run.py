@@ -147,20 +147,30 @@ def preview(project: Project) -> str:
     return "ok" if done.returncode == 0 else one_line(done.stdout + done.stderr)
 
 
+# A Service in a mesh namespace whose port names no protocol (Istio would sniff it), added to the copy's program
+# only: product declarations refuse such a port themselves, so the violation comes from outside them.
+VIOLATION = """
+import pulumi_kubernetes as _k8s
+_k8s.core.v1.Service("port-naming-violation", metadata={"name": "port-naming-violation", "namespace": "sales"},
+                     spec={"selector": {"app": "none"}, "ports": [{"port": 8080}]},
+                     opts=pulumi.ResourceOptions(provider=ctx.kubernetes, depends_on=[mesh]))
+"""
+
+
 def violation_fails_preview(project: Project) -> str:
-    """An unnamed Service port (Istio would sniff its protocol): the real analyzer must fail the preview with the rule."""
-    declaration = project.dir / "products" / f"{CANARY}.yaml"
-    original = declaration.read_text()
-    declaration.write_text(original + '\nportName: ""\n')
+    """An unnamed Service port in a mesh namespace: the real analyzer must fail the preview with the rule."""
+    program = project.dir / "__main__.py"
+    original = program.read_text()
+    program.write_text(original + VIOLATION)
     try:
         done = project.pulumi("preview", "--stack", STACK, "--policy-pack", str(project.dir / "policies"), step="policy_violation")
     finally:
-        declaration.write_text(original)
+        program.write_text(original)
     out = done.stdout + done.stderr
     if done.returncode == 0:
         return f"the preview passed: the analyzer did not report {PORT_RULE}"
-    if PORT_RULE not in out or "mandatory" not in out:
-        return f"the preview failed, but not with {PORT_RULE} (mandatory): {one_line(out)}"
+    if f"[mandatory]  {PORT_RULE}" not in out or "port-naming-violation" not in out:
+        return f"the preview failed, but not with {PORT_RULE} (mandatory) on the added Service: {one_line(out)}"
     return "ok"
 
 
