@@ -63,6 +63,6 @@ class ManagedAddons(pulumi.ComponentResource):
                 # pod networking and DNS must not vanish under what still runs.
                 preserve=True,
                 tags=cluster.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.node_group]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[n for n in (cluster.node_group,) if n is not None]),
             )
         self.register_outputs({addon: a.addon_version for addon, a in self.addons.items()})

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import pulumi
 
+from components.config import cluster_kind as _kind
 from components.config import groups as _groups
 from components.config import istio as _istio
 from components.config.schema import (
@@ -30,6 +31,10 @@ from components.config.schema import (
     Key,
 )
 from components.config.settings import (
+    NO_ENDPOINT,
+    NO_NETWORK,
+    NO_NODES,
+    ClusterSettings,
     EdgeSettings,
     EndpointSettings,
     GovernanceSettings,
@@ -43,20 +48,29 @@ from components.config.values import flag, parse, text
 
 __all__ = [
     "ADAPTERS", "CAPACITY_TYPES", "LOG_TYPES", "NAMESPACE", "NAT_MODES", "RESERVED_NAMESPACES", "SCHEMA", "SECRET_KEYS",
-    "ConfigError", "EdgeSettings", "EndpointSettings", "GovernanceSettings", "JsonMap", "Key", "NetworkSettings",
-    "NodeSettings", "RateLimitSettings", "Settings", "from_pulumi", "load_settings", "raw_config", "secret_config_keys",
+    "ClusterSettings", "ConfigError", "EdgeSettings", "EndpointSettings", "GovernanceSettings", "JsonMap", "Key",
+    "NetworkSettings", "NodeSettings", "RateLimitSettings", "Settings", "from_pulumi", "load_settings", "raw_config",
+    "secret_config_keys",
 ]
 
 
 def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret: frozenset[str] = frozenset()) -> Settings:
     """Validate the ``datamesh:*`` config map (``raw``, keys without namespace; ``secret``: which are secrets) and ``aws:region``."""
     _groups.check_keys(raw, secret)
-    v = {key: parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items()}
-    region = _groups.region(region)
+    stack_kind = _kind.kind(raw)
+    _kind.refuse_foreign_keys(stack_kind, raw)
+    skipped = _kind.skipped(stack_kind)
+    v = {key: parse(key, spec, raw.get(key)) for key, spec in SCHEMA.items() if key not in skipped}
+    v.update({key: SCHEMA[key].default for key in skipped})
+    existing = stack_kind == "existing"
+    region = (_groups.region(region) if region or not existing else "")
     cluster_name = _groups.cluster_name(v, stack)
-    k8s, support, addon_versions = _groups.releases(v)
-    istio = _istio.istio(v, k8s)
-    network, nodes, endpoint = _groups.network(v, region), _groups.nodes(v), _groups.endpoint(v)
+    k8s, support, addon_versions = _groups.releases(v, eks=not existing)
+    istio = _istio.istio(v, k8s, existing=_kind.istio_mode(v, stack_kind) == "existing")
+    if existing:
+        network, nodes, endpoint = NO_NETWORK, NO_NODES, NO_ENDPOINT
+    else:
+        network, nodes, endpoint = _groups.network(v, region), _groups.nodes(v), _groups.endpoint(v)
     mesh_namespaces, tags = _groups.mesh_namespaces(v), _groups.tags(v)
     products, allow_wildcard_iam = _groups.products(v)
     governance = _groups.governance(v, raw, secret)
@@ -68,7 +82,8 @@ def load_settings(raw: Mapping[str, str], stack: str, region: str | None, secret
         mesh_namespaces=mesh_namespaces, tags=tags, products=products, product_overrides=_groups.overrides(v),
         allow_wildcard_iam=allow_wildcard_iam, secret_keys=frozenset(k for k in secret if k in SECRET_KEYS),
         source_url=_groups.source_url(text(v, "sourceUrl")), protect=flag(v, "protect"),
-        warnings=_groups.support_warnings(k8s, support),
+        warnings=() if existing else _groups.support_warnings(k8s, support),
+        cluster=_kind.cluster(v, stack_kind, region),
     )
 
 

@@ -115,11 +115,15 @@ def support_warnings(k8s: str, support: str) -> tuple[str, ...]:
             "(docs/operating.md, \"Kubernetes, one minor up\"), or set EXTENDED (billed extra).",)
 
 
-def releases(v: Values) -> tuple[str, str, dict[str, str]]:
-    """Kubernetes, the EKS support type and the add-on pins (Istio's revisions: components/config/istio.py)."""
+def releases(v: Values, eks: bool = True) -> tuple[str, str, dict[str, str]]:
+    """Kubernetes, the EKS support type and the add-on pins (Istio's revisions: components/config/istio.py).
+
+    An existing cluster (``eks=False``) names its Kubernetes minor only: it has no EKS support type or add-ons."""
     k8s = text(v, "kubernetesVersion")
     if k8s not in versions.KUBERNETES_VERSIONS:
         raise fail("kubernetesVersion", f"{_show(k8s)} is not supported; supported: {', '.join(versions.KUBERNETES_VERSIONS)}")
+    if not eks:
+        return k8s, text(v, "eksSupportType"), {}
     support = text(v, "eksSupportType")
     if support not in versions.EKS_SUPPORT_TYPES:
         raise fail("eksSupportType", f"must be one of {', '.join(versions.EKS_SUPPORT_TYPES)}, got {_show(support)}")
@@ -146,6 +150,8 @@ def network(v: Values, region: str) -> NetworkSettings:
     if overlaps(vpc_cidr, service_cidr):
         raise fail("serviceCidr", f"{service_cidr} overlaps vpcCidr {vpc_cidr}")
     zones = unique("availabilityZones", strings(v, "availabilityZones"))
+    if not zones:  # required for EKS; the default is empty only for existing-cluster stacks (cluster_kind.EKS_ONLY)
+        raise fail("availabilityZones", f"is required ({SCHEMA['availabilityZones'].description})")
     if not 2 <= len(zones) <= 6:
         raise fail("availabilityZones", f"EKS needs 2 to 6 zones, got {len(zones)}")
     for zone in zones:
@@ -262,7 +268,8 @@ def products(v: Values) -> tuple[tuple[str, ...], bool | frozenset[str]]:
 
 def governance(v: Values, raw: Mapping[str, str], secret: frozenset[str]) -> GovernanceSettings:
     for key in sorted(SECRET_KEYS):
-        if key in raw and key not in secret:
+        # The CLI passes Pulumi.yaml's defaults (empty) as plain values; only a value that was set must be secret.
+        if key in raw and key not in secret and v[key] != SCHEMA[key].default:
             raise fail(key, f"must be a secret: pulumi config set --secret datamesh:{key} ...")
     adapter = text(v, "governanceAdapter")
     if adapter not in ADAPTERS:

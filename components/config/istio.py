@@ -49,6 +49,8 @@ class IstioSettings:
 
     revisions: tuple[IstioRevision, ...]
     stable_name: str
+    # datamesh:istio existing: the cluster already runs this one revision; the program installs no chart.
+    existing: bool = False
 
     @property
     def stable(self) -> IstioRevision:
@@ -66,8 +68,9 @@ class IstioSettings:
 
     @property
     def injection_label(self) -> tuple[str, str]:
-        """The label that puts a namespace in the mesh: the revision tag, whatever revision it points at."""
-        return ("istio.io/rev", REVISION_TAG)
+        """The label that puts a namespace in the mesh: the revision tag, whatever revision it points at
+        (an existing Istio has no tag of the program's: its revision, as given)."""
+        return ("istio.io/rev", self.stable.label if self.existing else REVISION_TAG)
 
 
 def _revision_name(key: str, value: str) -> str:
@@ -91,7 +94,7 @@ def _release(key: str, version: object, k8s: str) -> versions.IstioRelease:
         raise fail(key, str(exc)) from None
 
 
-def istio(v: Values, k8s: str) -> IstioSettings:
+def istio(v: Values, k8s: str, existing: bool = False) -> IstioSettings:
     """``istioRevisions`` + ``istioStableRevision``, or the one-revision shorthand ``istioVersion`` + ``istioRevision``.
 
     ``istioRevision`` also names the revision whose Helm release is plain ``istiod`` (the
@@ -119,7 +122,7 @@ def istio(v: Values, k8s: str) -> IstioSettings:
         if len(revisions) > 1:
             raise fail("istioStableRevision", f"is required with two revisions: the one the '{REVISION_TAG}' tag points at "
                                               f"({', '.join(r.label for r in revisions)})")
-        return IstioSettings(tuple(revisions), revisions[0].name)
+        return IstioSettings(tuple(revisions), revisions[0].name, existing)
     stable_name = _revision_name("istioStableRevision", stable)
     if stable_name not in {r.name for r in revisions}:
         raise fail("istioStableRevision", f"{_show(stable)} is not an installed revision "
@@ -127,4 +130,4 @@ def istio(v: Values, k8s: str) -> IstioSettings:
                    f"The '{REVISION_TAG}' tag every mesh namespace uses must "
                    "point at an installed istiod: a revision is removed only after the tag has moved off it and the "
                    "workloads have restarted (docs/operating.md, \"Istio, by revision\")")
-    return IstioSettings(tuple(revisions), stable_name)
+    return IstioSettings(tuple(revisions), stable_name, existing)

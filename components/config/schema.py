@@ -26,6 +26,18 @@ class Key:
 
 
 SCHEMA: dict[str, Key] = {
+    "cluster": Key("string", "Stack kind: 'eks' (the program makes the network, the EKS cluster, its add-ons and the load "
+                   "balancer controller) or 'existing' (a cluster you already run, reached through kubeconfig; "
+                   "docs/existing-clusters.md).", "eks"),
+    "kubeconfig": Key("string", "Secret. With cluster existing: the kubeconfig (its contents) the program deploys with. "
+                      "Set with --secret.", ""),
+    "istio": Key("string", "'install' (the program installs Istio's charts) or 'existing' (with cluster existing: Istio is "
+                 "already there; istioVersion and istioRevision name the revision, checked against the live istiod at up).",
+                 "install"),
+    "oidcProviderArn": Key("string", "With cluster existing: the cluster's IAM OIDC provider ARN, for products' AWS access "
+                           "(IRSA). Empty: a product declaring aws: or secrets: is refused on that stack.", ""),
+    "skipAwait": Key("boolean", "With cluster existing: annotate every Kubernetes object pulumi.com/skipAwait, so the "
+                     "provider does not wait for readiness; only for a control plane without nodes (a local one).", False),
     "clusterName": Key("string", "EKS cluster name; also names the VPC and tags. Empty: datamesh-<stack>.", ""),
     "kubernetesVersion": Key("string", "EKS Kubernetes minor version, e.g. 1.35. Must be in the support matrix."),
     "istioVersion": Key("string", "Istio release installed through Helm, e.g. 1.30.5. Must support kubernetesVersion. "
@@ -42,7 +54,8 @@ SCHEMA: dict[str, Key] = {
                                "use the tag. Required with two revisions.", ""),
     "vpcCidr": Key("string", "IPv4 CIDR of the VPC, /16 to /24.", "10.0.0.0/16"),
     "serviceCidr": Key("string", "Kubernetes Service CIDR; must not overlap the VPC.", "172.20.0.0/16"),
-    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6)."),
+    "availabilityZones": Key("array", "Availability zones of aws:region to spread subnets and nodes over (2 to 6). "
+                             "Required for an EKS stack; empty by default only so that an existing-cluster stack needs none.", []),
     "natGateways": Key("string", "Egress of the private subnets: 'single' (one NAT gateway), 'perAz' (one per zone, highly "
                        "available) or 'instance' (one t4g.nano NAT instance: cheapest, one machine; docs/operating.md).", "single"),
     "nodeCapacityType": Key("string", "Managed node group capacity: ON_DEMAND or SPOT.", "ON_DEMAND"),
@@ -99,7 +112,9 @@ SCHEMA: dict[str, Key] = {
                      "https://github.com/acme/datamesh/tree/main/; the catalog's backstage.io/source-location. Empty: none.", ""),
 }
 # Keys whose values must come from `pulumi config set --secret`; no other key may.
-SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret", "rateLimitRedisAuthToken"})
+SECRET_KEYS = frozenset({"apiKeys", "anypointClientId", "anypointClientSecret", "rateLimitRedisAuthToken", "kubeconfig"})
+CLUSTER_KINDS = ("eks", "existing")
+ISTIO_MODES = ("install", "existing")
 ADAPTERS = ("istio", "anypoint")
 # What an offline render sees in place of a secure: value it cannot decrypt (tools/engine/stackconfig.py).
 UNDECRYPTED = "PLACEHOLDER-SECRET-NOT-DECRYPTED"
@@ -117,6 +132,7 @@ RESERVED_NAMESPACES = frozenset(PLATFORM_NAMESPACES)
 # Matched with fullmatch: a "$" anchor alone lets a trailing newline through.
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,99}")
 REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d")
+OIDC_PROVIDER_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[A-Za-z0-9.-]{1,253}(/[A-Za-z0-9._-]{1,128}){0,4}", re.ASCII)
 IAM_PRINCIPAL_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}", re.ASCII)
 INSTANCE_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9]{1,30}")
 TAG_KEY_PATTERN = re.compile(r"[\w .:/=+\-@]{1,128}")

@@ -67,6 +67,13 @@ class EndpointSettings:
     private_access_security_groups: tuple[str, ...] = ()
 
 
+# An existing cluster's network, nodes and endpoint are its owner's: the program reads none of these.
+NO_NETWORK = NetworkSettings(vpc_cidr="", service_cidr="", subnets=(), nat_gateways="")
+NO_NODES = NodeSettings(capacity_type="", instance_types=(), min_size=0, desired_size=0, max_size=0, disk_size=0)
+NO_ENDPOINT = EndpointSettings(public_access=False, private_access=False, public_access_cidrs=(), control_plane_logs=(),
+                               admin_principal_arns=())
+
+
 @dataclass(frozen=True)
 class EdgeSettings:
     """TLS at the edge (components/platform/edge_tls.py): a domain, or plain HTTP said explicitly."""
@@ -90,6 +97,26 @@ class RateLimitSettings:
     @property
     def is_global(self) -> bool:
         return self.mode == "global"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The stack's kind (components/config/cluster_kind.py): a cluster the program makes, or one it is given."""
+
+    kind: str = "eks"  # eks | existing
+    # existing only: the kubeconfig (secret), the IAM OIDC provider for products' AWS access, and skip-await.
+    kubeconfig: str = field(repr=False, default="")
+    oidc_provider_arn: str = ""
+    skip_await: bool = False
+
+    @property
+    def existing(self) -> bool:
+        return self.kind == "existing"
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The provider's issuer (without https://), as IRSA trust policies name it."""
+        return self.oidc_provider_arn.partition(":oidc-provider/")[2]
 
 
 @dataclass(frozen=True)
@@ -135,10 +162,16 @@ class Settings:
     source_url: str = ""  # the catalog's source-location base; "" for none
     protect: bool = False  # protect the KMS key, the EKS cluster and the VPC (datamesh:protect)
     warnings: tuple[str, ...] = ()  # what is valid but needs the reader's attention, logged by the program
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)  # eks, or an existing cluster
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
         return self.network.availability_zones
+
+    @property
+    def uses_aws(self) -> bool:
+        """Whether the stack makes AWS resources: always on EKS; on an existing cluster only with an OIDC provider."""
+        return not self.cluster.existing or bool(self.cluster.oidc_provider_arn)
 
     @property
     def tag_map(self) -> dict[str, str]:

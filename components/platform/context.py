@@ -20,15 +20,17 @@ import pulumi_kubernetes as k8s
 class ClusterContext:
     """What add-ons and products know of the cluster.
 
+    ``Cluster`` (EKS) and ``ExistingCluster`` (a cluster the stack is given) each build one.
+
     Attributes:
-        name: the EKS cluster's name.
+        name: the EKS cluster's name (an existing cluster: the stack's clusterName).
         region: its AWS region.
         kubernetes_version: its Kubernetes minor, e.g. ``1.35``.
         oidc_provider_arn, oidc_issuer: its IAM OIDC provider, for IRSA (the issuer without ``https://``).
         tags: tags for every AWS resource (the stack's and the ownership tags).
-        aws_provider: the AWS provider (region and default tags).
-        kubernetes: the cluster's Kubernetes provider; it waits for the node group.
-        node_group: the managed node group (what the EKS managed add-ons wait for).
+        aws_provider: the AWS provider (region and default tags); None on an existing cluster without AWS access.
+        kubernetes: the cluster's Kubernetes provider; on EKS it waits for the node group.
+        node_group: the managed node group (what the EKS managed add-ons wait for); None on an existing cluster.
     """
 
     name: str
@@ -37,10 +39,12 @@ class ClusterContext:
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     tags: dict[str, str]
-    aws_provider: pulumi.ProviderResource
+    aws_provider: pulumi.ProviderResource | None
     kubernetes: k8s.Provider
-    node_group: aws.eks.NodeGroup
+    node_group: aws.eks.NodeGroup | None
 
     def opts(self) -> pulumi.ResourceOptions:
-        """Options for a component on the cluster: both providers, which its children inherit."""
+        """Options for a component on the cluster: both providers (or the Kubernetes one alone), which its children inherit."""
+        if self.aws_provider is None:
+            return pulumi.ResourceOptions(providers={"kubernetes": self.kubernetes})
         return pulumi.ResourceOptions(providers={"aws": self.aws_provider, "kubernetes": self.kubernetes})

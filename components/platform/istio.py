@@ -177,7 +177,7 @@ class IstioArgs:
         istio: the installed revisions (one or two, each its own istiod) and the one the ``stable``
             tag points at; the base chart is the newest revision's, the gateway chart the stable one's.
         load_balancer_controller: the controller's Helm release; the NLB Service and the gateway pods
-            (whose readiness gate its webhook adds) wait for it.
+            (whose readiness gate its webhook adds) wait for it. None on an existing cluster (no controller).
         values: per chart ("base", "istiod", "gateway") Helm values merged over the defaults.
         tls_certificate_arn: an issued ACM certificate: the NLB terminates TLS on 443 and has no
             port 80. None: plain HTTP on 80 (datamesh:allowPlainHttp).
@@ -185,7 +185,7 @@ class IstioArgs:
     """
 
     istio: IstioSettings
-    load_balancer_controller: pulumi.Resource
+    load_balancer_controller: pulumi.Resource | None
     values: dict[str, Document] = field(default_factory=dict)
     tls_certificate_arn: pulumi.Input[str] | None = None
     after: tuple[pulumi.Resource, ...] = ()
@@ -218,6 +218,7 @@ class Istio(pulumi.ComponentResource):
     gateway_service: k8s.core.v1.Service
     shared_gateway: k8s.apiextensions.CustomResource
     shared_gateway_ref: str
+    gateway_host: pulumi.Output[str]  # the NLB's DNS name
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:platform:Istio", name, None, formerly("datamesh:istio:Istio", opts))
@@ -235,8 +236,9 @@ class Istio(pulumi.ComponentResource):
         # Gateway pods are injected through the tag, so its istiod must be serving first; and their NLB readiness
         # gate is added by the load balancer controller's pod webhook, so it must be serving too.
         gateway = self.gateway = self._chart(GATEWAY_NAME, args.istio.stable.release.chart("gateway"), ingress_ns,
-                                             self._values["gateway"], [self.injector, args.load_balancer_controller])
+                                             self._values["gateway"], [self.injector, *self._controller()])
         self.gateway_service = self._gateway_service(ingress_ns, gateway)
+        self.gateway_host = self.gateway_service.status.load_balancer.ingress[0].hostname
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
         self.shared_gateway = self._shared_gateway(ingress_ns, [base, gateway])
         self.register_outputs({
@@ -244,8 +246,11 @@ class Istio(pulumi.ComponentResource):
             "revisions": {r.label: r.release.version for r in args.istio.revisions},
             "stableRevision": args.istio.stable.label,
             "gateway": gateway.name,
-            "gatewayHostname": self.gateway_service.status.load_balancer.ingress[0].hostname,
+            "gatewayHostname": self.gateway_host,
         })
+
+    def _controller(self) -> list[pulumi.Resource]:
+        return [] if self._args.load_balancer_controller is None else [self._args.load_balancer_controller]
 
     def _istiod(self, revision: IstioRevision, namespace: k8s.core.v1.Namespace, base: pulumi.Resource) -> k8s.helm.v3.Release:
         """One revision's istiod (``istiod`` or ``istiod-<revision>``): its Deployment, Service and own webhooks."""
@@ -299,7 +304,7 @@ class Istio(pulumi.ComponentResource):
             # and on destroy this Service (awaited until its finalizer clears, i.e. the
             # NLB is gone) is deleted before the controller.
             opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(
-                depends_on=[args.load_balancer_controller, gateway],
+                depends_on=[*self._controller(), gateway],
                 replace_on_changes=[f'metadata.annotations["{key}"]' for key in REPLACED_BY_ANNOTATIONS],
                 delete_before_replace=True,
             )),

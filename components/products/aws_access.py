@@ -14,6 +14,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from components.config import ClusterSettings, ConfigError
 from components.documents import Document
 from components.platform.irsa import service_account_role
 from components.products.declarations import Product
@@ -102,3 +103,16 @@ def product_role(product: Product, oidc_provider_arn: pulumi.Input[str], oidc_is
         grants.append(aws.iam.RolePolicyAttachment(f"{product.name}-managed-{i}", role=role.name, policy_arn=arn,
                                                    opts=child))
     return role, grants
+
+
+def refuse_without_oidc(products: list[Product] | tuple[Product, ...], cluster: ClusterSettings) -> None:
+    """On an existing cluster without ``datamesh:oidcProviderArn``, a product with AWS access (an IAM role for
+    ``aws:``, or Secrets Manager values through the External Secrets Operator's role) is refused, naming it."""
+    if not cluster.existing or cluster.oidc_provider_arn:
+        return
+    for p in products:
+        what = "aws:" if p.aws is not None else "secrets:" if p.secrets else None
+        if what:
+            raise ConfigError(f"datamesh:oidcProviderArn: is required on an existing cluster (datamesh:cluster existing) "
+                              f"for product {p.name}'s AWS access ({what} in {p.source.name}): set the cluster's IAM OIDC "
+                              "provider ARN, or leave the product out of datamesh:products")

@@ -146,8 +146,10 @@ def test_end_to_end_test_is_collected_and_skipped_with_its_reason():
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={k: v for k, v in os.environ.items() if k != "DATAMESH_E2E"})
     assert proc.returncode == 0, proc.stdout
-    assert "1 skipped" in proc.stdout and "SKIPPED [1] tests/e2e/test_stack_lifecycle.py" in proc.stdout
+    assert "2 skipped" in proc.stdout and "SKIPPED [1] tests/e2e/test_stack_lifecycle.py" in proc.stdout
     assert "end-to-end: " in proc.stdout
+    # The local engine's Automation API test runs only under python -m tools.local_engine.
+    assert "SKIPPED [1] tests/e2e/test_local_lifecycle.py" in proc.stdout and "local engine: " in proc.stdout
 
 
 @pytest.mark.parametrize(("argv", "named"), [
