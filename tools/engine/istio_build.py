@@ -59,20 +59,31 @@ def build_istio_tools() -> IstioTools:
     tools = IstioTools(out / "istiod-xds", out / "istioctl")
     if tools.xds.exists() and tools.istioctl.exists():
         return tools
+    go_build(out, GO_PROGRAM, (("istiod-xds", "."), ("istioctl", "istio.io/istio/istioctl/cmd/istioctl")),
+             IstioBuildError, "Istio's translation (tools/istiod)")
+    return tools
+
+
+def go_build(out: Path, program: Path, targets: tuple[tuple[str, str], ...], error: type[Exception], what: str) -> None:
+    """``go build`` each (binary, package) of the Go module at ``program`` into ``out``, all or nothing.
+
+    Module downloads are read-only against go.sum and no VCS stamp is taken, so a build depends on
+    the pinned go.mod alone; the binaries are static (no cgo). A failure raises ``error`` with Go's
+    own last lines, and leaves no half-filled ``out``.
+    """
     go = shutil.which("go")
     if go is None:
-        raise IstioBuildError("the Go toolchain (go) is not on PATH; it builds Istio's translation (tools/istiod)")
-    staging = Path(tempfile.mkdtemp(prefix="istiod-", dir=_ensure(out.parent)))
+        raise error(f"the Go toolchain (go) is not on PATH; it builds {what}")
+    staging = Path(tempfile.mkdtemp(prefix=f"{out.name}-", dir=_ensure(out.parent)))
     env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
-    for target, package in (("istiod-xds", "."), ("istioctl", "istio.io/istio/istioctl/cmd/istioctl")):
-        done = subprocess.run([go, "build", "-trimpath", "-o", str(staging / target), package], cwd=GO_PROGRAM,
+    for target, package in targets:
+        done = subprocess.run([go, "build", "-trimpath", "-o", str(staging / target), package], cwd=program,
                               env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            raise IstioBuildError(f"go build {package} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
+            raise error(f"go build {package} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
-    return tools
 
 
 def _ensure(path: Path) -> Path:

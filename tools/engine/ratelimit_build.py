@@ -9,13 +9,9 @@ with the modules already downloaded.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
-from tools.engine.istio_build import ROOT, IstioBuildError, _cache_root, _ensure
+from tools.engine.istio_build import ROOT, IstioBuildError, _cache_root, go_build
 
 GO_PROGRAM = ROOT / "tools" / "ratelimit"
 MODULE = "github.com/envoyproxy/ratelimit"
@@ -50,16 +46,8 @@ def build_ratelimit() -> Path:
     binary = out / "ratelimit"
     if binary.exists():
         return binary
-    go = shutil.which("go")
-    if go is None:
-        raise RateLimitBuildError("the Go toolchain (go) is not on PATH; it builds the rate-limit service (tools/ratelimit)")
-    staging = Path(tempfile.mkdtemp(prefix="ratelimit-", dir=_ensure(out.parent)))
-    env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
-    done = subprocess.run([go, "build", "-trimpath", "-o", str(staging / "ratelimit"), PACKAGE], cwd=GO_PROGRAM,
-                          env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RateLimitBuildError(f"go build {pinned_ratelimit()} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    try:
+        go_build(out, GO_PROGRAM, (("ratelimit", PACKAGE),), RateLimitBuildError, "the rate-limit service (tools/ratelimit)")
+    except RateLimitBuildError as exc:
+        raise RateLimitBuildError(f"{pinned_ratelimit()}: {exc}") from None
     return binary
