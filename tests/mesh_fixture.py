@@ -39,9 +39,9 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(port: int, path: str, headers: list[tuple[str, str]] | None = None, method: str = "POST") -> Reply:
+def call(port: int, path: str, headers: list[tuple[str, str]] | None = None, method: str = "POST",
+         body: bytes = b"{}") -> Reply:
     """One request through the gateway on ``port``, on a new connection; ``headers`` may repeat a name."""
-    body = b"{}"
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=15)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
