@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pulumi
@@ -104,10 +103,6 @@ def _describe(error: jsonschema.ValidationError) -> Problem:
     return Problem(where, f"is not valid ({kind})")
 
 
-def _did_you_mean(key: str, known: Any) -> str:
-    return did_you_mean(key, known)
-
-
 def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
     """Every (field, problem) of ``doc`` against ``schema``; unknown keys get a "did you mean"."""
     problems: list[Problem] = []
@@ -117,7 +112,7 @@ def schema_problems(doc: object, schema: DocumentView) -> list[Problem]:
             for key in sorted(str(k) for k in set(error.instance) - set(known)):
                 where = field_path([*error.absolute_path, key])
                 problems.append(Problem(where if _PLAIN_PATH.fullmatch(where) else show(where),
-                                        f"unknown field{_did_you_mean(key, known)}"))
+                                        f"unknown field{did_you_mean(key, known)}"))
             continue
         where, message = _describe(error)
         if error.validator == "propertyNames":  # name the offending key, not the map
