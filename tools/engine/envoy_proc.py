@@ -13,6 +13,7 @@ from pathlib import Path
 from components.documents import DocumentView
 
 LOOPBACK = "127.0.0.1"
+POLL_SECONDS = 0.01  # how often a starting Envoy is asked whether it is ready
 
 
 class EnvoyRejectedError(RuntimeError):
@@ -35,6 +36,10 @@ class Envoy:
     log_level: str = "warning"
 
     def __enter__(self) -> Envoy:
+        return self.start().wait_started()
+
+    def start(self) -> Envoy:
+        """Start the process and return at once (``wait_started`` waits for it): several Envoys start side by side."""
         self._tmp = tempfile.TemporaryDirectory()
         tmp = Path(self._tmp.name)
         (tmp / "bootstrap.json").write_text(json.dumps(self.bootstrap))
@@ -43,13 +48,18 @@ class Envoy:
             [envoy_binary(), "-c", str(tmp / "bootstrap.json"), "--disable-hot-restart",
              "--concurrency", str(self.concurrency), "-l", self.log_level, "--admin-address-path", str(tmp / "admin")],
             stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.startup_seconds
-        while time.monotonic() < deadline:
+        self._deadline = time.monotonic() + self.startup_seconds
+        return self
+
+    def wait_started(self) -> Envoy:
+        """Wait until the admin endpoint answers LIVE; stop the process and raise if it exits or takes too long."""
+        admin_file = Path(self._tmp.name) / "admin"
+        while time.monotonic() < self._deadline:
             if self._process.poll() is not None:
                 tail = self.log_tail()
                 self._stop()
                 raise EnvoyRejectedError(tail)
-            address = (tmp / "admin").read_text().strip() if (tmp / "admin").exists() else ""
+            address = admin_file.read_text().strip() if admin_file.exists() else ""
             if address:
                 self.admin = f"http://{address}"
                 try:
@@ -57,7 +67,7 @@ class Envoy:
                         return self
                 except OSError:
                     pass
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         tail = self.log_tail()
         self._stop()
         raise EnvoyRejectedError("not ready in time: " + tail)
@@ -110,3 +120,12 @@ class Envoy:
 
     def stats(self) -> str:
         return self._get("/stats")
+
+
+def stop_all(envoys: list[Envoy]) -> None:
+    """Stop ``envoys`` together: every one is asked to stop before any is waited for."""
+    for envoy in envoys:
+        if envoy._process.poll() is None:
+            envoy._process.terminate()
+    for envoy in envoys:
+        envoy._stop()

@@ -9,6 +9,7 @@ a rebuild after a change to the program take seconds.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -69,11 +70,20 @@ def go_build(out: Path, program: Path, targets: tuple[tuple[str, str], ...], err
 
     Module downloads are read-only against go.sum and no VCS stamp is taken, so a build depends on
     the pinned go.mod alone; the binaries are static (no cgo). A failure raises ``error`` with Go's
-    own last lines, and leaves no half-filled ``out``.
+    own last lines, and leaves no half-filled ``out``. Processes building the same ``out`` at once
+    (parallel test workers) take turns on a lock file beside it, and a later one finds the build done.
     """
     go = shutil.which("go")
     if go is None:
         raise error(f"the Go toolchain (go) is not on PATH; it builds {what}")
+    with (_ensure(out.parent) / f".{out.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if all((out / target).exists() for target, _ in targets):
+            return
+        _build(go, out, program, targets, error)
+
+
+def _build(go: str, out: Path, program: Path, targets: tuple[tuple[str, str], ...], error: type[Exception]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f"{out.name}-", dir=_ensure(out.parent)))
     env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
     for target, package in targets:

@@ -96,10 +96,14 @@ class Render:
         return chosen[0]
 
 
+# libyaml's safe loader when PyYAML was built with it (the wheels are): the same documents, parsed several times faster.
+_FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_render(path: Path) -> Render:
     manifests: list[Document] = []
     for file in sorted((path / "manifests").glob("*.yaml")):
-        manifests.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
+        manifests.extend(d for d in yaml.load_all(file.read_text(), Loader=_FAST_SAFE_LOADER) if d)
     resources = json.loads((path / "resources.json").read_text())
     return Render(path, manifests, resources)
 

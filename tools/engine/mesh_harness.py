@@ -37,7 +37,7 @@ from pathlib import Path
 from components.documents import Document
 from components.governance.global_limits import CLUSTER_NAME as RATE_LIMIT_CLUSTER
 from tools.engine import istio_xds
-from tools.engine.envoy_proc import LOOPBACK, Envoy, EnvoyRejectedError
+from tools.engine.envoy_proc import LOOPBACK, POLL_SECONDS, Envoy, EnvoyRejectedError, stop_all
 from tools.engine.mesh_stubs import Seen, Stub, backends_bootstrap, handler, tls_context
 from tools.engine.pki import Identity, MeshCA
 from tools.engine.ratelimit_proc import LOOPBACK as RL_LOOPBACK
@@ -179,7 +179,7 @@ class MeshHarness:
                 server.daemon_threads = True
                 if context is not None:
                     server.socket = context.wrap_socket(server.socket, server_side=True)
-                threading.Thread(target=server.serve_forever, daemon=True).start()
+                threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True).start()
                 self.stubs[(w.ip, number)] = Stub(w, number, server, seen)
 
     def _intercept(self) -> None:
@@ -281,19 +281,19 @@ class MeshHarness:
             if left < WINDOW_START_MARGIN:
                 time.sleep(left + 0.05)
             self.limits.flush()
+        sidecar_envoys = [Envoy(self.bootstrap(w)) for w in self.pods]
+        gateway_envoys = [Envoy(self.bootstrap(), concurrency=concurrency) for _ in range(replicas)]
+        started: list[Envoy] = []
         with ExitStack() as stack:
-            sidecars = []
-            for w in self.pods:
-                envoy = stack.enter_context(Envoy(self.bootstrap(w)))
-                sidecar = GatewayEnvoy(envoy, "virtualInbound")
-                sidecar.wait_ready()
-                sidecars.append(sidecar)
-            running = []
-            for _ in range(replicas):
-                envoy = stack.enter_context(Envoy(self.bootstrap(), concurrency=concurrency))
-                replica = GatewayEnvoy(envoy, self.listener, sidecars=sidecars)
-                replica.wait_ready()
-                running.append(replica)
+            stack.callback(stop_all, started)
+            for envoy in [*sidecar_envoys, *gateway_envoys]:  # side by side: each start is mostly waiting
+                started.append(envoy.start())
+            for envoy in started:
+                envoy.wait_started()
+            sidecars = [GatewayEnvoy(envoy, "virtualInbound") for envoy in sidecar_envoys]
+            running = [GatewayEnvoy(envoy, self.listener, sidecars=sidecars) for envoy in gateway_envoys]
+            for envoy in [*sidecars, *running]:
+                envoy.wait_ready()
             yield running
 
     def stop_backends(self, app: str) -> None:
@@ -346,7 +346,7 @@ class GatewayEnvoy:
             if warm and self.listener in self.envoy.listeners():
                 self.port = self.envoy.port(self.listener)
                 return
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         raise EnvoyRejectedError(f"gateway listener {self.listener} not active in time: {self.envoy.log_tail()}")
 
     def stats(self) -> dict[str, int]:
