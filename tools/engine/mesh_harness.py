@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -73,6 +73,8 @@ class MeshHarness:
         self.tools = tools or istio_xds.build_istio_tools()
         self.stubs: dict[tuple[str, int], Stub] = {}
         self.limits: RateLimitBackend | None = None  # global mode: the real rate-limit service and Redis
+        self._kept: dict[str, GatewayEnvoy] = {}
+        self._kept_stack = ExitStack()
         self._translate(istio_xds.POD_NETWORK)
 
     def _translate(self, network: ipaddress.IPv4Network) -> None:
@@ -204,7 +206,22 @@ class MeshHarness:
             subprocess.run(["iptables", "-t", "nat", "-A", "OUTPUT", *rule], check=True, capture_output=True)
         self._intercepting = True
 
+    def kept_gateway(self, name: str, setup: Callable[[GatewayEnvoy], None]) -> GatewayEnvoy:
+        """A gateway (and its sidecars) started at the first call for ``name`` and set up by ``setup``, then kept
+        for the next such calls: for the cases that need no fresh buckets, which would otherwise start their own.
+        It stops when any other gateway starts (sidecars bind their pod's address: two sets cannot run at once)."""
+        if name not in self._kept:
+            gateway = self.gateway()
+            self._kept[name] = self._kept_stack.enter_context(gateway)
+            setup(self._kept[name])
+        return self._kept[name]
+
+    def _stop_kept(self) -> None:
+        self._kept_stack.close()
+        self._kept.clear()
+
     def __exit__(self, *exc: object) -> None:
+        self._stop_kept()
         if getattr(self, "_intercepting", False):
             subprocess.run(["iptables", "-t", "nat", "-F", "OUTPUT"], check=False, capture_output=True)
             self._intercepting = False
@@ -273,7 +290,8 @@ class MeshHarness:
     @contextmanager
     def gateways(self, replicas: int, concurrency: int = 1) -> Iterator[list[GatewayEnvoy]]:
         """``replicas`` gateway Envoys served the same configuration (the pods of one gateway Deployment), sharing
-        one set of fresh sidecars; each replica's ``sidecars`` lists them."""
+        one set of fresh sidecars; each replica's ``sidecars`` lists them. A kept gateway stops first."""
+        self._stop_kept()
         if self.limits is not None:
             # The service counts in fixed windows on the clock: start a case well inside a minute (and so inside
             # an hour and a day), so the calls of one case land in one window.

@@ -68,9 +68,10 @@ from tools.engine.verify_global import global_cases
 
 
 def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES, replicas: int = 2) -> list[Case]:
-    return [*keys_case(want), *access_cases(harness, want), *limit_cases(harness, want), *canary_cases(harness, want, samples),
+    # First the cases that share one gateway with its limits off, then those that need fresh buckets each.
+    return [*keys_case(want), *access_cases(harness, want), *canary_cases(harness, want, samples),
             *hostile_cases(harness, want), *hygiene_cases(harness, want), *composite_cases(harness, want),
-            *composite_limit_cases(harness, want), *global_cases(harness, want, replicas),
+            *limit_cases(harness, want), *composite_limit_cases(harness, want), *global_cases(harness, want, replicas),
             *error_cases(harness, want)]  # last: it stops a product's backends
 
 

@@ -137,12 +137,15 @@ def key_of(consumer: Consumer) -> str:
     return consumer.keys[0]
 
 
+def _switch_limits_off(gateway: GatewayEnvoy) -> None:
+    gateway.runtime(ENFORCED_RUNTIME_KEY, "0")
+    gateway.runtime(GLOBAL_ENFORCED_RUNTIME_KEY, "0")  # the global filter's switch (global mode)
+
+
 @contextmanager
 def unenforced(harness: MeshHarness) -> Iterator[GatewayEnvoy]:
-    with harness.gateway() as gateway:
-        gateway.runtime(ENFORCED_RUNTIME_KEY, "0")
-        gateway.runtime(GLOBAL_ENFORCED_RUNTIME_KEY, "0")  # the global filter's switch (global mode)
-        yield gateway
+    """A gateway whose limits (and its sidecars') are switched off; one for every such case of a harness."""
+    yield harness.kept_gateway("unenforced", _switch_limits_off)
 
 
 def effective_limit(product: Product, consumer: Consumer, tiers: dict[str, RateLimit]) -> RateLimit | None:
