@@ -310,8 +310,8 @@ class MeshHarness:
                 envoy.wait_started()
             sidecars = [GatewayEnvoy(envoy, "virtualInbound") for envoy in sidecar_envoys]
             running = [GatewayEnvoy(envoy, self.listener, sidecars=sidecars) for envoy in gateway_envoys]
-            for envoy in [*sidecars, *running]:
-                envoy.wait_ready()
+            for proxy in [*sidecars, *running]:
+                proxy.wait_ready()
             yield running
 
     def stop_backends(self, app: str) -> None:
