@@ -92,6 +92,10 @@ except ImportError:  # pragma: no cover - a PyYAML without libyaml
 
     _FAST = False
 
+# Files this project vendored or wrote itself (the pinned CRDs, a render read back): libyaml's own safe loader,
+# without the limits that untrusted input gets below.
+TRUSTED_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class _Refused(yaml.MarkedYAMLError):
     """A document this loader refuses on purpose; its problem is ours, so safe to print."""

@@ -248,6 +248,12 @@ def written(result: RunResult, out: Path) -> Path:
     return out
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run real Envoy over Istio's translation (they ask for ``istio_tools``) take seconds each: they go
+    first, so parallel workers (pytest-xdist, pyproject.toml) share them out instead of ending on one of them."""
+    items.sort(key=lambda item: "istio_tools" not in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def istio_tools():
     """istiod-xds and istioctl, built from the pinned Istio module (cached across runs)."""

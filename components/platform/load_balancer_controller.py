@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import yaml
 
 from components import versions
 from components.documents import Document, merge_values
+from components.inputs import TRUSTED_YAML_LOADER
 from components.platform.context import ClusterContext
 from components.platform.irsa import irsa_role
 from components.platform.lifecycle import formerly
@@ -29,9 +31,15 @@ def iam_policy_document() -> Document:
     return json.loads(IAM_POLICY_PATH.read_text())
 
 
+@functools.cache
+def _crds_json() -> str:
+    return json.dumps([doc for doc in yaml.load_all(CRDS_PATH.read_text(), Loader=TRUSTED_YAML_LOADER) if doc])
+
+
 def crd_documents() -> list[Document]:
-    """The chart's CustomResourceDefinitions for the pinned version, as vendored."""
-    return [doc for doc in yaml.safe_load_all(CRDS_PATH.read_text()) if doc]
+    """The chart's CustomResourceDefinitions for the pinned version, as vendored: parsed once a process, a fresh
+    copy each call."""
+    return json.loads(_crds_json())
 
 
 def default_values(cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str],

@@ -167,7 +167,7 @@ def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, 
     assert code == 1, out
 
 
-def test_a_product_added_the_documented_way_verifies(tmp_path):
+def test_a_product_added_the_documented_way_verifies(tmp_path, istio_tools):
     repo = copy_repository(tmp_path / "repo")
     added = add_documented_product(repo)
     rendered = subprocess.run([sys.executable, "-m", "tools.render", "--stack", "dev", "--out", "render/dev",

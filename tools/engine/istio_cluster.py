@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from components.documents import Document, DocumentView
+from components.inputs import TRUSTED_YAML_LOADER
 
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
 # What the cluster's API server holds that Istio's service registry reads.
@@ -96,14 +97,10 @@ class Render:
         return chosen[0]
 
 
-# libyaml's safe loader when PyYAML was built with it (the wheels are): the same documents, parsed several times faster.
-_FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_render(path: Path) -> Render:
     manifests: list[Document] = []
     for file in sorted((path / "manifests").glob("*.yaml")):
-        manifests.extend(d for d in yaml.load_all(file.read_text(), Loader=_FAST_SAFE_LOADER) if d)
+        manifests.extend(d for d in yaml.load_all(file.read_text(), Loader=TRUSTED_YAML_LOADER) if d)
     resources = json.loads((path / "resources.json").read_text())
     return Render(path, manifests, resources)
 
