@@ -1,7 +1,7 @@
 """Verify a render's governance with Istio's own translation, in real Envoy, offline.
 
     python -m tools.verify --render DIR [--keys FILE] [--out FILE] [--stack-file FILE] [--samples N] [--no-sidecars]
-                           [--gateway-replicas N]
+                           [--gateway-replicas N] [--cases GROUP[,GROUP...]]
 
 Builds (once, cached) Istio's translation and istioctl from the Istio module pinned in
 tools/istiod/go.mod, runs ``istioctl analyze`` over the render, turns the render into
@@ -29,6 +29,10 @@ istiod configures it, with Istio's interception done by iptables there, so compo
 paths are proven too; otherwise (or with --no-sidecars) only the gateway runs, and
 composite cases are listed as not provable. The namespace is removed at the end.
 
+--cases runs only the named groups of cases (access, canary, hostile, hygiene, composite, limits,
+composite-limits, global, errors; default: all), in that order: to re-run what failed while fixing
+a render. A report of some groups proves only those.
+
 Exit 0 when every case holds and analyze reports no error; 1 otherwise; 2 for bad
 arguments or a render or stack file it cannot read (one line); 3 when the
 translation cannot be built or run (one line naming the module or step).
@@ -36,6 +40,7 @@ translation cannot be built or run (one line naming the module or step).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -48,6 +53,7 @@ import pulumi
 import yaml
 
 from components.inputs import InputError, read_text
+from components.problems import did_you_mean
 from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_FAILED, EXIT_OK, OneLineParser, OutputPathError, check_output_file
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import EnvoyRejectedError
@@ -55,7 +61,7 @@ from tools.engine.mesh_harness import MeshHarness
 from tools.engine.ratelimit_build import pinned_ratelimit
 from tools.engine.ratelimit_proc import SUBSTITUTIONS, RateLimitBackendError
 from tools.engine.stackconfig import StackConfigError
-from tools.engine.verify import DEFAULT_SAMPLES, intent, run_cases, table
+from tools.engine.verify import DEFAULT_SAMPLES, GROUPS, intent, run_cases, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +91,15 @@ def _read_keys(path: Path) -> dict[str, list[str]]:
     if not isinstance(keys, dict) or not all(isinstance(v, list) and all(isinstance(k, str) for k in v) for v in keys.values()):
         raise _BadRenderError(f"--keys {path}: must be a map of consumer to a list of keys (tools.render --test-keys)")
     return keys
+
+
+def _groups(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in GROUPS:
+            raise argparse.ArgumentTypeError(f"{name!r} is not a group of cases{did_you_mean(name, GROUPS)}; "
+                                             f"the groups: {', '.join(GROUPS)}")
+    return names
 
 
 NETNS_ENV = "DATAMESH_VERIFY_NETNS"
@@ -124,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="requests per canary measurement")
     parser.add_argument("--no-sidecars", action="store_true", help="run the gateway only (no root or iptables needed)")
     parser.add_argument("--gateway-replicas", type=int, default=2, help="gateways for global mode's cases (1 to 8)")
+    parser.add_argument("--cases", type=_groups, help=f"only these groups of cases, comma-separated: {', '.join(GROUPS)}")
     args = parser.parse_args(argv)
     for flag, value, low, high in (("--samples", args.samples, 20, 10_000), ("--gateway-replicas", args.gateway_replicas, 1, 8)):
         if not low <= value <= high:
@@ -152,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         built = time.monotonic()
         analysis = istio_xds.analyze(tools, render)
         with MeshHarness(render, tools, sidecars=sidecars) as harness:
-            cases = run_cases(harness, want, args.samples, args.gateway_replicas)
+            cases = run_cases(harness, want, args.samples, args.gateway_replicas, args.cases)
             generator = harness.translation.generator
             removed = harness.removed
     except (istio_xds.IstioBuildError, istio_xds.TranslationError, EnvoyRejectedError, RateLimitBackendError, OSError) as exc:
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                   **_mode(want.rate_limits.is_global, args.gateway_replicas),
                   "analyze": analysis, "removedFilters": {name: {"count": n, "why": istio_xds.REMOVED_FILTERS[name]}
                                                           for name, n in sorted(removed.items())},
-                  "cases": [c.report() for c in cases],
+                  "groups": list(args.cases or GROUPS), "cases": [c.report() for c in cases],
                   "seconds": {"build": round(built - started, 2), "total": round(time.monotonic() - started, 2)}}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return EXIT_FAILED if failed or analysis["errors"] else EXIT_OK

@@ -116,28 +116,42 @@ def tamper(render: Path, out: Path, drop: list[str], without_consumer_check: boo
 
 # Each layer is removed where it is enforced: at the gateway, and (for what products' sidecars enforce too)
 # on the sidecars, so the check fails whether or not verify runs the sidecars.
-@pytest.mark.parametrize(("drop", "without_consumer_check", "failing"), [
-    (["authorizationpolicy-istio-ingress-datamesh-api-keys.yaml"], True, "access"),
-    (["envoyfilter-istio-ingress-datamesh-api-keys.yaml"], False, "access"),
-    (["envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "envoyfilter-*-limits.yaml"], False, "limit"),
-    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "generic-error"),
-    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "hygiene"),
+# Each runs only the group of cases it checks (--cases); the untampered renders above run every group.
+@pytest.mark.parametrize(("drop", "without_consumer_check", "failing", "group"), [
+    (["authorizationpolicy-istio-ingress-datamesh-api-keys.yaml"], True, "access", "access"),
+    (["envoyfilter-istio-ingress-datamesh-api-keys.yaml"], False, "access", "access"),
+    (["envoyfilter-istio-ingress-datamesh-rate-limits.yaml", "envoyfilter-*-limits.yaml"], False, "limit", "limits"),
+    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "generic-error", "errors"),
+    (["envoyfilter-istio-ingress-datamesh-edge-hygiene.yaml"], False, "hygiene", "hygiene"),
 ])
-def test_a_tampered_render_fails(drop, without_consumer_check, failing, demo_render, demo_config, demo_keys, tmp_path,
-                                 capsys, istio_tools):
+def test_a_tampered_render_fails(drop, without_consumer_check, failing, group, demo_render, demo_config, demo_keys,
+                                 tmp_path, capsys, istio_tools):
     tampered = tamper(demo_render, tmp_path / "render", drop, without_consumer_check)
     code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
-                        "--out", str(tmp_path / "r.json")], capsys)
+                        "--cases", group, "--out", str(tmp_path / "r.json")], capsys)
     assert code == 1, out
     report = json.loads((tmp_path / "r.json").read_text())
+    assert report["groups"] == [group]
     assert any(c["case"] == failing and c["ok"] is False for c in report["cases"])
+
+
+def test_cases_runs_only_the_groups_named(demo_render, demo_config, demo_keys, tmp_path, capsys, istio_tools):
+    code, out, _ = run(["--render", str(demo_render), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+                        "--cases", "errors,access", "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    _, consumers, products = declared_pairs(demo_config)
+    assert report["groups"] == ["errors", "access"]
+    assert {c["case"] for c in report["cases"]} == {"access", "no-key", "wrong-key", "generic-error"}
+    assert {(c["consumer"], c["product"]) for c in report["cases"] if c["case"] == "access"} == \
+        {(c, p) for c in consumers for p in products}
 
 
 def test_the_products_own_sidecars_hold_when_the_gateways_key_policy_is_gone(demo_render, demo_config, demo_keys, tmp_path,
                                                                             capsys, istio_tools):
     """Defense in depth: with every sidecar running, a consumer refused by a product stays refused at the product."""
     tampered = tamper(demo_render, tmp_path / "render", ["authorizationpolicy-istio-ingress-datamesh-api-keys.yaml"])
-    run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+    run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys), "--cases", "access",
          "--out", str(tmp_path / "r.json")], capsys)
     report = json.loads((tmp_path / "r.json").read_text())
     refused = [c for c in report["cases"] if c["case"] == "access" and c["expect"].startswith("403")]
@@ -163,7 +177,8 @@ def test_a_rate_limit_patch_istiod_cannot_apply_fails(demo_render, demo_config, 
         doc = yaml.safe_load(sidecar.read_text())
         doc["spec"]["configPatches"][0]["patch"]["value"]["typed_config"].pop("rate_limits")
         sidecar.write_text(yaml.safe_dump(doc))
-    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys)], capsys)
+    code, out, _ = run(["--render", str(tampered), "--stack-file", str(demo_config), "--keys", str(demo_keys),
+                        "--cases", "limits"], capsys)
     assert code == 1, out
 
 
@@ -194,6 +209,7 @@ def test_a_product_added_the_documented_way_verifies(tmp_path, istio_tools):
     (["--render", "{demo}", "--stack-file", "{tmp}/missing.yaml"], "missing.yaml"),
     (["--render", "{demo}", "--keys", "{tmp}/missing.json"], "--keys"),
     (["--render", "{demo}", "--keys", "{demo}/resources.json"], "--keys"),
+    (["--render", "{demo}", "--cases", "access,limit"], "'limit' is not a group of cases (did you mean 'limits'?)"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, demo_render, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, demo=demo_render) for a in argv]

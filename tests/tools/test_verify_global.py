@@ -72,7 +72,7 @@ def test_without_the_global_filters_the_exact_cases_fail(global_render, tmp_path
     tampered = tamper(render, tmp_path / "tampered", ["envoyfilter-istio-ingress-datamesh-rate-limits.yaml",
                                                       "envoyfilter-*-limits.yaml"])
     code, out, _ = run(["--render", str(tampered), "--stack-file", str(stack), "--keys", str(keys), "--no-sidecars",
-                        "--out", str(tmp_path / "r.json")], capsys)
+                        "--cases", "global", "--out", str(tmp_path / "r.json")], capsys)
     report = json.loads((tmp_path / "r.json").read_text())
     assert code == 1, out
     failed = {c["case"] for c in report["cases"] if c["ok"] is False}

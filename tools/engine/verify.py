@@ -50,6 +50,9 @@ run on fresh gateways with the switch as configured.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
 from tools.engine.mesh_harness import MeshHarness
 from tools.engine.verify_access import (
     access_cases,
@@ -67,12 +70,36 @@ from tools.engine.verify_calls import intent as intent
 from tools.engine.verify_global import global_cases
 
 
-def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES, replicas: int = 2) -> list[Case]:
-    # First the cases that share one gateway with its limits off, then those that need fresh buckets each.
-    return [*keys_case(want), *access_cases(harness, want), *canary_cases(harness, want, samples),
-            *hostile_cases(harness, want), *hygiene_cases(harness, want), *composite_cases(harness, want),
-            *limit_cases(harness, want), *composite_limit_cases(harness, want), *global_cases(harness, want, replicas),
-            *error_cases(harness, want)]  # last: it stops a product's backends
+@dataclass(frozen=True)
+class Run:
+    """What one group of cases is run with."""
+
+    harness: MeshHarness
+    want: Intent
+    samples: int
+    replicas: int
+
+
+# The groups of cases (tools.verify --cases), in the order they run: first those that share one gateway with its
+# limits off, then those that need fresh buckets each; errors last, as it stops a product's backends.
+GROUPS: dict[str, Callable[[Run], list[Case]]] = {
+    "access": lambda r: [*keys_case(r.want), *access_cases(r.harness, r.want)],
+    "canary": lambda r: canary_cases(r.harness, r.want, r.samples),
+    "hostile": lambda r: hostile_cases(r.harness, r.want),
+    "hygiene": lambda r: hygiene_cases(r.harness, r.want),
+    "composite": lambda r: composite_cases(r.harness, r.want),
+    "limits": lambda r: limit_cases(r.harness, r.want),
+    "composite-limits": lambda r: composite_limit_cases(r.harness, r.want),
+    "global": lambda r: global_cases(r.harness, r.want, r.replicas),
+    "errors": lambda r: error_cases(r.harness, r.want),
+}
+
+
+def run_cases(harness: MeshHarness, want: Intent, samples: int = DEFAULT_SAMPLES, replicas: int = 2,
+              groups: Collection[str] | None = None) -> list[Case]:
+    """Every case of ``groups`` (default: all of ``GROUPS``), in ``GROUPS``' order."""
+    run = Run(harness, want, samples, replicas)
+    return [case for name, cases in GROUPS.items() if groups is None or name in groups for case in cases(run)]
 
 
 def table(cases: list[Case]) -> str:
