@@ -55,8 +55,8 @@ def stack_name(base: str) -> str:
 def stack_file(stack: str) -> dict[str, Any]:
     """``Pulumi.<stack>.yaml`` as a dict; ``demo`` is dev's file selecting the demo products and consumers."""
     if stack != DEMO:
-        return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+        return yaml.load((ROOT / f"Pulumi.{stack}.yaml").read_text(), Loader=yaml.CSafeLoader)
+    doc = yaml.load((ROOT / "Pulumi.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
     for key in _PRODUCT_KEYS:
         doc["config"].pop(key, None)
     doc["config"].update(yaml.safe_load(yaml.safe_dump(DEMO_CONFIG)))  # a deep copy

@@ -130,7 +130,7 @@ def _mode(is_global: bool, replicas: int) -> dict[str, object]:
             "substitutions": {**istio_xds.LOOPBACK_SUBSTITUTIONS, **SUBSTITUTIONS}}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", type=Path, required=True, help="a folder written by tools.render")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sidecars", action="store_true", help="run the gateway only (no root or iptables needed)")
     parser.add_argument("--gateway-replicas", type=int, default=2, help="gateways for global mode's cases (1 to 8)")
     parser.add_argument("--cases", type=_groups, help=f"only these groups of cases, comma-separated: {', '.join(GROUPS)}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     for flag, value, low, high in (("--samples", args.samples, 20, 10_000), ("--gateway-replicas", args.gateway_replicas, 1, 8)):
         if not low <= value <= high:

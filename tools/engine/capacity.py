@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from components.documents import Document, DocumentView
+from components.inputs import TRUSTED_YAML_LOADER
 from components.products.checks import quantity
 
 TABLE = Path(__file__).with_name("capacity.yaml")
@@ -29,7 +30,7 @@ MI = 1024 * 1024
 
 
 def load_table(path: Path = TABLE) -> Document:
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=TRUSTED_YAML_LOADER)
 
 
 @dataclass(frozen=True)

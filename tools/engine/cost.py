@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from components.documents import Document
+from components.inputs import TRUSTED_YAML_LOADER
 from components.versions import KUBERNETES_STANDARD_SUPPORT_ENDS
 from tools.engine import capacity
 from tools.engine.graphs import component_of
@@ -28,7 +29,7 @@ ELB_ROLE_TAG = "kubernetes.io/role/elb"
 
 
 def load_prices(path: Path = PRICES) -> Document:
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=TRUSTED_YAML_LOADER)
 
 
 def _v(entry: Document) -> float:
