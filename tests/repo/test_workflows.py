@@ -142,7 +142,7 @@ def test_end_to_end_runs_weekly_and_on_demand_never_in_ci_run():
 
 
 def test_end_to_end_test_is_collected_and_skipped_with_its_reason():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "tests/e2e", "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "tests/e2e", "-p", "no:cacheprovider", "-n", "0"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={k: v for k, v in os.environ.items() if k != "DATAMESH_E2E"})
     assert proc.returncode == 0, proc.stdout
