@@ -16,7 +16,6 @@ select or a tier it does not define (one line on stderr, with did-you-mean, noth
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from components.names import is_name
+from components.problems import did_you_mean
 from tools.cli import Exit, OneLineParser, is_stack_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +34,6 @@ PLACEHOLDER = "v1:REPLACE-BEFORE-PULUMI-UP"
 
 class _BadInputError(Exception):
     """A one-line refusal."""
-
-
-def _did_you_mean(value: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(value, known, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def insert_under(text: str, header: str, entry: str) -> str:
@@ -63,11 +58,11 @@ def add_consumer(text: str, name: str, products: list[str], tier: str | None) ->
     for product in products:
         if product not in selected:
             raise _BadInputError(f"--products: {product[:64]!r} is not a product this stack selects"
-                                 f"{_did_you_mean(product, selected)}")
+                                 f"{did_you_mean(product, selected)}")
     tiers = sorted(str(t) for t in (config.get("datamesh:rateLimitTiers") or {}))
     if tier is not None and tier not in tiers:
         raise _BadInputError(f"--tier: {tier[:64]!r} is not a tier of this stack (datamesh:rateLimitTiers: "
-                             f"{', '.join(tiers) or 'none'}){_did_you_mean(tier, tiers)}")
+                             f"{', '.join(tiers) or 'none'}){did_you_mean(tier, tiers)}")
     entry = f"    {name}:\n      products: [{', '.join(products)}]\n" + (f"      tier: {tier}\n" if tier else "")
     text = insert_under(text, CONSUMERS, entry)
     text = insert_under(text, API_KEYS, f"    {name}:\n      - secure: {PLACEHOLDER}:{name}-0\n")

@@ -44,7 +44,7 @@ def test_a_consumer_is_added_with_a_placeholder_key_and_the_stack_renders(repo, 
 
 @pytest.mark.parametrize(("args", "named"), [
     (["Bad_Name", "--products", "{product}"], "NAME"),
-    (["analytics-2", "--products", "{product}x"], "did you mean {product}?"),
+    (["analytics-2", "--products", "{product}x"], "did you mean '{product}'?"),
     (["analytics-3", "--products", "{product}", "--tier", "gold"], "--tier: 'gold' is not a tier"),
     (["{existing}", "--products", "{product}"], "already a consumer"),
     (["analytics-4", "--products", "{product}", "--stack", "nowhere"], "Pulumi.nowhere.yaml does not exist"),
