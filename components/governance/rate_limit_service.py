@@ -43,7 +43,10 @@ def config_files(products: Sequence[Product], consumers: Sequence[Consumer], tie
 
 def service_env(redis_url: pulumi.Input[str], tls: bool, auth_secret: str | None) -> list[Document]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (
-        ("USE_STATSD", "false"), ("LOG_LEVEL", "warn"), ("REDIS_SOCKET_TYPE", "tcp"), ("REDIS_TYPE", "SINGLE"),
+        # No stats sink: without one the service writes every timer sample (one per call) as a JSON line to stderr,
+        # synchronously on the call's path. The gateway's and sidecars' Envoys count the calls (ratelimit.ok, ...).
+        ("USE_STATSD", "false"), ("DISABLE_STATS", "true"), ("LOG_LEVEL", "warn"),
+        ("REDIS_SOCKET_TYPE", "tcp"), ("REDIS_TYPE", "SINGLE"),
         ("REDIS_TLS", "true" if tls else "false"), ("RUNTIME_ROOT", "/data"), ("RUNTIME_SUBDIRECTORY", "ratelimit"),
         ("RUNTIME_WATCH_ROOT", "false"), ("GRPC_PORT", str(GRPC_PORT)), ("PORT", str(HTTP_PORT)),
         # A request over one of its limits spends none of the others (a consumer over its tier does not use up the

@@ -177,3 +177,11 @@ def test_effective_limits_are_all_expressible(global_dev):
         for consumer in want.consumers_of(product.name):
             limit = effective_limit(product, consumer, want.access.tiers)
             assert limit is None or limit.period_seconds in SERVICE_UNITS
+
+
+def test_the_service_writes_no_line_per_call():
+    # Without a stats sink the service logs every timer sample to stderr, on the call's path.
+    from components.governance.rate_limit_service import service_env
+
+    env = {e["name"]: e.get("value") for e in service_env("redis:6379", False, None)}
+    assert env["DISABLE_STATS"] == "true"
