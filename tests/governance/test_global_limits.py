@@ -50,8 +50,10 @@ def global_prod(tmp_path_factory):
     return _want(tmp_path_factory.mktemp("global-prod"), GLOBAL_PROD, base="prod")
 
 
-def test_service_descriptors_come_from_the_declarations(global_dev):
-    want, result = global_dev
+@pytest.mark.parametrize("stack", ["global_dev", "global_prod"])  # prod: its 600-a-minute standard tier
+def test_service_descriptors_come_from_the_declarations(stack, request):
+    want, result = request.getfixturevalue(stack)
+    assert want.access.tiers and any(c.tier for c in want.access.consumers)
     config = _cr(result, "ConfigMap", "ratelimit-config").inputs["data"]
     for domain in (GATEWAY_DOMAIN, INBOUND_DOMAIN):
         doc = yaml.safe_load(config[f"{domain}.yaml"])
@@ -170,8 +172,9 @@ def test_periods_local_mode_accepts(tmp_path):
                                                           "trial": {"requests": 10, "period": "1m"}}}, base=DEMO)
 
 
-def test_effective_limits_are_all_expressible(global_dev):
-    want, _ = global_dev
+@pytest.mark.parametrize("stack", ["global_dev", "global_prod"])
+def test_effective_limits_are_all_expressible(stack, request):
+    want, _ = request.getfixturevalue(stack)
     assert stack_file(DEMO)
     for product in want.products:
         for consumer in want.consumers_of(product.name):
