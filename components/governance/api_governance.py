@@ -22,11 +22,12 @@ from components.governance.gateway_match import STAT_PREFIX as STAT_PREFIX
 from components.governance.gateway_match import route_patch, stat_prefix
 from components.governance.global_limits import global_gateway_patches, global_sidecar_patches
 from components.governance.lua_sha256 import SHA256_LUA
-from components.governance.rate_limit_service import RateLimitService, RateLimitServiceArgs
+from components.governance.rate_limit_service import Caller, RateLimitService, RateLimitServiceArgs
 from components.platform.cluster import Cluster
 from components.platform.istio import GATEWAY_SELECTOR, INGRESS_NAMESPACE, SYSTEM_NAMESPACE
 from components.platform.network import Network
 from components.products.declarations import Product
+from components.products.workload import selector
 
 REALM = "datamesh"
 MAX_CREDENTIALS = 4  # Authorization values per request; more answer 401
@@ -310,29 +311,35 @@ class ApiGovernance(pulumi.ComponentResource):
             if inbound is not None:
                 self._envoy_filter(
                     f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
-                    {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": [inbound]},
+                    {"workloadSelector": {"labels": selector(product)}, "configPatches": [inbound]},
                     opts=pulumi.ResourceOptions(parent=self))
 
     def _global_limits(self, args: ApiGovernanceArgs) -> None:
-        """The rate-limit service and its Redis, then the same EnvoyFilters as the local mode's, calling it."""
+        """The rate-limit service and its Redis, then the same EnvoyFilters as the local mode's, calling it. The
+        service admits calls from exactly the pods those filters select (its NetworkPolicy)."""
         if args.cluster is None or args.network is None:
             raise ValueError("ApiGovernance: rateLimits global needs the cluster and the network")
+        closed = args.rate_limits.failure == "closed"
+        gateway = global_gateway_patches(args.products, args.consumers, args.tiers, closed)
+        sidecars = {p.name: patches for p in args.products
+                    if (patches := global_sidecar_patches(p, args.products, args.consumers, args.tiers, closed))}
+        callers = [Caller(INGRESS_NAMESPACE, dict(GATEWAY_SELECTOR))] if gateway else []
+        callers += [Caller(args.namespaces[p.namespace].metadata.name, selector(p)) for p in args.products
+                    if p.name in sidecars]
         service = RateLimitService("ratelimit", RateLimitServiceArgs(
             args.rate_limits, args.products, args.consumers, args.tiers, args.cluster.context, args.network.vpc_id,
-            args.network.private_subnet_ids, args.cluster.node_security_group_id, args.network.zones, after=[args.gateway]),
+            args.network.private_subnet_ids, args.cluster.node_security_group_id, args.network.zones,
+            callers=callers, after=[args.gateway]),
             pulumi.ResourceOptions(parent=self))  # the cluster's AWS and Kubernetes providers, from this component's opts
-        closed = args.rate_limits.failure == "closed"
         for product in args.products:
-            patches = global_sidecar_patches(product, args.products, args.consumers, args.tiers, closed)
-            if patches:
+            if product.name in sidecars:
                 self._envoy_filter(
                     f"{product.name}-limits", args.namespaces[product.namespace].metadata.name,
-                    {"workloadSelector": {"labels": {"app": product.name}}, "configPatches": patches},
+                    {"workloadSelector": {"labels": selector(product)}, "configPatches": sidecars[product.name]},
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[service.deployment]))
-        patches = global_gateway_patches(args.products, args.consumers, args.tiers, closed)
-        if patches:
+        if gateway:
             self._envoy_filter("datamesh-rate-limits", INGRESS_NAMESPACE, {
-                "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)}, "configPatches": patches},
+                "workloadSelector": {"labels": dict(GATEWAY_SELECTOR)}, "configPatches": gateway},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service.deployment]))
 
     def _gateway_limits(self, args: ApiGovernanceArgs) -> None:

@@ -30,7 +30,11 @@ from components.versions import ELASTICACHE_ENGINE_VERSION, RATELIMIT_IMAGE, RED
 REDIS_PORT = 6379
 REDIS_NAME = f"{SERVICE_NAME}-redis"
 CONFIG_DIR = "/data/ratelimit/config"  # RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config: the service reads every file there
-LABELS = {"app": SERVICE_NAME, "app.kubernetes.io/part-of": "datamesh"}
+SELECTOR = {"app": SERVICE_NAME}  # the service's pods: its Deployment, Service and NetworkPolicy select them by this
+LABELS = {**SELECTOR, "app.kubernetes.io/part-of": "datamesh"}
+REDIS_SELECTOR = {"app": REDIS_NAME}
+# Set by Kubernetes on every Namespace (1.22+): a NetworkPolicy names a namespace by it.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 _HARDENED = {"runAsNonRoot": True, "runAsUser": 65532, "allowPrivilegeEscalation": False,
              "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
@@ -43,7 +47,10 @@ def config_files(products: Sequence[Product], consumers: Sequence[Consumer], tie
 
 def service_env(redis_url: pulumi.Input[str], tls: bool, auth_secret: str | None) -> list[Document]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (
-        ("USE_STATSD", "false"), ("LOG_LEVEL", "warn"), ("REDIS_SOCKET_TYPE", "tcp"), ("REDIS_TYPE", "SINGLE"),
+        # No stats sink: without one the service writes every timer sample (one per call) as a JSON line to stderr,
+        # synchronously on the call's path. The gateway's and sidecars' Envoys count the calls (ratelimit.ok, ...).
+        ("USE_STATSD", "false"), ("DISABLE_STATS", "true"), ("LOG_LEVEL", "warn"),
+        ("REDIS_SOCKET_TYPE", "tcp"), ("REDIS_TYPE", "SINGLE"),
         ("REDIS_TLS", "true" if tls else "false"), ("RUNTIME_ROOT", "/data"), ("RUNTIME_SUBDIRECTORY", "ratelimit"),
         ("RUNTIME_WATCH_ROOT", "false"), ("GRPC_PORT", str(GRPC_PORT)), ("PORT", str(HTTP_PORT)),
         # A request over one of its limits spends none of the others (a consumer over its tier does not use up the
@@ -53,6 +60,24 @@ def service_env(redis_url: pulumi.Input[str], tls: bool, auth_secret: str | None
     if auth_secret is not None:
         env.append({"name": "REDIS_AUTH", "valueFrom": {"secretKeyRef": {"name": auth_secret, "key": "token"}}})
     return env
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Pods whose Envoy calls the service (it has the global rate limit filter): their namespace and pod labels."""
+
+    namespace: pulumi.Input[str]
+    labels: dict[str, str]
+
+
+def caller_rules(callers: Sequence[Caller]) -> list[Document]:
+    """The NetworkPolicy's ingress: gRPC from exactly ``callers``' pods; none at all without callers (an empty
+    ``from`` would admit every source)."""
+    if not callers:
+        return []
+    return [{"from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: c.namespace}},
+                       "podSelector": {"matchLabels": dict(c.labels)}} for c in callers],
+             "ports": [{"protocol": "TCP", "port": GRPC_PORT}]}]
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class RateLimitServiceArgs:
         vpc_id, private_subnet_ids: where ElastiCache goes.
         node_security_group_id: the only source ElastiCache admits, on 6379.
         zones: the network's availability zones (two or more: a replica in another zone, automatic failover).
+        callers: the pods whose Envoys call the service (the gateway's, each limited product's): the only ones its
+            NetworkPolicy admits, on the gRPC port.
         after: what the service waits for (the gateway's release, hence istio-system).
     """
 
@@ -78,16 +105,18 @@ class RateLimitServiceArgs:
     private_subnet_ids: pulumi.Input[Sequence[str]]
     node_security_group_id: pulumi.Input[str]
     zones: int
+    callers: Sequence[Caller] = ()
     after: Sequence[pulumi.Resource] = ()
 
 
 class RateLimitService(pulumi.ComponentResource):
     """Creates, in istio-system: a ConfigMap with the service's config (one file per domain), the
-    envoyproxy/ratelimit Deployment (two replicas, pinned image) and its Service (gRPC 8081); and its Redis:
-    with ``elasticache``, a subnet group over the private subnets, a security group admitting 6379 from the
-    nodes only, a replication group (TLS in transit, encryption at rest, AUTH with the secret token) and a
-    Secret holding the token for the service; with ``in-cluster``, one Redis pod and its Service (dev only:
-    no persistence, no AUTH, reachable only inside the cluster)."""
+    envoyproxy/ratelimit Deployment (two replicas, pinned image), its Service (gRPC 8081) and a NetworkPolicy
+    admitting gRPC from the callers only; and its Redis: with ``elasticache``, a subnet group over the private
+    subnets, a security group admitting 6379 from the nodes only, a replication group (TLS in transit,
+    encryption at rest, AUTH with the secret token) and a Secret holding the token for the service; with
+    ``in-cluster``, one Redis pod, its Service and a NetworkPolicy admitting 6379 from the service's pods only
+    (dev only: no persistence, no AUTH). A NetworkPolicy holds only where the CNI enforces it."""
 
     def __init__(self, name: str, args: RateLimitServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("datamesh:governance:RateLimitService", name, None, opts)
@@ -102,10 +131,19 @@ class RateLimitService(pulumi.ComponentResource):
         self.deployment = self._deployment(name, url, tls, secret, config)
         k8s.core.v1.Service(  # type: ignore[call-overload]
             name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
-                            spec={"selector": {"app": SERVICE_NAME}, "ports": [
+                            spec={"selector": dict(SELECTOR), "ports": [
                                 {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
                                 {"name": "http-health", "port": HTTP_PORT, "targetPort": HTTP_PORT}]}, opts=self._k8s)
+        # The health port is left out: only the kubelet probes it, from the node, which a NetworkPolicy always admits.
+        self._network_policy(f"{name}-callers", SERVICE_NAME, SELECTOR, caller_rules(args.callers))
         self.register_outputs({})
+
+    def _network_policy(self, resource: str, name: str, pods: dict[str, str], ingress: list[Document]) -> None:
+        """Ingress to the ``pods`` (in the service's namespace) only as ``ingress`` says; egress untouched."""
+        k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]
+            resource, metadata={"name": name, "namespace": SERVICE_NAMESPACE, "labels": dict(pods)},
+            spec={"podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Ingress"], "ingress": ingress},
+            opts=self._k8s)
 
     def _deployment(self, name: str, url: pulumi.Input[str], tls: bool, secret: str | None,
                     config: k8s.core.v1.ConfigMap) -> k8s.apps.v1.Deployment:
@@ -120,14 +158,14 @@ class RateLimitService(pulumi.ComponentResource):
         }
         return k8s.apps.v1.Deployment(  # type: ignore[call-overload]
             name, metadata={"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE, "labels": LABELS},
-                                      spec={"replicas": 2, "selector": {"matchLabels": {"app": SERVICE_NAME}},
+                                      spec={"replicas": 2, "selector": {"matchLabels": dict(SELECTOR)},
                                             "template": {"metadata": {"labels": LABELS}, "spec": {
                                                 "containers": [container],
                                                 "volumes": [{"name": "config", "configMap": {"name": config.metadata.name}}]}}},
                                       opts=self._k8s)
 
     def _in_cluster_redis(self) -> str:
-        labels = {"app": REDIS_NAME}
+        labels = dict(REDIS_SELECTOR)
         container = {"name": "redis", "image": REDIS_IMAGE, "args": ["--save", "", "--appendonly", "no"],
                      "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
                      "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
@@ -140,6 +178,9 @@ class RateLimitService(pulumi.ComponentResource):
         k8s.core.v1.Service(
             REDIS_NAME, metadata={"name": REDIS_NAME, "namespace": SERVICE_NAMESPACE, "labels": labels},
                             spec={"selector": labels, "ports": [{"name": "tcp-redis", "port": REDIS_PORT}]}, opts=self._k8s)
+        # No AUTH, no TLS: only the service's pods (same namespace) may reach it.
+        self._network_policy(f"{REDIS_NAME}-from-service", REDIS_NAME, REDIS_SELECTOR, [
+            {"from": [{"podSelector": {"matchLabels": dict(SELECTOR)}}], "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}])
         return f"{REDIS_NAME}.{SERVICE_NAMESPACE}.svc.cluster.local:{REDIS_PORT}"
 
     def _auth_secret(self, args: RateLimitServiceArgs) -> str:

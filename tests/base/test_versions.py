@@ -65,6 +65,8 @@ def test_documented_matrix_matches_the_code():
     assert f"| Kiali | kiali-server {versions.KIALI_CHART.version} |" in reference
     assert f"metrics-server chart {versions.METRICS_SERVER_CHART.version}" in reference
     assert f"external-secrets chart {versions.EXTERNAL_SECRETS_CHART.version}" in reference
+    assert f"image `{versions.RATELIMIT_IMAGE}`" in reference and f"Redis `{versions.REDIS_IMAGE}`" in reference
+    assert f"ElastiCache Redis OSS {versions.ELASTICACHE_ENGINE_VERSION}" in reference
     tags = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS
     assert (f"cluster-autoscaler chart {versions.CLUSTER_AUTOSCALER_CHART.version}, image {' / '.join(tags.values())}"
             f" for Kubernetes {' / '.join(tags)} |") in reference

@@ -50,8 +50,10 @@ def global_prod(tmp_path_factory):
     return _want(tmp_path_factory.mktemp("global-prod"), GLOBAL_PROD, base="prod")
 
 
-def test_service_descriptors_come_from_the_declarations(global_dev):
-    want, result = global_dev
+@pytest.mark.parametrize("stack", ["global_dev", "global_prod"])  # prod: its 600-a-minute standard tier
+def test_service_descriptors_come_from_the_declarations(stack, request):
+    want, result = request.getfixturevalue(stack)
+    assert want.access.tiers and any(c.tier for c in want.access.consumers)
     config = _cr(result, "ConfigMap", "ratelimit-config").inputs["data"]
     for domain in (GATEWAY_DOMAIN, INBOUND_DOMAIN):
         doc = yaml.safe_load(config[f"{domain}.yaml"])
@@ -170,10 +172,95 @@ def test_periods_local_mode_accepts(tmp_path):
                                                           "trial": {"requests": 10, "period": "1m"}}}, base=DEMO)
 
 
-def test_effective_limits_are_all_expressible(global_dev):
-    want, _ = global_dev
+@pytest.mark.parametrize("stack", ["global_dev", "global_prod"])
+def test_effective_limits_are_all_expressible(stack, request):
+    want, _ = request.getfixturevalue(stack)
     assert stack_file(DEMO)
     for product in want.products:
         for consumer in want.consumers_of(product.name):
             limit = effective_limit(product, consumer, want.access.tiers)
             assert limit is None or limit.period_seconds in SERVICE_UNITS
+
+
+def _policies(result):
+    return {r.inputs["metadata"]["name"]: r.inputs for r in result.resources
+            if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"}
+
+
+def _selects(selector, labels):
+    return selector.items() <= labels.items()
+
+
+def _pods(result, namespace):
+    """Pod labels by Deployment in ``namespace``, and the gateway chart's pod labels for its release's namespace."""
+    pods = [d.inputs["spec"]["template"]["metadata"]["labels"] for d in result.resources
+            if d.type == "kubernetes:apps/v1:Deployment" and d.inputs["metadata"]["namespace"] == namespace]
+    pods += [r.inputs["values"]["labels"] for r in result.resources
+             if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("namespace") == namespace
+             and "labels" in (r.inputs.get("values") or {})]
+    return pods
+
+
+def _ports(result, name):
+    return [p["port"] for p in _cr(result, "Service", name).inputs["spec"]["ports"]]
+
+
+def test_only_the_service_reaches_the_in_cluster_redis(global_dev):
+    import kubernetes_validate
+
+    _, result = global_dev
+    policy = _policies(result)["ratelimit-redis"]
+    redis = _cr(result, "Deployment", "ratelimit-redis").inputs
+    service = _cr(result, "Deployment", "ratelimit").inputs
+    assert policy["metadata"]["namespace"] == redis["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == redis["spec"]["selector"]["matchLabels"]
+    assert _selects(policy["spec"]["podSelector"]["matchLabels"], redis["spec"]["template"]["metadata"]["labels"])
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    [source] = rule["from"]
+    assert set(source) == {"podSelector"}  # its own namespace only
+    assert _selects(source["podSelector"]["matchLabels"], service["spec"]["template"]["metadata"]["labels"])
+    assert not _selects(source["podSelector"]["matchLabels"], redis["spec"]["template"]["metadata"]["labels"])
+    assert rule["ports"] == [{"protocol": "TCP", "port": port} for port in _ports(result, "ratelimit-redis")]
+    kubernetes_validate.validate(policy | {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}, "1.35", strict=True)
+
+
+@pytest.mark.parametrize("stack", ["global_dev", "global_prod"])
+def test_the_service_takes_grpc_only_from_the_envoys_that_call_it(stack, request):
+    import kubernetes_validate
+
+    _, result = request.getfixturevalue(stack)
+    policy = _policies(result)["ratelimit"]
+    kubernetes_validate.validate(policy | {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}, "1.35", strict=True)
+    service = _cr(result, "Deployment", "ratelimit").inputs
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]["matchLabels"]
+    [rule] = policy["spec"]["ingress"]
+    grpc = [p["port"] for p in _cr(result, "Service", "ratelimit").inputs["spec"]["ports"] if p["name"] == "grpc"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": port} for port in grpc]
+    # The callers: exactly the pods an EnvoyFilter gives the global rate limit filter (gateway and product sidecars),
+    # whose cluster calls the Service's gRPC port, in plaintext: istio-system has no sidecar injection.
+    calling = set()
+    for f in (r for r in result.resources if r.type.endswith(":EnvoyFilter")):
+        patches = f.inputs["spec"]["configPatches"]
+        if any(p["patch"]["value"].get("name") == RATE_LIMIT_FILTER for p in patches):
+            calling.add((f.inputs["metadata"]["namespace"], json.dumps(f.inputs["spec"]["workloadSelector"]["labels"])))
+            [cluster] = [p["patch"]["value"] for p in patches if p["applyTo"] == "CLUSTER"]
+            address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+            assert address["port_value"] in grpc and "transport_socket" not in cluster
+    admitted = {(s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                 json.dumps(s["podSelector"]["matchLabels"])) for s in rule["from"]}
+    assert admitted == calling and len(calling) >= 2  # the gateway, and at least one limited product
+    for namespace, labels in admitted:
+        assert any(_selects(json.loads(labels), pod) for pod in _pods(result, namespace)), (namespace, labels)
+    system = _cr(result, "Namespace", service["metadata"]["namespace"]).inputs["metadata"]
+    assert not {"istio-injection", "istio.io/rev"} & set(system.get("labels") or {})
+    if stack == "global_prod":  # ElastiCache: no Redis pod, no policy for one
+        assert set(_policies(result)) == {"ratelimit"}
+
+
+def test_the_service_writes_no_line_per_call():
+    # Without a stats sink the service logs every timer sample to stderr, on the call's path.
+    from components.governance.rate_limit_service import service_env
+
+    env = {e["name"]: e.get("value") for e in service_env("redis:6379", False, None)}
+    assert env["DISABLE_STATS"] == "true"

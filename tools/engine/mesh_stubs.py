@@ -145,6 +145,10 @@ def backends_bootstrap(workloads: list[istio_xds.Workload], ca: MeshCA, ports: d
             listeners.append({
                 "name": f"{w.name}-{number}",
                 "address": {"socket_address": {"address": w.ip, "port_value": number}},
+                # Envoy sets SO_REUSEPORT by default: another harness's backends on the same pod address would
+                # silently share it (connections split between two CAs). Without it, the second bind fails and
+                # MeshHarness moves to the next free /16.
+                "enable_reuse_port": False,
                 "filter_chains": [{"transport_socket": tls, "filters": [{
                     "name": "envoy.filters.network.http_connection_manager", "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
