@@ -138,8 +138,14 @@ KIALI_CHART = Chart("kiali-server", "2.29.0", "https://kiali.org/helm-charts",
 
 # Cluster add-ons (components/addons/). The EKS managed add-ons' versions are not
 # pinned here: each is looked up for the cluster's Kubernetes version at deploy
-# time (aws.eks.get_addon_version, most recent), so they follow the cluster.
+# time (aws.eks.get_addon_version, EKS's default build), so they follow the cluster.
 EKS_MANAGED_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+# Add-on configuration values. The VPC CNI enforces Kubernetes NetworkPolicies (the global rate limit's,
+# docs/governance.md) only when told to, through its node agent (from v1.14.0); AWS's value is the string "true".
+# Pins below v1.15.1 are refused: before it the agent also dropped the kubelet's probes from the node
+# (aws/amazon-vpc-cni-k8s#2571, aws/aws-network-policy-agent#56).
+EKS_ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
+VPC_CNI_NETWORK_POLICY_SINCE = (1, 15, 1)
 # metrics-server: kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1).
 METRICS_SERVER_CHART = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/",
                              "kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1")

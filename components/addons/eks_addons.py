@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -34,7 +35,8 @@ class ManagedAddons(pulumi.ComponentResource):
       taking over the copies EKS installs at cluster creation (conflicts resolved by
       overwriting them), each at its pinned version or else at EKS's default version for
       the cluster's Kubernetes version (the default, not the newest build: it does not
-      move under a stack between two ``up`` runs when AWS publishes a build).
+      move under a stack between two ``up`` runs when AWS publishes a build). The VPC CNI
+      is configured to enforce NetworkPolicies (``versions.EKS_ADDON_CONFIGURATION``).
 
     pulumi-eks would manage kube-proxy and the VPC CNI itself, and CoreDNS only
     with a default node group; ``Cluster`` turns all three off there, so each
@@ -57,6 +59,8 @@ class ManagedAddons(pulumi.ComponentResource):
                 cluster_name=cluster.name,
                 addon_name=addon,
                 addon_version=version,
+                configuration_values=json.dumps(versions.EKS_ADDON_CONFIGURATION[addon])
+                if addon in versions.EKS_ADDON_CONFIGURATION else None,
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 # Removing the add-on from EKS's management keeps its pods running:

@@ -138,6 +138,11 @@ def releases(v: Values, eks: bool = True) -> tuple[str, str, dict[str, str]]:
                                           f"{did_you_mean(str(addon), versions.EKS_MANAGED_ADDONS)}")
         if not isinstance(version, str) or not ADDON_VERSION_PATTERN.fullmatch(version):
             raise fail(f"eksAddonVersions.{addon}", f"{_show(version)} is not an EKS add-on version like v1.19.2-eksbuild.1")
+        release = tuple(int(n) for n in version[1:].split("-")[0].split("."))
+        if addon == "vpc-cni" and release < versions.VPC_CNI_NETWORK_POLICY_SINCE:
+            since = "v" + ".".join(map(str, versions.VPC_CNI_NETWORK_POLICY_SINCE))
+            raise fail(f"eksAddonVersions.{addon}", f"{version} cannot enforce NetworkPolicies and admit the kubelet's probes "
+                                                       f"(from {since}); pin {since} or later")
         addon_versions[addon] = version
     return k8s, support, addon_versions
 

@@ -45,7 +45,8 @@ SCHEMA: dict[str, Key] = {
     "eksSupportType": Key("string", "EKS upgrade policy: STANDARD (auto-upgrade when standard support ends) or EXTENDED (billed extra).",
                           "STANDARD"),
     "eksAddonVersions": Key("object", "Pins for the EKS managed add-ons: {vpc-cni|kube-proxy|coredns: v1.2.3-eksbuild.4}. "
-                            "Unpinned ones take EKS's default version for kubernetesVersion.", {}),
+                            "Unpinned ones take EKS's default version for kubernetesVersion; vpc-cni v1.15.1 or later "
+                            "(it enforces NetworkPolicies).", {}),
     "istioRevision": Key("string", "With istioVersion: the revision's name (e.g. 1-30; empty: Istio's default revision). "
                          "With istioRevisions: the revision whose Helm release is named plain istiod.", ""),
     "istioRevisions": Key("object", "One or two Istio revisions side by side, revision -> version, e.g. "

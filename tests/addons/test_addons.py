@@ -46,11 +46,26 @@ def test_pinned_addon_versions_replace_the_lookup(tmp_path):
     ({"coredns": "1.14.2"}, "datamesh:eksAddonVersions.coredns: '1.14.2' is not an EKS add-on version"),
     ({"coredns": "v1.14.2-eksbuild.4\n"}, "datamesh:eksAddonVersions.coredns:"),
     ({"coredns": 5}, "datamesh:eksAddonVersions.coredns: 5 is not"),
+    ({"vpc-cni": "v1.15.0-eksbuild.2"}, "datamesh:eksAddonVersions.vpc-cni: v1.15.0-eksbuild.2 cannot enforce NetworkPolicies"),
 ])
 def test_bad_addon_pins_are_refused(tmp_path, pins, message):
     with pytest.raises(pulumi.RunError) as caught:
         render_variant(tmp_path, {"datamesh:eksAddonVersions": pins})
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_vpc_cni_enforces_network_policies(stack, request):
+    """The global rate limit's NetworkPolicies hold only where the CNI enforces them; AWS's value is a string."""
+    addons = {a.inputs["addonName"]: a.inputs for a in request.getfixturevalue(stack).of_type(ADDON)}
+    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert "configurationValues" not in addons["coredns"] and "configurationValues" not in addons["kube-proxy"]
+
+
+def test_a_vpc_cni_pin_with_network_policy_support_is_accepted(tmp_path):
+    result = render_variant(tmp_path, {"datamesh:eksAddonVersions": {"vpc-cni": "v1.15.1-eksbuild.1"}})
+    [cni] = [a for a in result.of_type(ADDON) if a.inputs["addonName"] == "vpc-cni"]
+    assert cni.inputs["addonVersion"] == "v1.15.1-eksbuild.1"
 
 
 def test_pulumi_eks_manages_no_addon_itself(dev):
