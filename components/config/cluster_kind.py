@@ -76,4 +76,7 @@ def cluster(v: Values, stack_kind: str, region: str) -> ClusterSettings:
                                       "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC")
     if arn and not region:
         raise ConfigError("aws:region: is required with datamesh:oidcProviderArn (products' IAM roles are made there)")
+    if text(v, "rateLimits") == "global":
+        raise fail("rateLimits", "global needs datamesh:cluster eks: the rate-limit service's Redis and its network are "
+                                 "the program's own (docs/existing-clusters.md); an existing cluster runs local")
     return ClusterSettings("existing", text(v, "kubeconfig"), arn, flag(v, "skipAwait"))

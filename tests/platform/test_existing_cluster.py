@@ -110,6 +110,8 @@ def _refused(tmp_path, capsys, overrides, drop=EKS_KEYS) -> str:
      "error: datamesh:oidcProviderArn: 'arn:aws:iam::1:role/x' is not an IAM OIDC provider ARN"),
     ({**EXISTING, "datamesh:istio": "existing", "datamesh:istioVersion": "", "datamesh:istioRevisions": {"1-30": "1.30.5"}},
      EKS_KEYS, "error: datamesh:istioRevisions: with istio existing, name the one revision"),
+    ({**EXISTING, "datamesh:rateLimits": "global", "datamesh:rateLimitRedis": "in-cluster"}, EKS_KEYS,
+     "error: datamesh:rateLimits: global needs datamesh:cluster eks"),
 ])
 def test_bad_existing_configuration_is_refused_naming_the_key(tmp_path, capsys, overrides, drop, expected):
     assert _refused(tmp_path, capsys, overrides, drop).startswith(expected)
