@@ -176,11 +176,9 @@ EXTERNAL_SECRETS_CHART = Chart("external-secrets", "2.9.0", "https://charts.exte
 # found that records it): `crane digest docker.io/envoyproxy/ratelimit:3fb70258` gives it; append @sha256:<it>.
 RATELIMIT_COMMIT = "3fb702589d36ba7cb46ca33ba462a13e35ffc048"
 RATELIMIT_IMAGE = f"docker.io/envoyproxy/ratelimit:{RATELIMIT_COMMIT[:8]}"
-RATELIMIT_SOURCE = "envoyproxy/ratelimit commit 3fb70258, .github/workflows/main.yaml + Makefile (tag = short SHA)"
 # dev's in-cluster Redis: Docker's official image, docker-library/official-images library/redis at
 # commit 32dbe4eb (2026-08-18): "Tags: 8.10.1-alpine, 8.10-alpine, 8-alpine, ...".
 REDIS_IMAGE = "docker.io/library/redis:8.10.1-alpine"
-REDIS_SOURCE = "docker-library/official-images library/redis, commit 32dbe4eb"
 # prod's ElastiCache replication group: Redis OSS 7.1, the newest Redis OSS engine ElastiCache offers
 # (its "Supported Redis OSS versions" page); TLS in transit and AUTH need 6.0 or later.
 ELASTICACHE_ENGINE_VERSION = "7.1"

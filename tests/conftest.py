@@ -20,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from components.inputs import TRUSTED_YAML_LOADER  # noqa: E402
 from tools.engine.mockrun import Registration, RunResult  # noqa: E402
 from tools.engine.render import render_stack, write_render  # noqa: E402
 
@@ -55,8 +56,8 @@ def stack_name(base: str) -> str:
 def stack_file(stack: str) -> dict[str, Any]:
     """``Pulumi.<stack>.yaml`` as a dict; ``demo`` is dev's file selecting the demo products and consumers."""
     if stack != DEMO:
-        return yaml.load((ROOT / f"Pulumi.{stack}.yaml").read_text(), Loader=yaml.CSafeLoader)
-    doc = yaml.load((ROOT / "Pulumi.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
+        return yaml.load((ROOT / f"Pulumi.{stack}.yaml").read_text(), Loader=TRUSTED_YAML_LOADER)
+    doc = yaml.load((ROOT / "Pulumi.dev.yaml").read_text(), Loader=TRUSTED_YAML_LOADER)
     for key in _PRODUCT_KEYS:
         doc["config"].pop(key, None)
     doc["config"].update(yaml.safe_load(yaml.safe_dump(DEMO_CONFIG)))  # a deep copy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +15,13 @@ from components.documents import DocumentView
 
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.01  # how often a starting Envoy is asked whether it is ready
+
+
+def free_port() -> int:
+    """A TCP port on loopback nothing listens on now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
 
 
 class EnvoyRejectedError(RuntimeError):

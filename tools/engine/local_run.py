@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from components.inputs import TRUSTED_YAML_LOADER
 from tools.engine.local_cluster import Api
 from tools.engine.order import Graph
 
@@ -119,7 +120,8 @@ class Project:
 
 def install_istio(api: Api, crd_file: Path, version: str) -> None:
     """The pinned Istio module's CRDs (CEL rules included), its two namespaces and a stand-in istiod Deployment."""
-    crds = [doc for doc in yaml.safe_load_all(crd_file.read_text()) if doc and doc.get("kind") == "CustomResourceDefinition"]
+    crds = [doc for doc in yaml.load_all(crd_file.read_text(), Loader=TRUSTED_YAML_LOADER)
+            if doc and doc.get("kind") == "CustomResourceDefinition"]
     for crd in crds:
         api.apply(crd, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
     for ns in ("istio-system", "istio-ingress"):

@@ -40,7 +40,6 @@ from tools.engine import istio_xds
 from tools.engine.envoy_proc import LOOPBACK, POLL_SECONDS, Envoy, EnvoyRejectedError, stop_all
 from tools.engine.mesh_stubs import Seen, Stub, backends_bootstrap, handler, tls_context
 from tools.engine.pki import Identity, MeshCA
-from tools.engine.ratelimit_proc import LOOPBACK as RL_LOOPBACK
 from tools.engine.ratelimit_proc import RateLimitBackend, service_objects
 
 # Istio's bootstrap runtime defaults (pkg/bootstrap/config.go, extractRuntimeFlags, at the pinned
@@ -337,7 +336,7 @@ def _point_at_service(resources: dict[str, list[Document]], port: int) -> None:
         if cluster.get("name") == RATE_LIMIT_CLUSTER:
             cluster["type"] = "STATIC"
             cluster["load_assignment"] = {"cluster_name": RATE_LIMIT_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {
-                "address": {"socket_address": {"address": RL_LOOPBACK, "port_value": port}}}}]}]}
+                "address": {"socket_address": {"address": LOOPBACK, "port_value": port}}}}]}]}
 
 
 @dataclass

@@ -19,10 +19,10 @@ from typing import Any
 
 from components.documents import Document
 from components.governance.global_limits import SERVICE_NAME, SERVICE_NAMESPACE
+from tools.engine.envoy_proc import LOOPBACK, free_port
 from tools.engine.istio_cluster import Render
 from tools.engine.ratelimit_build import build_ratelimit
 
-LOOPBACK = "127.0.0.1"
 SUBSTITUTIONS = {
     "rate-limit service address": "the EnvoyFilter's cluster names the service's DNS name (ratelimit.istio-system.svc."
                                   "cluster.local:8081); the harness points it at the real service on 127.0.0.1, a free "
@@ -38,12 +38,6 @@ STOP_SECONDS = 1  # how long the service is given to stop before it is killed
 
 class RateLimitBackendError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def service_objects(render: Render) -> tuple[Document, Document] | None:
@@ -129,10 +123,6 @@ class RateLimitBackend:
         """Fresh counters for every descriptor."""
         if self.command("FLUSHALL") != "+OK":
             raise RateLimitBackendError("redis FLUSHALL failed")
-
-    def log_tail(self) -> str:
-        path = Path(self._tmp.name) / "service.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def __exit__(self, *exc: object) -> None:
         if self._service is not None and self._service.poll() is None:

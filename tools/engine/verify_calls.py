@@ -15,7 +15,7 @@ from pathlib import Path
 from components.config import RateLimitSettings, load_settings
 from components.documents import Document
 from components.governance.access import Access, Consumer, is_undecrypted, stack_access
-from components.governance.global_limits import ENFORCED_RUNTIME_KEY as GLOBAL_ENFORCED
+from components.governance.global_limits import ENFORCED_RUNTIME_KEY as GLOBAL_ENFORCED_RUNTIME_KEY
 from components.products.declarations import Product, load_products
 from components.ratelimit import RateLimit
 from tools.engine.envoy_proc import LOOPBACK
@@ -26,7 +26,6 @@ CONSUMER_HEADER = "x-datamesh-consumer"
 RATE_LIMITED_HEADER = "x-datamesh-rate-limited"
 WRONG_KEY = "not-a-key-of-this-stack"
 ENFORCED_RUNTIME_KEY = "local_rate_limit_enforced"
-GLOBAL_ENFORCED_RUNTIME_KEY = GLOBAL_ENFORCED
 DEFAULT_SAMPLES = 400
 SIGMAS = 4
 HOSTILE_BUDGET_MS = 50
