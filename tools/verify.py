@@ -23,11 +23,11 @@ A render in global mode (``datamesh:rateLimits: global``) runs with the real rat
 and adds its cases on --gateway-replicas gateway Envoys (default 2): exact counts for every tier
 and product limit under concurrent load, and the failure policy with Redis stopped.
 
-Run as root with ``ip`` and ``iptables`` (Debian: iproute2, iptables), it re-runs
-itself in a network namespace of its own and runs every workload's sidecar as
+Run as root with ``ip`` and ``iptables`` (Debian: iproute2, iptables), it enters a
+network namespace of its own (tools/engine/netns.py) and runs every workload's sidecar as
 istiod configures it, with Istio's interception done by iptables there, so composite
 paths are proven too; otherwise (or with --no-sidecars) only the gateway runs, and
-composite cases are listed as not provable. The namespace is removed at the end.
+composite cases are listed as not provable. The namespace goes when its last process does.
 
 --cases runs only the named groups of cases (access, canary, hostile, hygiene, composite, limits,
 composite-limits, global, errors; default: all), in that order: to re-run what failed while fixing
@@ -44,9 +44,9 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pulumi
@@ -58,6 +58,7 @@ from tools.cli import EXIT_BAD_INPUT, EXIT_CANNOT_FINISH, EXIT_FAILED, EXIT_OK, 
 from tools.engine import istio_xds
 from tools.engine.envoy_proc import EnvoyRejectedError
 from tools.engine.mesh_harness import MeshHarness
+from tools.engine.netns import own_network_namespace
 from tools.engine.ratelimit_build import pinned_ratelimit
 from tools.engine.ratelimit_proc import SUBSTITUTIONS, RateLimitBackendError
 from tools.engine.stackconfig import StackConfigError
@@ -102,24 +103,8 @@ def _groups(text: str) -> list[str]:
     return names
 
 
-NETNS_ENV = "DATAMESH_VERIFY_NETNS"
-
-
 def _can_run_sidecars() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("iptables") is not None
-
-
-def _in_own_namespace(argv: list[str]) -> int:
-    """Run this command again inside a fresh network namespace (loopback only), and remove the namespace after."""
-    name = f"datamesh-verify-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-        done = subprocess.run(["ip", "netns", "exec", name, "env", f"{NETNS_ENV}={name}", sys.executable, "-m",
-                               "tools.verify", *argv], cwd=ROOT, check=False)
-        return done.returncode
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
 def _mode(is_global: bool, replicas: int) -> dict[str, object]:
@@ -165,14 +150,12 @@ def main(argv: list[str] | None = None) -> int:
               "(render and stack file differ; see --stack-file)", file=sys.stderr)
         return EXIT_BAD_INPUT
     sidecars = not args.no_sidecars and _can_run_sidecars()
-    if sidecars and os.environ.get(NETNS_ENV) is None:
-        return _in_own_namespace(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     try:
         tools = istio_xds.build_istio_tools()
         built = time.monotonic()
         analysis = istio_xds.analyze(tools, render)
-        with MeshHarness(render, tools, sidecars=sidecars) as harness:
+        with own_network_namespace() if sidecars else nullcontext(), MeshHarness(render, tools, sidecars=sidecars) as harness:
             cases = run_cases(harness, want, args.samples, args.gateway_replicas, args.cases)
             generator = harness.translation.generator
             removed = harness.removed

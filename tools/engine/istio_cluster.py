@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from components.documents import Document, DocumentView
-from components.inputs import TRUSTED_YAML_LOADER
+from components.inputs import TRUSTED_YAML_LOADER, YAML_DUMPER
 
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
 # What the cluster's API server holds that Istio's service registry reads.
@@ -205,7 +205,7 @@ def endpoint_slices(services: list[Document], ws: list[Workload]) -> list[Docume
 
 
 def documents(objects: Sequence[DocumentView]) -> str:
-    return "\n---\n".join(yaml.safe_dump(_without_none(o), sort_keys=True) for o in objects)
+    return "\n---\n".join(yaml.dump(_without_none(o), Dumper=YAML_DUMPER, sort_keys=True) for o in objects)
 
 
 def _without_none(value: Any) -> Any:

@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from components.documents import Document
-from components.inputs import InputError, read_text
+from components.inputs import YAML_DUMPER, InputError, read_text
 from components.problems import Problem, field_path, message
 from policies.rules import (
     LEVELS,
@@ -40,8 +40,6 @@ POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 # Kubernetes types the program does not declare object by object.
 _NOT_MANIFESTS = re.compile(r"^kubernetes:helm\.sh/|^pulumi:providers:")
 
-# libyaml's emitter: the same documents as PyYAML's own, several times faster (it folds long strings elsewhere).
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def render_stack(stack: str, config_file: Path | None = None, project_dir: Path = PROJECT_ROOT,
@@ -171,7 +169,7 @@ def write_render(result: RunResult, out: Path, violations: list[Violation] | Non
         shutil.rmtree(manifests)  # a stale object from an older render would mislead a diff
     manifests.mkdir()
     for filename, obj in objects.items():
-        (manifests / filename).write_text(yaml.dump(obj, Dumper=_DUMPER, sort_keys=False))
+        (manifests / filename).write_text(yaml.dump(obj, Dumper=YAML_DUMPER, sort_keys=False))
     write_catalog(result.outputs.get("catalog") or [], out / "catalog")
     return dict(Counter(r.type for r in resources))
 
@@ -183,7 +181,7 @@ def write_catalog(entities: list[Document], folder: Path) -> None:
     if not entities:
         return
     (folder / "openapi").mkdir(parents=True)
-    (folder / "catalog-info.yaml").write_text(yaml.dump_all(entities, Dumper=_DUMPER, sort_keys=False))
+    (folder / "catalog-info.yaml").write_text(yaml.dump_all(entities, Dumper=YAML_DUMPER, sort_keys=False))
     for entity in entities:
         if entity["kind"] == "API":
             (folder / "openapi" / f"{entity['metadata']['name']}.yaml").write_text(entity["spec"]["definition"])
