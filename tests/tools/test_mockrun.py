@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
 from tests.conftest import stack_name
-from tools.engine import mockrun
+from tools.engine import mockrun, placeholders
 from tools.engine.render import render_stack
 
 
@@ -17,6 +19,7 @@ def test_the_fast_answer_is_the_sdks_answer(stack, monkeypatch):
     come out the same either way (prod adds AWS placeholders, local an existing cluster's)."""
     fast = render_stack(stack_name(stack))
     monkeypatch.setattr(mockrun.RecordingMonitor, "_answer", pulumi_mocks.MockMonitor.RegisterResource)
+    monkeypatch.setattr(mockrun.RecordingMonitor, "inline", False)  # the SDK's answers await: worker threads
     sdk = render_stack(stack_name(stack))
     assert len(fast.resources) == len(sdk.resources) > 50
     by_urn = sorted((r.as_json() for r in fast.resources), key=lambda r: r["urn"])
@@ -24,7 +27,31 @@ def test_the_fast_answer_is_the_sdks_answer(stack, monkeypatch):
     assert fast.outputs == sdk.outputs and fast.outputs
 
 
-def test_a_state_the_answer_cannot_copy_goes_to_the_sdk():
+def test_registrations_and_invokes_are_answered_on_the_event_loops_thread(monkeypatch):
+    """The SDK hands every RPC to the loop's default executor; the recording monitor runs it inline."""
+    threads: set[int] = set()
+    for name in ("RegisterResource", "Invoke"):
+        original = getattr(mockrun.RecordingMonitor, name)
+        monkeypatch.setattr(mockrun.RecordingMonitor, name,
+                            lambda self, request, _o=original: (threads.add(threading.get_ident()), _o(self, request))[1])
+    result = render_stack("dev")
+    assert result.invokes and threads == {threading.get_ident()}
+
+
+def test_a_placeholder_that_is_not_json_is_refused(monkeypatch):
+    """The monitor copies the request and adds the mocks' placeholders: only JSON values can be added that way."""
+    original = placeholders.PlaceholderMocks.placeholders
+
+    def with_an_object(self, typ, name, custom, inputs):
+        id_, added = original(self, typ, name, custom, inputs)
+        return id_, {**added, "arn": object()} if typ == "aws:iam/role:Role" else added
+
+    monkeypatch.setattr(placeholders.PlaceholderMocks, "placeholders", with_an_object)
+    with pytest.raises(TypeError, match=r"aws:iam/role:Role .*placeholders must add only JSON values"):
+        render_stack("dev")
+
+
+def test_json_values_are_told_from_others():
     assert mockrun._is_json({"a": [1, 2.5, "x", None, True, {"b": "c"}]})
     assert not mockrun._is_json({"a": mockrun.rpc.UNKNOWN})
     assert not mockrun._is_json({1: "a"})
