@@ -56,3 +56,39 @@ def test_json_values_are_told_from_others():
     assert not mockrun._is_json({"a": mockrun.rpc.UNKNOWN})
     assert not mockrun._is_json({1: "a"})
     assert not mockrun._is_json(object())
+
+
+def test_stack_outputs_settle_nested_outputs_secrets_and_unknowns():
+    """An export is its value with every Output in it awaited; a secret anywhere masks the whole export, and an
+    unknown anywhere marks it unknown (as the engine shows them)."""
+    import asyncio
+
+    from pulumi import Output
+    from pulumi.runtime.sync_await import _sync_await
+
+    def unknown() -> Output:
+        loop = asyncio.get_event_loop()
+        value, known, secret = loop.create_future(), loop.create_future(), loop.create_future()
+        value.set_result(None), known.set_result(False), secret.set_result(False)
+        return Output(set(), value, known, secret)
+
+    async def exports() -> dict:
+        return await mockrun._resolve_outputs({
+            "plain": {"a": [1, ("b", 2.0)]},
+            "nested": Output.from_input("x").apply(lambda x: {"x": x, "deeper": [Output.from_input(x + "y")]}),
+            "secretInside": {"a": {"b": Output.secret("s")}},
+            "secretOutput": Output.secret({"k": "v"}),
+            "secretInsideAnOutput": Output.from_input(1).apply(lambda _: {"s": [Output.secret("z")]}),
+            "unknownInsideAnOutput": Output.from_input(1).apply(lambda _: {"u": unknown()}),
+            "unknownInside": [unknown()],
+        })
+
+    assert _sync_await(exports()) == {
+        "plain": {"a": [1, ["b", 2]]},
+        "nested": {"x": "x", "deeper": ["xy"]},
+        "secretInside": mockrun.SECRET,
+        "secretOutput": mockrun.SECRET,
+        "secretInsideAnOutput": mockrun.SECRET,
+        "unknownInsideAnOutput": mockrun.UNKNOWN,
+        "unknownInside": mockrun.UNKNOWN,
+    }
