@@ -92,3 +92,15 @@ def test_stack_outputs_settle_nested_outputs_secrets_and_unknowns():
         "unknownInsideAnOutput": mockrun.UNKNOWN,
         "unknownInside": mockrun.UNKNOWN,
     }
+
+
+def test_a_run_restores_the_collectors_thresholds_even_when_the_program_fails(tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+    render_stack("dev")
+    assert gc.get_threshold() == before
+    (tmp_path / "__main__.py").write_text("raise ValueError('the program failed')\n")
+    with pytest.raises(Exception, match="the program failed"):
+        mockrun.run_program({}, [], stack="dev", program=tmp_path / "__main__.py")
+    assert gc.get_threshold() == before

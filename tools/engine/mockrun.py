@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import gc
 import inspect
 import logging
 import runpy
@@ -333,6 +334,23 @@ def _without_stack_traces() -> Iterator[None]:
         sdk_resource._get_stack_trace = original
 
 
+# The cyclic collector's thresholds during a run (CPython's defaults: 700, 10, 10). A run allocates millions of
+# short-lived objects (Outputs, futures, protobuf values) while everything it registered stays alive, so under
+# the defaults full collections re-walk an ever larger heap: half of a 200-product render, growing with the
+# square of its size. These keep collections to the young generations; garbage with cycles waits for the end.
+_RUN_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.set_threshold(*_RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run_program(
     config: dict[str, str],
     secret_keys: list[str],
@@ -365,7 +383,7 @@ def run_program(
         outputs.update(await _resolve_outputs(dict(getattr(root, "outputs", {}))))
 
     _ensure_event_loop().set_default_executor(_INLINE if monitor.inline else _THREADS)
-    with _without_stack_traces():
+    with _without_stack_traces(), _fewer_collections():
         _sync_await(run_pulumi_func(program_then_outputs))
     logger.removeHandler(warnings)
     seen: set[str] = set()
