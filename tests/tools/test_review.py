@@ -1,5 +1,7 @@
 """Pull-request review: render diffs, dependency graphs, and the workflows that publish them."""
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -42,10 +44,13 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def diff_lines(old: Path, new: Path, *extra: str) -> tuple[int, list[str]]:
-    proc = subprocess.run([sys.executable, "-m", "tools.render", "--diff", str(old), str(new), "--exit-code", *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert not proc.stderr, proc.stderr
-    return proc.returncode, proc.stdout.splitlines()
+    """``tools.render --diff OLD NEW --exit-code``, run in this process (its exit code is what ``main`` returns; the
+    command itself runs as a subprocess in test_releases.py and test_review_policy.py)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = render_main(["--diff", str(old), str(new), "--exit-code", *extra])
+    assert not err.getvalue(), err.getvalue()
+    return code, out.getvalue().splitlines()
 
 
 def test_replica_change_diffs_to_exactly_that_change(dev_render, tmp_path):
