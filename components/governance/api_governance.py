@@ -20,7 +20,7 @@ from components.governance.gateway_match import HEADER_PREFIX as HEADER_PREFIX
 from components.governance.gateway_match import RATE_LIMITED_HEADER as RATE_LIMITED_HEADER
 from components.governance.gateway_match import STAT_PREFIX as STAT_PREFIX
 from components.governance.gateway_match import route_patch, stat_prefix
-from components.governance.global_limits import global_gateway_patches, global_sidecar_patches
+from components.governance.global_limits import global_gateway_patches, global_sidecar_patches, retry_after
 from components.governance.lua_sha256 import SHA256_LUA
 from components.governance.rate_limit_service import Caller, RateLimitService, RateLimitServiceArgs
 from components.platform.cluster import Cluster
@@ -321,8 +321,9 @@ class ApiGovernance(pulumi.ComponentResource):
             raise ValueError("ApiGovernance: rateLimits global needs the cluster and the network")
         closed = args.rate_limits.failure == "closed"
         gateway = global_gateway_patches(args.products, args.consumers, args.tiers, closed)
+        wait = retry_after(args.products, args.tiers)
         sidecars = {p.name: patches for p in args.products
-                    if (patches := global_sidecar_patches(p, args.products, args.consumers, args.tiers, closed))}
+                    if (patches := global_sidecar_patches(p, args.consumers, wait, closed))}
         callers = [Caller(INGRESS_NAMESPACE, dict(GATEWAY_SELECTOR))] if gateway else []
         callers += [Caller(args.namespaces[p.namespace].metadata.name, selector(p)) for p in args.products
                     if p.name in sidecars]

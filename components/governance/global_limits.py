@@ -158,15 +158,16 @@ def global_gateway_patches(products: tuple[Product, ...], consumers: tuple[Consu
             *(route_patch(p, {"route": {"rate_limits": limits}}) for p, limits in routes)]
 
 
-def global_sidecar_patches(product: Product, products: tuple[Product, ...], consumers: tuple[Consumer, ...],
-                           tiers: dict[str, RateLimit], closed: bool) -> list[dict]:
+def global_sidecar_patches(product: Product, consumers: tuple[Consumer, ...], retry_after_seconds: int,
+                           closed: bool) -> list[dict]:
     """Global mode on a product's own sidecar: every inbound call (gateway and composites alike) counted in the
-    sidecars' domain, descriptors on the filter itself (the sidecar serves one product); [] when nothing limits it."""
+    sidecars' domain, descriptors on the filter itself (the sidecar serves one product); [] when nothing limits it.
+    ``retry_after_seconds`` is ``retry_after`` of every product and tier, computed once for all of them."""
     limits = route_rate_limits(product, consumers, CONSUMER_HEADER)
     if not limits:
         return []
     config = filter_config(INBOUND_DOMAIN, f"{stat_prefix(product)}_inbound", closed,
-                              limited_headers(retry_after(products, tiers)))
+                           limited_headers(retry_after_seconds))
     config["rate_limits"] = limits
     return [service_cluster("SIDECAR_OUTBOUND"),
             {"applyTo": "HTTP_FILTER", "match": {"context": "SIDECAR_INBOUND", "listener": BEFORE_ROUTER},
