@@ -12,7 +12,6 @@ Needs CAP_SYS_ADMIN (root) and ``ip`` (Debian: iproute2) to bring the loopback u
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ CLONE_NEWNET = 0x40000000  # <sched.h>
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)  # the interpreter's own symbols, libc's among them
 
 
 def _check(result: int, call: str) -> None:
