@@ -20,7 +20,14 @@ from components.governance.gateway_match import HEADER_PREFIX as HEADER_PREFIX
 from components.governance.gateway_match import RATE_LIMITED_HEADER as RATE_LIMITED_HEADER
 from components.governance.gateway_match import STAT_PREFIX as STAT_PREFIX
 from components.governance.gateway_match import route_patch, stat_prefix
-from components.governance.global_limits import global_gateway_patches, global_sidecar_patches, retry_after
+from components.governance.global_limits import (
+    global_gateway_patches,
+    global_sidecar_patches,
+    limited_headers,
+    retry_after,
+    runtime_fraction,
+    tiered_consumers,
+)
 from components.governance.lua_sha256 import SHA256_LUA
 from components.governance.rate_limit_service import Caller, RateLimitService, RateLimitServiceArgs
 from components.platform.cluster import Cluster
@@ -70,17 +77,14 @@ def bucket(limit: RateLimit) -> dict:
     return {"max_tokens": limit.requests, "tokens_per_fill": limit.requests, "fill_interval": limit.fill_interval}
 
 
-def _percent(key: str) -> dict:
-    return {"runtime_key": key, "default_value": {"numerator": 100, "denominator": "HUNDRED"}}
-
-
 def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: dict[str, RateLimit]) -> dict | None:
     """The per-route local rate limit for one product, or None when nothing limits it."""
-    tiered = [c for c in consumers if product.name in c.products and c.tier]
+    tiered = tiered_consumers(product, consumers)
     if product.rate_limit is None and not tiered:
         return None
     buckets = [product.rate_limit or UNLIMITED, *(tiers[c.tier] for c in tiered if c.tier)]
-    retry_after = max(math.ceil(b.period_seconds / b.requests) for b in buckets)
+    # When a token is back in the slowest bucket on this route: a client that waits this long gets through.
+    retry_seconds = max(math.ceil(b.period_seconds / b.requests) for b in buckets)
     config = {
         # The proto's own type, not udpa's TypedStruct: a wrong field name fails validation.
         "@type": LOCAL_RATE_LIMIT_TYPE,
@@ -88,13 +92,9 @@ def route_rate_limit(product: Product, consumers: tuple[Consumer, ...], tiers: d
         "stat_prefix": stat_prefix(product),
         # The product's own bucket is always consumed; a consumer's bucket as well.
         "token_bucket": bucket(product.rate_limit or UNLIMITED),
-        "filter_enabled": _percent("local_rate_limit_enabled"),
-        "filter_enforced": _percent("local_rate_limit_enforced"),
-        "response_headers_to_add": [
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_HEADER, "value": "true"}},
-            # When a token is back in the slowest bucket on this route: a client that waits this long gets through.
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "retry-after", "value": str(retry_after)}},
-        ],
+        "filter_enabled": runtime_fraction("local_rate_limit_enabled"),
+        "filter_enforced": runtime_fraction("local_rate_limit_enforced"),
+        "response_headers_to_add": limited_headers(retry_seconds),
         # The IETF draft's RateLimit headers (x-ratelimit-limit, -remaining, -reset) on every answer.
         "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
         # The filter's own descriptors source: Envoy drops route-level rate_limits for the local limiter.

@@ -100,7 +100,8 @@ def retry_after(products: Sequence[Product], tiers: dict[str, RateLimit]) -> int
     return max(periods, default=60)
 
 
-def _percent(key: str) -> dict[str, Any]:
+def runtime_fraction(key: str) -> dict[str, Any]:
+    """Envoy's runtime fraction under ``key``: 100% unless the runtime says otherwise (both limiters use it)."""
     return {"runtime_key": key, "default_value": {"numerator": 100, "denominator": "HUNDRED"}}
 
 
@@ -113,8 +114,8 @@ def filter_config(domain: str, stat_prefix: str, closed: bool, limited_headers: 
         "timeout": SERVICE_TIMEOUT,
         # closed: refuse when the service (or its Redis) cannot answer; open: admit.
         "failure_mode_deny": closed,
-        "filter_enabled": _percent(ENABLED_RUNTIME_KEY),
-        "filter_enforced": _percent(ENFORCED_RUNTIME_KEY),
+        "filter_enabled": runtime_fraction(ENABLED_RUNTIME_KEY),
+        "filter_enforced": runtime_fraction(ENFORCED_RUNTIME_KEY),
         "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
         # No x-envoy-ratelimited on a 429: the gateway tells clients nothing of its internals (x-datamesh-* instead).
         "disable_x_envoy_ratelimited_header": True,
@@ -139,7 +140,7 @@ def service_cluster(context: str) -> Document:
 
 
 def limited_headers(retry_after: int) -> list[dict]:
-    """What a 429 of the global filter carries, as the local limiter's: the gateway's mark and when to retry."""
+    """What a 429 of either limiter carries: the gateway's mark, and when to retry."""
     return [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_HEADER, "value": "true"}},
             {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "retry-after", "value": str(retry_after)}}]
 
