@@ -99,6 +99,20 @@ def render_variant(tmp_path: Path, overrides: dict[str, Any], base: str = "dev",
     return render_stack(stack_name(base), write_stack(tmp_path, overrides, base, drop))
 
 
+def kube_object(result: RunResult, kind: str, name: str, namespace: str | None = None) -> Registration:
+    """The one Kubernetes object of ``kind`` named ``name`` (in ``namespace``, when given) that ``result`` registers."""
+    found = [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+             and (r.inputs.get("metadata") or {}).get("name") == name
+             and (namespace is None or r.inputs["metadata"].get("namespace") == namespace)]
+    assert len(found) == 1, (kind, name, namespace, len(found))
+    return found[0]
+
+
+def prefix_of(name: str) -> str:
+    """The route prefix product ``name`` declares, or the default one."""
+    return declared(name).get("routePrefix", f"/public/api/v1/{name}/")
+
+
 def selected(stack: str) -> list[str]:
     """The products a real stack file selects, read from the file itself."""
     return list(stack_file(stack)["config"].get("datamesh:products", []))

@@ -16,6 +16,7 @@ from components.governance.global_limits import (
 from components.ratelimit import SERVICE_UNITS
 from components.versions import RATELIMIT_COMMIT, RATELIMIT_IMAGE
 from tests.conftest import DEMO, render_variant, stack_file, written
+from tests.conftest import kube_object as _cr
 from tools.engine.cost import estimate, load_prices
 from tools.engine.ratelimit_build import pinned_ratelimit
 from tools.engine.render import render_stack
@@ -24,12 +25,6 @@ from tools.engine.verify_calls import effective_limit, intent
 GLOBAL_DEV = {"datamesh:rateLimits": "global", "datamesh:rateLimitRedis": "in-cluster"}
 GLOBAL_PROD = {"datamesh:rateLimits": "global", "datamesh:rateLimitFailure": "closed",
                "datamesh:rateLimitRedisAuthToken": {"secure": "v1:REPLACE-BEFORE-PULUMI-UP:redis"}}
-
-
-def _cr(result, kind, name):
-    found = [r for r in result.resources if r.type.endswith(f":{kind}") and r.inputs["metadata"]["name"] == name]
-    assert len(found) == 1, (kind, name)
-    return found[0]
 
 
 def _want(tmp_path, overrides, base=DEMO):

@@ -9,24 +9,14 @@ from components.config import ConfigError
 from components.governance.access import key_digest, load_access, parse_rate_limit
 from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
 from components.governance.zero_trust import GATEWAY_PRINCIPAL
-from tests.conftest import DEMO, ROOT, declared, not_waiting_for, render_variant, selected, stack_file, waits_for
+from tests.conftest import DEMO, ROOT, declared, not_waiting_for, prefix_of, render_variant, selected, stack_file, waits_for
+from tests.conftest import kube_object as cr
 from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
 KEY_B = "b" * 24 + "-partner"
 DEV_SELECTED = selected("dev")
 DEV_DOMAINS = sorted({declared(name)["domain"] for name in DEV_SELECTED})
-
-
-def prefix_of(name):
-    return declared(name).get("routePrefix", f"/public/api/v1/{name}/")
-
-
-def cr(result, kind, name, namespace=None):
-    found = [r for r in result.resources if r.type.endswith(f":{kind}") and r.inputs["metadata"]["name"] == name
-             and (namespace is None or r.inputs["metadata"]["namespace"] == namespace)]
-    assert len(found) == 1, (kind, name, namespace, len(found))
-    return found[0]
 
 
 # --- zero trust --------------------------------------------------------------

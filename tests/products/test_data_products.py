@@ -11,28 +11,18 @@ import yaml
 
 from components.products.catalog import entities
 from components.products.declarations import load_products
-from tests.conftest import DEMO_NAMESPACES, DEMO_PRODUCTS, ROOT, declared, render_variant, selected, stack_file, waits_for
+from tests.conftest import DEMO_NAMESPACES, DEMO_PRODUCTS, ROOT, declared, prefix_of, render_variant, selected, stack_file, waits_for
+from tests.conftest import kube_object as k8s
 
 PRODUCTS = DEMO_PRODUCTS
 NAMESPACE_OF = DEMO_NAMESPACES
 DEV_SELECTED = selected("dev")
 
 
-def k8s(result, kind, name):
-    matches = [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
-               and r.inputs.get("metadata", {}).get("name") == name]
-    assert len(matches) == 1, (kind, name, len(matches))
-    return matches[0]
-
-
 def owned(result, kind, name):
     """The objects of ``kind`` the DataProduct ``name`` registers (a Deployment per release, say)."""
     return [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
             and (r.parent or "").endswith(f"datamesh:products:DataProduct::{name}")]
-
-
-def prefix_of(name):
-    return declared(name).get("routePrefix", f"/public/api/v1/{name}/")
 
 
 def test_dev_selects_products():
