@@ -30,10 +30,15 @@ def test_the_fast_answer_is_the_sdks_answer(stack, monkeypatch):
 def test_registrations_and_invokes_are_answered_on_the_event_loops_thread(monkeypatch):
     """The SDK hands every RPC to the loop's default executor; the recording monitor runs it inline."""
     threads: set[int] = set()
+
+    def noting_the_thread(original):
+        def call(self, request):
+            threads.add(threading.get_ident())
+            return original(self, request)
+        return call
+
     for name in ("RegisterResource", "Invoke"):
-        original = getattr(mockrun.RecordingMonitor, name)
-        monkeypatch.setattr(mockrun.RecordingMonitor, name,
-                            lambda self, request, _o=original: (threads.add(threading.get_ident()), _o(self, request))[1])
+        monkeypatch.setattr(mockrun.RecordingMonitor, name, noting_the_thread(getattr(mockrun.RecordingMonitor, name)))
     result = render_stack("dev")
     assert result.invokes and threads == {threading.get_ident()}
 

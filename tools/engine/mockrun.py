@@ -277,14 +277,13 @@ def _is_json(value: object) -> bool:
     return value is None or (isinstance(value, (str, bool, int, float)) and value != rpc.UNKNOWN)
 
 
-def _resolve_outputs(exports: Document) -> Any:
-    async def resolve() -> Document:
-        result: Document = {}
-        for key, value in exports.items():
-            found, secret, known = await _settled(value)
-            result[key] = SECRET if secret else plain(found) if known else UNKNOWN
-        return result
-    return resolve()
+async def _resolve_outputs(exports: Document) -> Document:
+    """The stack's exports as the engine shows them: a secret anywhere masks an export, an unknown marks it."""
+    result: Document = {}
+    for key, value in exports.items():
+        found, secret, known = await _settled(value)
+        result[key] = SECRET if secret else plain(found) if known else UNKNOWN
+    return result
 
 
 async def _settled(value: object) -> tuple[object, bool, bool]:
@@ -347,6 +346,12 @@ def _fewer_collections() -> Iterator[None]:
     gc.set_threshold(*_RUN_GC_THRESHOLDS)
     try:
         yield
+    except BaseException:
+        # A failed run leaves tasks and futures holding its exception in cycles; finalised at some later,
+        # arbitrary collection they run code mid-way through whatever is running then (on CPython 3.11, an
+        # ast.parse of pytest's import hook fails with "AST constructor recursion depth mismatch"). Here instead.
+        gc.collect(1)
+        raise
     finally:
         gc.set_threshold(*before)
 

@@ -25,14 +25,11 @@ class PlaceholderMocks(pulumi_mocks.Mocks):
 
     def placeholders(self, typ: str, name: str, custom: bool, inputs: Mapping[str, object]) -> tuple[str | None, Document]:
         """The resource's id and what the cloud would add to its inputs (JSON values), reading only the inputs it needs."""
-        def text(key: str) -> str:
-            return str(inputs[key]) if key in inputs else ""
-
         if typ.startswith("pulumi:providers:"):
             return f"{name}-provider-id", {}
         if typ == "eks:index:Cluster":
             issuer = f"oidc.eks.{self.region}.amazonaws.com/id/PLACEHOLDER"
-            cluster = text("name") or name
+            cluster = str(inputs.get("name") or name)
             return None, {
                 "kubeconfigJson": json.dumps({
                     "apiVersion": "v1", "kind": "Config",
