@@ -79,3 +79,19 @@ def test_a_binary_that_does_not_build_stops_the_run_naming_it(monkeypatch, tmp_p
     assert code == 1 and set(report["steps"]) == set(local_engine.STEPS)
     assert all(v.startswith("not run: ") and "v3.276.0" in v for v in report["steps"].values())
     assert json.loads(capsys.readouterr().out) == report
+
+
+@pytest.mark.parametrize(("flag", "make", "why"), [
+    ("--out", lambda p: p.mkdir(), "is a folder"),
+    ("--keep", lambda p: p.write_text("x"), "exists and is not a folder"),
+])
+def test_an_unwritable_output_is_refused_before_any_build(monkeypatch, tmp_path, capsys, flag, make, why):
+    built = []
+    monkeypatch.setattr(local_engine, "build_local_engine", lambda: built.append(1))
+    target = tmp_path / "target"
+    make(target)
+    with pytest.raises(SystemExit) as stop:
+        local_engine.main([flag, str(target)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and built == []
+    assert err.count("\n") == 1 and f"{flag}: {target}: {why}" in err

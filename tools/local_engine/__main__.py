@@ -11,7 +11,6 @@ tools/engine/order.py). Exits 0 only when every step is ok.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tools.cli import OneLineParser, OutputPathError, check_output_dir, check_output_file
 from tools.engine.local_build import BINARIES, GO_ROOT, _module_dir, bin_dir, build_local_engine
 from tools.engine.local_cluster import Api, LocalCluster
 from tools.engine.local_run import (
@@ -93,10 +93,17 @@ def run(report: dict[str, Any], keep: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.local_engine", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m tools.local_engine", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", type=Path, help="make the run's folder (logs, state, event logs) under this one")
     args = parser.parse_args(argv)
+    # Before tens of minutes of building and running, not after.
+    for flag, path, check in (("--out", args.out, check_output_file), ("--keep", args.keep, check_output_dir)):
+        if path is not None:
+            try:
+                check(path)
+            except OutputPathError as exc:
+                parser.error(f"{flag}: {exc}")
     report: dict[str, Any] = {"engine": "", "steps": dict.fromkeys(STEPS, "not run"), "build": {}, "times": {}}
     started = time.monotonic()
     try:
