@@ -240,7 +240,9 @@ class Istio(pulumi.ComponentResource):
         self.gateway_service = self._gateway_service(ingress_ns, gateway)
         self.gateway_host = self.gateway_service.status.load_balancer.ingress[0].hostname
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
-        self.shared_gateway = self._shared_gateway(ingress_ns, [base, gateway])
+        # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
+        after = pulumi.ResourceOptions(depends_on=[base, gateway])
+        self.shared_gateway = gateway_resource(ingress_ns.metadata.name, pulumi.ResourceOptions.merge(self._k8s_opts, after))
         self.register_outputs({
             "istiod": self.istiod.name,
             "revisions": {r.label: r.release.version for r in args.istio.revisions},
@@ -310,16 +312,14 @@ class Istio(pulumi.ComponentResource):
             )),
         )
 
-    def _shared_gateway(self, ingress_ns: k8s.core.v1.Namespace, after: list[pulumi.Resource]) -> k8s.apiextensions.CustomResource:
-        return k8s.apiextensions.CustomResource(
-            SHARED_GATEWAY,
-            api_version="networking.istio.io/v1",
-            kind="Gateway",
-            metadata={"name": SHARED_GATEWAY, "namespace": ingress_ns.metadata.name},
-            spec={
-                "selector": dict(GATEWAY_SELECTOR),
-                "servers": [{"port": dict(port), "hosts": ["*"]} for port in SERVED_PORTS],
-            },
-            # Its CRD comes with the base chart; the gateway pods it configures with the gateway chart.
-            opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=after)),
-        )
+
+def gateway_resource(namespace: pulumi.Input[str], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """The one Istio Gateway every product's VirtualService binds to: the ingress gateway's pods, every served port."""
+    return k8s.apiextensions.CustomResource(
+        SHARED_GATEWAY,
+        api_version="networking.istio.io/v1",
+        kind="Gateway",
+        metadata={"name": SHARED_GATEWAY, "namespace": namespace},
+        spec={"selector": dict(GATEWAY_SELECTOR), "servers": [{"port": dict(port), "hosts": ["*"]} for port in SERVED_PORTS]},
+        opts=opts,
+    )

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import ConfigError
 from components.config.istio import IstioRevision
-from components.platform.istio import GATEWAY_NAME, GATEWAY_SELECTOR, INGRESS_NAMESPACE, SERVED_PORTS, SHARED_GATEWAY, SYSTEM_NAMESPACE
+from components.platform.istio import GATEWAY_NAME, INGRESS_NAMESPACE, SHARED_GATEWAY, SYSTEM_NAMESPACE, gateway_resource
 
 # In-cluster address of the gateway Service of Istio's gateway chart, as installed in Istio's documented layout.
 GATEWAY_HOST = f"{GATEWAY_NAME}.{INGRESS_NAMESPACE}.svc.cluster.local"
@@ -73,14 +73,7 @@ class ExistingIstio(pulumi.ComponentResource):
         checked = deployment.spec.apply(lambda spec: _check(spec, args))
         self.istiod = self.injector = self.gateway = deployment
         self.shared_gateway_ref = f"{INGRESS_NAMESPACE}/{SHARED_GATEWAY}"
-        self.shared_gateway = k8s.apiextensions.CustomResource(
-            SHARED_GATEWAY,
-            api_version="networking.istio.io/v1",
-            kind="Gateway",
-            metadata={"name": SHARED_GATEWAY, "namespace": INGRESS_NAMESPACE},
-            spec={"selector": dict(GATEWAY_SELECTOR), "servers": [{"port": dict(p), "hosts": ["*"]} for p in SERVED_PORTS]},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
-        )
+        self.shared_gateway = gateway_resource(INGRESS_NAMESPACE, pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
         self.gateway_host = pulumi.Output.from_input(GATEWAY_HOST)
         # The check's result is an output, so the engine waits for it: a wrong live version fails the deployment.
         self.register_outputs({"istiod": f"{SYSTEM_NAMESPACE}/{args.revision.service}", "istiodImage": checked,
