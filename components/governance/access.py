@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.config import ConfigError, Settings
+from components.config import Settings
 from components.config.schema import UNDECRYPTED as UNDECRYPTED
 from components.config.values import fail
 from components.documents import DocumentView
@@ -145,9 +145,9 @@ def uncalled_products(access: Access, product_names: list[str]) -> list[str]:
             for name in product_names if name not in callable_]
 
 
-def unit_problems(product_limits: Mapping[str, RateLimit | None], overridden: set[str],
-                  tiers: Mapping[str, RateLimit]) -> ConfigError | None:
-    """The first limit whose period envoyproxy/ratelimit cannot count in (global mode), naming where it is declared."""
+def check_units(product_limits: Mapping[str, RateLimit | None], overridden: set[str],
+                tiers: Mapping[str, RateLimit]) -> None:
+    """Refuse the first limit whose period envoyproxy/ratelimit cannot count in (global mode), naming where it is declared."""
     units = ", ".join(f"{s}s ({u})" for s, u in SERVICE_UNITS.items())
     where: list[tuple[str, RateLimit | None]] = [(f"rateLimitTiers.{name}", limit) for name, limit in tiers.items()]
     for name, limit in product_limits.items():
@@ -155,9 +155,8 @@ def unit_problems(product_limits: Mapping[str, RateLimit | None], overridden: se
         where.append((key, limit))
     for key, limit in where:
         if limit is not None and service_unit(limit) is None:
-            return fail(key, f"a period of {limit.period_seconds}s has no unit in the global rate-limit service "
-                              f"(rateLimits: global); use one of {units}")
-    return None
+            raise fail(key, f"a period of {limit.period_seconds}s has no unit in the global rate-limit service "
+                            f"(rateLimits: global); use one of {units}")
 
 
 def stack_access(settings: Settings, products: Sequence[Product]) -> Access:
@@ -167,7 +166,5 @@ def stack_access(settings: Settings, products: Sequence[Product]) -> Access:
     access = load_access(gov.consumers, gov.api_keys or {}, gov.rate_limit_tiers, {p.name for p in products})
     if gov.rate_limits.is_global:
         overridden = {name for name, o in settings.product_overrides.items() if isinstance(o, Mapping) and "rateLimit" in o}
-        problem = unit_problems({p.name: p.rate_limit for p in products}, overridden, access.tiers)
-        if problem is not None:
-            raise problem
+        check_units({p.name: p.rate_limit for p in products}, overridden, access.tiers)
     return access
