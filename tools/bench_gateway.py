@@ -206,15 +206,6 @@ def machine(with_redis: bool) -> str:
             f"{wrk.strip()}{redis}; niceness {os.nice(0)}; load average before the run: {load}")
 
 
-def service_calls(gateway: GatewayEnvoy) -> dict[str, int]:
-    """The global rate limit filter's own counters on ``gateway`` (``cluster.<upstream>.ratelimit.<stat prefix>.<outcome>``
-    in Envoy 1.38): how often the service answered, refused, failed, or the failure policy decided."""
-    stats = gateway.stats()
-    return {outcome: sum(v for k, v in stats.items() if k.startswith("cluster.") and ".ratelimit." in k
-                         and k.rsplit(".", 1)[1] == outcome)
-            for outcome in ("ok", "over_limit", "error", "failure_mode_allowed")}
-
-
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high``."""
     def parse(text: str) -> int:
@@ -321,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"(its answers: {answers})", file=sys.stderr)
                     return EXIT_FAILED
             saturated, single = _measure(gateways, keys, args)
-            calls = service_calls(gateways[GLOBAL]) if GLOBAL in gateways else None
+            calls = gateways[GLOBAL].rate_limit_calls() if GLOBAL in gateways else None
         costs = lua_costs(renders[LOCAL].manifests, keys[LOCAL])
     if calls is not None:
         calls["requests"] = int(warm[GLOBAL]["requests"] + sum(r[1][GLOBAL]["requests"] for r in saturated + single))

@@ -4,6 +4,7 @@ redis-server, several gateway Envoys over Istio's translation. Expectations come
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.tools.test_verify import run, tamper
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("go") is None,
                                 reason="global mode runs Debian's redis-server and builds the service with Go")
 REPLICAS = 2
+NONE_UNANSWERED = "0 unanswered checks at the gateways, 0 at their sidecars"
 
 
 def _period_seconds(period: str) -> int:
@@ -57,12 +59,17 @@ def test_every_limit_is_exact_across_replicas_and_the_failure_policy_holds(globa
     assert set(exact) == set(want)
     for pair, requests in want.items():
         assert exact[pair]["ok"] is True and exact[pair]["got"].startswith(f"{requests} 2xx, "), exact[pair]
+        assert exact[pair]["got"].endswith(f"; {NONE_UNANSWERED}"), exact[pair]  # the service answered every check
     gateway = [c for c in report["cases"] if c["case"] == "global-filter" and c["via"] == "gateway"]
     assert gateway and gateway[0]["ok"] is True
     [failure] = [c for c in report["cases"] if c.get("fault") == "redis-stopped"]
     assert failure["case"] == f"failure-{policy}" and failure["ok"] is True
-    down = failure["got"].split("Redis stopped: ")[1].split(";")[0]
-    assert down.endswith(" 503" if policy == "closed" else " 2xx"), failure
+    down = re.search(r"Redis stopped: (\d+) (\w+); (\d+) unanswered checks at the gateways", failure["got"])
+    assert down is not None, failure
+    calls, answer, unanswered = down.groups()
+    # every call while Redis is down was decided by the stack's policy at a gateway, one unanswered check each
+    assert answer == ("503" if policy == "closed" else "2xx") and unanswered == calls, failure
+    assert failure["got"].endswith(f"; {NONE_UNANSWERED}"), failure  # once Redis is back, the service answers again
 
 
 def test_without_the_global_filters_the_exact_cases_fail(global_render, tmp_path, capsys, istio_tools):

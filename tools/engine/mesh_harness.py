@@ -366,6 +366,14 @@ class GatewayEnvoy:
             time.sleep(POLL_SECONDS)
         raise EnvoyRejectedError(f"gateway listener {self.listener} not active in time: {self.envoy.log_tail()}")
 
+    def rate_limit_calls(self) -> dict[str, int]:
+        """The global rate limit filter's own counters (``cluster.<upstream>.ratelimit.<stat prefix>.<outcome>`` in
+        Envoy 1.38): how often the service answered, refused, failed to answer, or the failure policy decided."""
+        stats = self.stats()
+        return {outcome: sum(v for k, v in stats.items() if k.startswith("cluster.") and ".ratelimit." in k
+                             and k.rsplit(".", 1)[1] == outcome)
+                for outcome in ("ok", "over_limit", "error", "failure_mode_allowed")}
+
     def stats(self) -> dict[str, int]:
         out = {}
         for line in self.envoy._get("/stats?usedonly").splitlines():

@@ -7,13 +7,16 @@
   Redis, and several connections at once spread over the replicas send the limit plus a quarter more;
   exactly the limit (the tighter of tier and product) is admitted, the rest is 429 with
   ``x-datamesh-rate-limited``. envoyproxy/ratelimit counts in fixed windows aligned to the unit: a burst
-  that straddles two is run again from the window just begun, so exactly one window is measured.
+  that straddles two is run again from the window just begun, so exactly one window is measured. The
+  service must answer every check (``Unanswered``: Envoy's ``ratelimit`` ``error`` counters), or the
+  failure policy, not the limit, decided some calls (a loaded machine can overrun the filter's timeout).
 - ``global-product-limit`` per product with its own limit and two consumers or more: their calls
   together are admitted exactly up to the product's limit.
 - ``failure-open`` or ``failure-closed`` (the stack's ``rateLimitFailure``), with ``fault: redis-stopped``:
   the pair's limit is spent (in one window, as above), Redis is stopped, and the gateways admit (open) or
-  answer 503 (closed); once Redis is back, calls are counted again (in one window). A limit that does not
-  hold before the fault fails the case at once.
+  answer 503 (closed), each call with one unanswered check at its gateway; once Redis is back, calls are
+  counted again (in one window), every check answered. A limit that does not hold before the fault fails
+  the case at once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from components.governance.global_limits import CLUSTER_NAME, GATEWAY_DOMAIN, INBOUND_DOMAIN, RATE_LIMIT_FILTER
@@ -129,17 +133,47 @@ def _in_one_window(limit: RateLimit, flush: Callable[[], None], run: Callable[[]
     return tally
 
 
+@dataclass(frozen=True)
+class Unanswered:
+    """Checks the rate limit filter got no answer for from the service in time (Envoy's ``ratelimit...error``
+    counters), at the gateways and at their sidecars: each such call was decided by the failure policy."""
+
+    gateways: int = 0
+    sidecars: int = 0
+
+    def __sub__(self, other: Unanswered) -> Unanswered:
+        return Unanswered(self.gateways - other.gateways, self.sidecars - other.sidecars)
+
+    def __str__(self) -> str:
+        return f"{self.gateways} unanswered checks at the gateways, {self.sidecars} at their sidecars"
+
+
+def unanswered(gateways: list[GatewayEnvoy]) -> Unanswered:
+    sidecars = {id(s): s for g in gateways for s in g.sidecars}  # the replicas share their products' sidecars
+    return Unanswered(sum(g.rate_limit_calls()["error"] for g in gateways),
+                      sum(s.rate_limit_calls()["error"] for s in sidecars.values()))
+
+
+def _counting_unanswered(gateways: list[GatewayEnvoy], run: Callable[[], Counter[str]]) -> tuple[Counter[str], Unanswered]:
+    """``run()``'s tally, and the checks of its calls that the rate-limit service did not answer."""
+    before = unanswered(gateways)
+    tally = run()
+    return tally, unanswered(gateways) - before
+
+
 def _exact(harness: MeshHarness, replicas: int, path: str, keys: list[str], limit: RateLimit) -> tuple[bool | None, str]:
     total = limit.requests + max(4, limit.requests // 4)
-    assert harness.limits is not None  # global mode: every count is in Redis, so a flush makes fresh buckets
+    limits = harness.limits
+    assert limits is not None  # global mode: every count is in Redis, so a flush makes fresh buckets
     with harness.gateways(replicas) as gateways:
         started = time.monotonic()
-        tally = _in_one_window(limit, harness.limits.flush, lambda: burst(gateways, path, keys, total))
+        tally, missed = _counting_unanswered(gateways, lambda: _in_one_window(limit, limits.flush,
+                                                                              lambda: burst(gateways, path, keys, total)))
         seconds = time.monotonic() - started
-    got = f"{_show(tally)} of {total} over {replicas} replicas, {CONNECTIONS} connections, {seconds:.2f}s"
+    got = f"{_show(tally)} of {total} over {replicas} replicas, {CONNECTIONS} connections, {seconds:.2f}s; {missed}"
     if limit.period_seconds <= WINDOW_MARGIN_SECONDS:  # a window shorter than the burst: not one window
         return None, got + " (not provable: the window is shorter than the burst)"
-    return tally["2xx"] == limit.requests and tally["429-limited"] == total - limit.requests, got
+    return missed == Unanswered() and tally["2xx"] == limit.requests and tally["429-limited"] == total - limit.requests, got
 
 
 def limit_cases(harness: MeshHarness, want: Intent, replicas: int) -> list[Case]:
@@ -182,21 +216,28 @@ def failure_cases(harness: MeshHarness, want: Intent, replicas: int) -> list[Cas
     path, keys = probe_path(product), [key_of(consumer)]
     limits = harness.limits
     with harness.gateways(replicas) as gateways:
-        spent = _in_one_window(limit, limits.flush, lambda: burst(gateways, path, keys, limit.requests + 1))
-        if spent["2xx"] != limit.requests:  # not limited to begin with: the fault would show nothing
-            case.got, case.ok = f"spent: {_show(spent)}; the limit did not hold before the fault", False
+        def spend() -> tuple[Counter[str], Unanswered]:
+            return _counting_unanswered(gateways, lambda: _in_one_window(
+                limit, limits.flush, lambda: burst(gateways, path, keys, limit.requests + 1)))
+
+        spent, spent_missed = spend()
+        if spent_missed != Unanswered() or spent["2xx"] != limit.requests:  # the limit did not hold: nothing to see
+            case.got, case.ok = f"spent: {_show(spent)}; {spent_missed}; the limit did not hold before the fault", False
             return [case]
         limits.stop_redis()
         try:
-            down = burst(gateways, path, keys, 2 * replicas * CONNECTIONS)
+            down, down_missed = _counting_unanswered(gateways, lambda: burst(gateways, path, keys, 2 * replicas * CONNECTIONS))
         finally:
             limits.start_redis()
         counting = _until_counted(harness, gateways, path, keys)
-        back = _in_one_window(limit, limits.flush, lambda: burst(gateways, path, keys, limit.requests + 1))
+        back, back_missed = spend()
     expected = "503" if closed else "2xx"
-    case.got = f"spent: {_show(spent)}; Redis stopped: {_show(down)}; Redis back (counting after {counting:.1f}s): {_show(back)}"
-    case.ok = (spent["2xx"] == limit.requests and set(down) == {expected}
-               and back["2xx"] == limit.requests and back["429-limited"] == 1)
+    case.got = f"spent: {_show(spent)}; {spent_missed}. Redis stopped: {_show(down)}; {down_missed}. " \
+               f"Redis back (counting after {counting:.1f}s): {_show(back)}; {back_missed}"
+    # Every call while Redis is down is decided by the failure policy at the gateway, one unanswered check each:
+    # an answer for another reason (the upstream's 503, a filter that never asked the service) is not the policy.
+    case.ok = (set(down) == {expected} and down_missed.gateways == sum(down.values())
+               and back_missed == Unanswered() and back["2xx"] == limit.requests and back["429-limited"] == 1)
     return [case]
 
 
