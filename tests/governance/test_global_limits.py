@@ -15,8 +15,7 @@ from components.governance.global_limits import (
 )
 from components.ratelimit import SERVICE_UNITS
 from components.versions import RATELIMIT_COMMIT, RATELIMIT_IMAGE
-from tests.conftest import DEMO, render_variant, stack_file, written
-from tests.conftest import kube_object as _cr
+from tests.conftest import DEMO, kube_object, render_variant, stack_file, written
 from tools.engine.cost import estimate, load_prices
 from tools.engine.ratelimit_build import pinned_ratelimit
 from tools.engine.render import render_stack
@@ -49,7 +48,7 @@ def global_prod(tmp_path_factory):
 def test_service_descriptors_come_from_the_declarations(stack, request):
     want, result = request.getfixturevalue(stack)
     assert want.access.tiers and any(c.tier for c in want.access.consumers)
-    config = _cr(result, "ConfigMap", "ratelimit-config").inputs["data"]
+    config = kube_object(result, "ConfigMap", "ratelimit-config").inputs["data"]
     for domain in (GATEWAY_DOMAIN, INBOUND_DOMAIN):
         doc = yaml.safe_load(config[f"{domain}.yaml"])
         assert doc["domain"] == domain
@@ -70,7 +69,7 @@ def test_service_descriptors_come_from_the_declarations(stack, request):
 
 def test_envoy_filters_call_the_service_with_matching_descriptors(global_dev):
     want, result = global_dev
-    gateway = _cr(result, "EnvoyFilter", "datamesh-rate-limits").inputs["spec"]["configPatches"]
+    gateway = kube_object(result, "EnvoyFilter", "datamesh-rate-limits").inputs["spec"]["configPatches"]
     clusters = [p for p in gateway if p["applyTo"] == "CLUSTER"]
     assert clusters[0]["patch"]["value"]["name"] == CLUSTER_NAME
     endpoint = clusters[0]["patch"]["value"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
@@ -87,19 +86,19 @@ def test_envoy_filters_call_the_service_with_matching_descriptors(global_dev):
         keys = [[next(iter(a)) for a in limit["actions"]] for limit in routes.get(product.name, [])]
         assert keys == [["generic_key"]] * bool(product.rate_limit) + [["generic_key", "request_headers"]] * tiered
         if keys:
-            sidecar = _cr(result, "EnvoyFilter", f"{product.name}-limits").inputs["spec"]["configPatches"]
+            sidecar = kube_object(result, "EnvoyFilter", f"{product.name}-limits").inputs["spec"]["configPatches"]
             inbound = next(p for p in sidecar if p["applyTo"] == "HTTP_FILTER")["patch"]["value"]["typed_config"]
             assert inbound["domain"] == INBOUND_DOMAIN and inbound["rate_limits"] == routes[product.name]
 
 
 def test_in_cluster_redis_and_the_pinned_service(global_dev):
     _, result = global_dev
-    deployment = _cr(result, "Deployment", "ratelimit").inputs
+    deployment = kube_object(result, "Deployment", "ratelimit").inputs
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == RATELIMIT_IMAGE
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["REDIS_URL"].startswith("ratelimit-redis.") and env["REDIS_TLS"] == "false"
-    _cr(result, "Deployment", "ratelimit-redis")
+    kube_object(result, "Deployment", "ratelimit-redis")
     assert not [r for r in result.resources if r.type.startswith("aws:elasticache")]
 
 
@@ -121,11 +120,11 @@ def test_prod_elasticache_is_encrypted_authenticated_and_private(global_prod):
              and r.parent and "RateLimitService" in r.parent]
     assert [(r.inputs["type"], r.inputs["fromPort"], r.inputs["toPort"]) for r in rules] == [("ingress", 6379, 6379)]
     assert rules[0].inputs["sourceSecurityGroupId"].startswith("cluster-nodes")
-    secret = _cr(result, "Secret", "ratelimit-redis-auth").inputs
+    secret = kube_object(result, "Secret", "ratelimit-redis-auth").inputs
     assert secret["stringData"] == "[secret]"
-    env = {e["name"]: e for e in _cr(result, "Deployment", "ratelimit").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e for e in kube_object(result, "Deployment", "ratelimit").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["REDIS_TLS"]["value"] == "true" and "secretKeyRef" in env["REDIS_AUTH"]["valueFrom"]
-    gateway = _cr(result, "EnvoyFilter", "datamesh-rate-limits").inputs["spec"]["configPatches"]
+    gateway = kube_object(result, "EnvoyFilter", "datamesh-rate-limits").inputs["spec"]["configPatches"]
     config = next(p for p in gateway if p["applyTo"] == "HTTP_FILTER")["patch"]["value"]["typed_config"]
     assert config["failure_mode_deny"] is True and config["status_on_error"] == {"code": "ServiceUnavailable"}
 
@@ -197,7 +196,7 @@ def _pods(result, namespace):
 
 
 def _ports(result, name):
-    return [p["port"] for p in _cr(result, "Service", name).inputs["spec"]["ports"]]
+    return [p["port"] for p in kube_object(result, "Service", name).inputs["spec"]["ports"]]
 
 
 def test_only_the_service_reaches_the_in_cluster_redis(global_dev):
@@ -205,8 +204,8 @@ def test_only_the_service_reaches_the_in_cluster_redis(global_dev):
 
     _, result = global_dev
     policy = _policies(result)["ratelimit-redis"]
-    redis = _cr(result, "Deployment", "ratelimit-redis").inputs
-    service = _cr(result, "Deployment", "ratelimit").inputs
+    redis = kube_object(result, "Deployment", "ratelimit-redis").inputs
+    service = kube_object(result, "Deployment", "ratelimit").inputs
     assert policy["metadata"]["namespace"] == redis["metadata"]["namespace"] == service["metadata"]["namespace"]
     assert policy["spec"]["podSelector"]["matchLabels"] == redis["spec"]["selector"]["matchLabels"]
     assert _selects(policy["spec"]["podSelector"]["matchLabels"], redis["spec"]["template"]["metadata"]["labels"])
@@ -227,10 +226,10 @@ def test_the_service_takes_grpc_only_from_the_envoys_that_call_it(stack, request
     _, result = request.getfixturevalue(stack)
     policy = _policies(result)["ratelimit"]
     kubernetes_validate.validate(policy | {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}, "1.35", strict=True)
-    service = _cr(result, "Deployment", "ratelimit").inputs
+    service = kube_object(result, "Deployment", "ratelimit").inputs
     assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]["matchLabels"]
     [rule] = policy["spec"]["ingress"]
-    grpc = [p["port"] for p in _cr(result, "Service", "ratelimit").inputs["spec"]["ports"] if p["name"] == "grpc"]
+    grpc = [p["port"] for p in kube_object(result, "Service", "ratelimit").inputs["spec"]["ports"] if p["name"] == "grpc"]
     assert rule["ports"] == [{"protocol": "TCP", "port": port} for port in grpc]
     # The callers: exactly the pods an EnvoyFilter gives the global rate limit filter (gateway and product sidecars),
     # whose cluster calls the Service's gRPC port, in plaintext: istio-system has no sidecar injection.
@@ -247,7 +246,7 @@ def test_the_service_takes_grpc_only_from_the_envoys_that_call_it(stack, request
     assert admitted == calling and len(calling) >= 2  # the gateway, and at least one limited product
     for namespace, labels in admitted:
         assert any(_selects(json.loads(labels), pod) for pod in _pods(result, namespace)), (namespace, labels)
-    system = _cr(result, "Namespace", service["metadata"]["namespace"]).inputs["metadata"]
+    system = kube_object(result, "Namespace", service["metadata"]["namespace"]).inputs["metadata"]
     assert not {"istio-injection", "istio.io/rev"} & set(system.get("labels") or {})
     if stack == "global_prod":  # ElastiCache: no Redis pod, no policy for one
         assert set(_policies(result)) == {"ratelimit"}

@@ -9,8 +9,7 @@ from components.config import ConfigError
 from components.governance.access import key_digest, load_access, parse_rate_limit
 from components.governance.api_governance import CONSUMER_HEADER, lua_key_filter
 from components.governance.zero_trust import GATEWAY_PRINCIPAL
-from tests.conftest import DEMO, ROOT, declared, not_waiting_for, prefix_of, render_variant, selected, stack_file, waits_for
-from tests.conftest import kube_object as cr
+from tests.conftest import DEMO, ROOT, declared, kube_object, not_waiting_for, prefix_of, render_variant, selected, stack_file, waits_for
 from tools.engine.stackconfig import SECRET_PLACEHOLDER
 
 KEY_A = "a" * 24 + "-analytics"
@@ -23,21 +22,21 @@ DEV_DOMAINS = sorted({declared(name)["domain"] for name in DEV_SELECTED})
 
 
 def test_mesh_wide_mtls_is_strict(dev):
-    pa = cr(dev, "PeerAuthentication", "default", "istio-system")
+    pa = kube_object(dev, "PeerAuthentication", "default", "istio-system")
     assert pa.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
     assert "selector" not in pa.inputs["spec"]  # mesh-wide: root namespace, no selector
 
 
 @pytest.mark.parametrize("namespace", DEV_DOMAINS)
 def test_each_product_namespace_denies_by_default(dev, namespace):
-    policy = cr(dev, "AuthorizationPolicy", "allow-nothing", namespace)
+    policy = kube_object(dev, "AuthorizationPolicy", "allow-nothing", namespace)
     assert policy.inputs["spec"] == {}
 
 
 def test_every_product_admits_exactly_the_gateway_and_the_selected_products_that_consume_it(dev):
     assert DEV_SELECTED
     for name in DEV_SELECTED:
-        spec = cr(dev, "AuthorizationPolicy", f"{name}-callers", declared(name)["domain"]).inputs["spec"]
+        spec = kube_object(dev, "AuthorizationPolicy", f"{name}-callers", declared(name)["domain"]).inputs["spec"]
         assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"app": name}}
         [rule] = spec["rules"]
         principals = rule["from"][0]["source"]["principals"]
@@ -49,7 +48,7 @@ def test_every_product_admits_exactly_the_gateway_and_the_selected_products_that
 
 def test_products_admit_exactly_the_gateway_and_their_composers(demo):
     def principals(name, namespace):
-        spec = cr(demo, "AuthorizationPolicy", f"{name}-callers", namespace).inputs["spec"]
+        spec = kube_object(demo, "AuthorizationPolicy", f"{name}-callers", namespace).inputs["spec"]
         assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"app": name}}
         [rule] = spec["rules"]
         return rule["from"][0]["source"]["principals"]
@@ -70,8 +69,8 @@ def test_products_start_only_after_their_namespace_denies_by_default(dev):
                        if (r.parent or "").endswith(f"datamesh:products:DataProduct::{name}")]
         assert deployments, name
         for deployment in deployments:
-            assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", "allow-nothing", namespace))
-            assert waits_for(dev, deployment, cr(dev, "AuthorizationPolicy", f"{name}-callers", namespace))
+            assert waits_for(dev, deployment, kube_object(dev, "AuthorizationPolicy", "allow-nothing", namespace))
+            assert waits_for(dev, deployment, kube_object(dev, "AuthorizationPolicy", f"{name}-callers", namespace))
 
 
 def test_policies_wait_for_istiod(dev):
@@ -82,7 +81,7 @@ def test_policies_wait_for_istiod(dev):
 
 
 def test_gateway_admits_every_selected_product_only_for_the_consumers_the_stack_allows(dev):
-    spec = cr(dev, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    spec = kube_object(dev, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
     consumers = stack_file("dev")["config"].get("datamesh:consumers") or {}
     expected = {f"{prefix_of(name)}*": sorted(c for c, decl in consumers.items() if name in decl["products"])
                 for name in DEV_SELECTED}
@@ -94,7 +93,7 @@ def test_gateway_admits_every_selected_product_only_for_the_consumers_the_stack_
 
 
 def test_gateway_admits_a_product_only_for_its_consumers(demo):
-    spec = cr(demo, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    spec = kube_object(demo, "AuthorizationPolicy", "datamesh-api-keys", "istio-ingress").inputs["spec"]
     assert spec["action"] == "ALLOW" and spec["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     allowed = {rule["to"][0]["operation"]["paths"][0]: rule["when"][0]["values"] for rule in spec["rules"]}
     assert allowed == {
@@ -107,7 +106,7 @@ def test_gateway_admits_a_product_only_for_its_consumers(demo):
 
 def test_key_filter_runs_first(dev):
     # What the filter does is asserted in a real Envoy on Istio's translation (tests/governance/test_gateway_istio.py); here, where it goes.
-    ef = cr(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]
+    ef = kube_object(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]
     [patch] = ef["configPatches"]
     assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_FIRST"
 
@@ -186,7 +185,7 @@ def test_malformed_secret_is_reported_without_its_value(tmp_path):
 
 
 def rate_limit_routes(result):
-    spec = cr(result, "EnvoyFilter", "datamesh-rate-limits", "istio-ingress").inputs["spec"]
+    spec = kube_object(result, "EnvoyFilter", "datamesh-rate-limits", "istio-ingress").inputs["spec"]
     return spec["configPatches"][0], {p["match"]["routeConfiguration"]["vhost"]["route"]["name"]: p for p in spec["configPatches"][1:]}
 
 
@@ -245,13 +244,13 @@ def test_each_cluster_has_its_own_salt_known_answers(dev, prod):
     assert key_salt("datamesh-dev") == "18a0cb8fab2182b2706e5e3d8c1cb779"
     assert key_salt("datamesh-prod") == "27704b7850b9bc4cefa204f7ed73cc41"
     for result, salt in ((dev, "18a0cb8fab2182b2706e5e3d8c1cb779"), (prod, "27704b7850b9bc4cefa204f7ed73cc41")):
-        code = cr(result, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]["configPatches"][0]
+        code = kube_object(result, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs["spec"]["configPatches"][0]
         assert f'local SALT = "{salt}"' in json.dumps(code).replace('\\"', '"')
 
 
 def test_an_offline_render_holds_no_digest_of_a_placeholder_key(dev):
     """The placeholders are printed in the repository; their digests would let anyone in."""
-    text = json.dumps(cr(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs)
+    text = json.dumps(kube_object(dev, "EnvoyFilter", "datamesh-api-keys", "istio-ingress").inputs)
     for n in range(1, 10):
         assert key_digest(f"{SECRET_PLACEHOLDER}-{n}", "18a0cb8fab2182b2706e5e3d8c1cb779") not in text
     assert any("not decrypted" in w and "accepts none" in w for w in dev.warnings)

@@ -11,8 +11,18 @@ import yaml
 
 from components.products.catalog import entities
 from components.products.declarations import load_products
-from tests.conftest import DEMO_NAMESPACES, DEMO_PRODUCTS, ROOT, declared, prefix_of, render_variant, selected, stack_file, waits_for
-from tests.conftest import kube_object as k8s
+from tests.conftest import (
+    DEMO_NAMESPACES,
+    DEMO_PRODUCTS,
+    ROOT,
+    declared,
+    kube_object,
+    prefix_of,
+    render_variant,
+    selected,
+    stack_file,
+    waits_for,
+)
 
 PRODUCTS = DEMO_PRODUCTS
 NAMESPACE_OF = DEMO_NAMESPACES
@@ -33,7 +43,7 @@ def test_dev_selects_products():
 def test_each_product_has_its_workload_service_and_routing(dev, name):
     namespace = declared(name)["domain"]
     for kind in ("ServiceAccount", "Service", "PodDisruptionBudget", "VirtualService", "DestinationRule", "Sidecar"):
-        obj = k8s(dev, kind, name)
+        obj = kube_object(dev, kind, name)
         assert obj.inputs["metadata"]["namespace"] == namespace
         assert obj.parent.endswith(f"datamesh:products:DataProduct::{name}")
     deployments = owned(dev, "Deployment", name)
@@ -66,7 +76,7 @@ def test_deployment_is_locked_down_and_probed(dev, name):
 
 @pytest.mark.parametrize("name", PRODUCTS)
 def test_the_demo_deployments_run_the_declared_image_as_one_release(demo, name):
-    spec = k8s(demo, "Deployment", name).inputs["spec"]
+    spec = kube_object(demo, "Deployment", name).inputs["spec"]
     [c] = spec["template"]["spec"]["containers"]
     assert c["image"] == "python:3.12.10-slim-bookworm"
     assert spec["template"]["metadata"]["labels"]["version"] == "1.0.0"
@@ -76,14 +86,14 @@ def test_the_demo_deployments_run_the_declared_image_as_one_release(demo, name):
 @pytest.mark.parametrize("name", DEV_SELECTED)
 def test_service_port_is_named_for_istio_protocol_selection(dev, name):
     decl = declared(name)
-    [port] = k8s(dev, "Service", name).inputs["spec"]["ports"]
+    [port] = kube_object(dev, "Service", name).inputs["spec"]["ports"]
     assert port["name"] == decl.get("portName", f"{decl.get('protocol', 'http')}-api")
     assert port["port"] == port["targetPort"] == decl.get("port", 12000)
 
 
 @pytest.mark.parametrize("name", PRODUCTS)
 def test_the_demo_service_ports(demo, name):
-    [port] = k8s(demo, "Service", name).inputs["spec"]["ports"]
+    [port] = kube_object(demo, "Service", name).inputs["spec"]["ports"]
     assert port == {"name": "http-api", "port": 12000, "targetPort": 12000, "protocol": "TCP"}
 
 
@@ -93,8 +103,8 @@ def test_autoscaling_products_get_an_hpa_and_no_fixed_replicas(demo):
     # the demo's override (dev's: 1 to 2) replaces the declaration's 2 to 6.
     assert (hpas[0].inputs["spec"]["minReplicas"], hpas[0].inputs["spec"]["maxReplicas"]) == (1, 2)
     assert hpas[0].inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "revenue-predictor"}
-    assert "replicas" not in k8s(demo, "Deployment", "revenue-predictor").inputs["spec"]
-    assert k8s(demo, "Deployment", "customer-features").inputs["spec"]["replicas"] == 2
+    assert "replicas" not in kube_object(demo, "Deployment", "revenue-predictor").inputs["spec"]
+    assert kube_object(demo, "Deployment", "customer-features").inputs["spec"]["replicas"] == 2
 
 
 def test_routes_bind_the_shared_gateway_under_each_prefix(dev):
@@ -102,7 +112,7 @@ def test_routes_bind_the_shared_gateway_under_each_prefix(dev):
     assert gateway.inputs["spec"]["selector"] == {"istio": "ingressgateway"}
     for name in DEV_SELECTED:
         decl = declared(name)
-        vs = k8s(dev, "VirtualService", name)
+        vs = kube_object(dev, "VirtualService", name)
         [http] = vs.inputs["spec"]["http"]
         assert vs.inputs["spec"]["gateways"] == ["istio-ingress/datamesh"]
         assert http["match"] == [{"uri": {"prefix": prefix_of(name)}}]
@@ -121,17 +131,17 @@ def test_the_demo_product_urls(demo):
 
 
 def test_composed_product_gets_its_upstreams_urls(demo):
-    [c] = k8s(demo, "Deployment", "customer-revenue").inputs["spec"]["template"]["spec"]["containers"]
+    [c] = kube_object(demo, "Deployment", "customer-revenue").inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["UPSTREAM_CUSTOMER_FEATURES_URL"] == "http://customer-features.customer.svc.cluster.local:12000"
     assert env["UPSTREAM_REVENUE_PREDICTOR_URL"] == "http://revenue-predictor.sales.svc.cluster.local:12000"
-    [leaf] = k8s(demo, "Deployment", "customer-features").inputs["spec"]["template"]["spec"]["containers"]
+    [leaf] = kube_object(demo, "Deployment", "customer-features").inputs["spec"]["template"]["spec"]["containers"]
     assert not [e for e in leaf["env"] if e["name"].startswith("UPSTREAM_")]
 
 
 def test_each_proxy_learns_only_its_upstreams(demo):
     def hosts(name):
-        return k8s(demo, "Sidecar", name).inputs["spec"]["egress"][0]["hosts"]
+        return kube_object(demo, "Sidecar", name).inputs["spec"]["egress"][0]["hosts"]
 
     assert hosts("customer-features") == ["istio-system/*"]
     assert hosts("revenue-predictor") == ["istio-system/*"]
@@ -140,12 +150,12 @@ def test_each_proxy_learns_only_its_upstreams(demo):
         "customer/customer-features.customer.svc.cluster.local",
         "sales/revenue-predictor.sales.svc.cluster.local",
     ])
-    assert k8s(demo, "Sidecar", "customer-revenue").inputs["spec"]["workloadSelector"] == {"labels": {"app": "customer-revenue"}}
+    assert kube_object(demo, "Sidecar", "customer-revenue").inputs["spec"]["workloadSelector"] == {"labels": {"app": "customer-revenue"}}
 
 
 def test_destination_rules_use_mesh_mtls(dev):
     for name in DEV_SELECTED:
-        policy = k8s(dev, "DestinationRule", name).inputs["spec"]["trafficPolicy"]
+        policy = kube_object(dev, "DestinationRule", name).inputs["spec"]["trafficPolicy"]
         assert policy["tls"] == {"mode": "ISTIO_MUTUAL"} and "outlierDetection" in policy
 
 
@@ -157,7 +167,7 @@ def test_products_start_only_in_injected_namespaces(dev):
 
 def test_openapi_definitions_are_discoverable_in_cluster(dev):
     for name in DEV_SELECTED:
-        cm = k8s(dev, "ConfigMap", f"{name}-openapi")
+        cm = kube_object(dev, "ConfigMap", f"{name}-openapi")
         assert cm.inputs["metadata"]["labels"]["datamesh.io/catalog"] == "api"
         spec = yaml.safe_load(cm.inputs["data"]["openapi.yaml"])
         assert spec == yaml.safe_load((ROOT / "products" / declared(name)["openapi"]).read_text())
@@ -227,9 +237,9 @@ def test_entities_without_external_urls():
 
 
 def test_files_are_mounted_and_roll_the_deployment_on_change(demo):
-    cm = k8s(demo, "ConfigMap", "customer-features-files")
+    cm = kube_object(demo, "ConfigMap", "customer-features-files")
     assert cm.inputs["data"]["server.py"] == (ROOT / "products" / "demo" / "server.py").read_text()
-    pod = k8s(demo, "Deployment", "customer-features").inputs["spec"]["template"]
+    pod = kube_object(demo, "Deployment", "customer-features").inputs["spec"]["template"]
     assert {"name": "files", "configMap": {"name": "customer-features-files"}} in pod["spec"]["volumes"]
     assert len(pod["metadata"]["annotations"]["datamesh.io/files-sha256"]) == 64
 
@@ -257,7 +267,7 @@ def test_prod_runs_its_selected_products_with_its_overrides(prod):
                 assert c["resources"] == override["resources"], name
                 checked += 1
         if "autoscaling" in override:
-            hpa = k8s(prod, "HorizontalPodAutoscaler", name).inputs["spec"]
+            hpa = kube_object(prod, "HorizontalPodAutoscaler", name).inputs["spec"]
             assert (hpa["minReplicas"], hpa["maxReplicas"]) == (override["autoscaling"]["minReplicas"],
                                                                 override["autoscaling"]["maxReplicas"]), name
             checked += 1
